@@ -1,0 +1,1 @@
+"""Backends: one Protocol (``base``), one registry, one module per backend."""

@@ -1,0 +1,85 @@
+"""The contract every backend fills: build a network from given weights, train, evaluate.
+
+Weights are drawn once, in NumPy, from the trial's ``init`` stream and handed to the backend;
+dropout noise is sampled in NumPy by :mod:`dropout_lab.dropout` and handed in too. So two
+backends given the same seed start from the same network, see the same batches and the same
+masks, and can be held to one standard by the conformance suite.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from dropout_lab.config import TrainConfig
+from dropout_lab.dropout import Noise
+
+Weights = list[tuple[np.ndarray, np.ndarray]]  # [(W_l of shape (in, out), b_l of shape (out,))]
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Architecture of the MLP: ``sizes`` = [inputs, hidden..., classes]."""
+
+    sizes: tuple[int, ...]
+    activation: str = "relu"
+    dtype: str = "float32"
+    test_scales: tuple[float, ...] = ()  # per unit layer (input + hidden); () means all 1.0
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.sizes) - 2
+
+
+def init_weights(sizes: list[int] | tuple[int, ...], activation: str,
+                 rng: np.random.Generator) -> Weights:
+    """He-normal (ReLU) or Glorot-normal (tanh) weights, zero biases, in float64."""
+    weights: Weights = []
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        var = 2.0 / fan_in if activation == "relu" else 2.0 / (fan_in + fan_out)
+        weights.append((rng.normal(0.0, np.sqrt(var), size=(fan_in, fan_out)), np.zeros(fan_out)))
+    return weights
+
+
+@runtime_checkable
+class Network(Protocol):
+    """A built network on a backend. Inputs and outputs are NumPy arrays."""
+
+    def train_step(self, x: np.ndarray, y: np.ndarray, noise: Noise | None) -> float:
+        """One optimizer step on a mini-batch; returns the mini-batch loss (with dropout on)."""
+
+    def loss_and_grads(self, x: np.ndarray, y: np.ndarray, noise: Noise | None
+                       ) -> tuple[float, Weights]:
+        """Mean cross-entropy and its gradients [(dW, db)], without updating anything."""
+
+    def forward(self, x: np.ndarray, noise: Noise | None = None,
+                ablate: list[np.ndarray | None] | None = None, return_hidden: bool = False
+                ) -> np.ndarray | tuple[np.ndarray, list[np.ndarray]]:
+        """Logits. ``noise=None`` is evaluation mode (test-time scaling applied); with noise
+        it is a training-mode pass without updates (Monte Carlo dropout). ``ablate[l]`` (shape
+        (d_l,)) multiplies hidden layer l+1's activations. With ``return_hidden`` also the
+        post-activation hidden matrices (N x d_l), before any dropout or test-time scaling."""
+
+    def get_weights(self) -> Weights:
+        """Copies of the current weights as NumPy arrays."""
+
+
+class Backend(Protocol):
+    """A backend: resolves devices, limits threads, builds networks."""
+
+    name: str
+
+    def resolve_device(self, device: str) -> str:
+        """The concrete device for a requested one (``auto`` -> ``cpu``/``cuda``), or raise
+        :class:`~dropout_lab.errors.BackendError` with a one-line reason."""
+
+    def set_threads(self, n: int) -> None:
+        """Limit the intra-op threads this backend uses in this process."""
+
+    def versions(self) -> dict[str, str]:
+        """Library versions recorded with every result."""
+
+    def build(self, spec: NetSpec, weights: Weights, train: TrainConfig, device: str) -> Network:
+        """A network holding a copy of ``weights``, with the optimizer of ``train``."""

@@ -1,0 +1,58 @@
+"""The backend registry: names -> lazily imported backend classes."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+
+from dropout_lab.errors import BackendError, ConfigError
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    name: str
+    target: str  # "module:Class"; the module is imported only when the backend is used
+    description: str
+    requires: str | None = None  # the package it needs, for a clear message when missing
+
+
+_REGISTRY: dict[str, BackendSpec] = {}
+
+
+def register(spec: BackendSpec) -> None:
+    _REGISTRY[spec.name] = spec
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> BackendSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown backend {name!r}{hint} (known: {', '.join(names())})") from None
+
+
+def create(name: str):
+    """Instantiate a backend by name; a missing package is a BackendError naming it."""
+    spec = get_spec(name)
+    module, cls = spec.target.split(":")
+    try:
+        mod = importlib.import_module(module)
+    except ImportError as exc:
+        need = spec.requires or exc.name
+        raise BackendError(
+            f"backend {name!r} needs the package {need!r}, which is not installed "
+            f"(pip install {need})"
+        ) from None
+    return getattr(mod, cls)()
+
+
+register(BackendSpec("numpy", "dropout_lab.backends.numpy_backend:NumpyBackend",
+                     "NumPy reference implementation (CPU), forward and backward written out"))
+register(BackendSpec("torch", "dropout_lab.backends.torch_backend:TorchBackend",
+                     "PyTorch (cpu, cuda, mps)", requires="torch"))

@@ -1,0 +1,61 @@
+"""The application object: owns the consoles, turns domain errors into a message + exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from dropout_lab.errors import DropoutLabError
+
+app = typer.Typer(
+    name="dropout-lab",
+    help="Sweep the dropout probability p (the probability of DROPPING a unit), the model size "
+    "and the data set; train an MLP at every point; measure the generalization gap and "
+    "co-adaptation.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+out = Console(soft_wrap=True)  # results (stdout)
+err = Console(stderr=True, soft_wrap=True)  # messages and progress (stderr)
+
+
+def abort(message: str, code: int = 2) -> typer.Exit:
+    """Print one clear message on stderr and return the Exit to raise."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    return typer.Exit(code)
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Run the Typer app; a DropoutLabError escaping a command becomes exit 2, no traceback."""
+    try:
+        app(args=argv, prog_name="dropout-lab", standalone_mode=True)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except DropoutLabError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+        return exc.exit_code
+    return 0
+
+
+def guard(fn):
+    """Decorator for commands: domain errors -> message + exit 2 (also under CliRunner)."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DropoutLabError as exc:
+            raise abort(str(exc), exc.exit_code) from None
+
+    return wrapper
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

@@ -1,0 +1,31 @@
+"""``dropout-lab validate CONFIG``: check a config, print it resolved and count the grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+import yaml
+from rich.syntax import Syntax
+
+from dropout_lab.cli.app import guard, out
+from dropout_lab.config import load_config
+from dropout_lab.sweep import expand
+
+
+def register(app: typer.Typer) -> None:
+    app.command("validate")(validate)
+
+
+@guard
+def validate(
+    config: Path = typer.Argument(..., help="YAML config file"),
+    set_: list[str] = typer.Option([], "--set", help="override KEY=VALUE (YAML value); repeatable"),
+) -> None:
+    """Check CONFIG (every grid point), print the resolved config and the number of trials."""
+    cfg = load_config(config, set_)
+    trials = expand(cfg)
+    text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+    out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+    axes = " x ".join(f"{k} ({len(v)})" for k, v in cfg.sweep.items()) or "no axes"
+    out.print(f"{len(trials)} trial(s) in the grid: {axes}", highlight=False)

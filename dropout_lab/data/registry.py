@@ -1,0 +1,65 @@
+"""The data-set registry: one entry per data set name, with the options it accepts."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from dropout_lab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from dropout_lab.config import DatasetConfig
+    from dropout_lab.data.base import Dataset
+
+# Options that only some data sets take (the rest, train_size/val_fraction/normalize/path,
+# apply to every data set and are handled in dropout_lab.data.transforms).
+SPECIFIC_OPTIONS = ("test_fraction", "n_train", "n_test", "n_features", "n_classes", "noise")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    loader: str  # "module:function", imported lazily: fn(cfg: DatasetConfig, seed) -> Dataset
+    description: str
+    options: frozenset[str] = field(default_factory=frozenset)
+    needs_files: bool = False
+
+    def load_fn(self) -> Callable[[DatasetConfig, int], Dataset]:
+        module, fn = self.loader.split(":")
+        return getattr(importlib.import_module(module), fn)
+
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+def register(spec: DatasetSpec) -> None:
+    _REGISTRY[spec.name] = spec
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, names(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"unknown data set {name!r}{hint} (known: {', '.join(names())})"
+        ) from None
+
+
+register(DatasetSpec(
+    "digits", "dropout_lab.data.digits:load",
+    "8x8 handwritten digits bundled with scikit-learn (1797 images, 10 classes, offline)",
+    frozenset({"test_fraction"}),
+))
+register(DatasetSpec(
+    "synthetic", "dropout_lab.data.synthetic:load",
+    "generated classification task (Gaussian class clusters), fully determined by the seed",
+    frozenset({"n_train", "n_test", "n_features", "n_classes", "noise"}),
+))

@@ -1,0 +1,80 @@
+"""Options every data set takes: stratified subsets, a validation split, normalization."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dropout_lab.config import DatasetConfig
+from dropout_lab.data.base import Dataset
+from dropout_lab.errors import DataError
+
+
+def stratified_split(
+    y: np.ndarray, fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (keep, held_out): ``fraction`` of each class held out, both sorted."""
+    held: list[np.ndarray] = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        held.append(idx[: int(round(fraction * len(idx)))])
+    held_out = np.sort(np.concatenate(held)) if held else np.array([], dtype=np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), held_out, assume_unique=True)
+    return keep, held_out
+
+
+def stratified_subset(y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """``size`` indices with the class proportions of ``y`` (largest remainders), sorted."""
+    classes, counts = np.unique(y, return_counts=True)
+    exact = counts / counts.sum() * size
+    take = np.floor(exact).astype(int)
+    for i in np.argsort(-(exact - take))[: size - take.sum()]:
+        take[i] += 1
+    chosen = []
+    for c, t in zip(classes, take):
+        idx = np.flatnonzero(y == c)
+        chosen.append(rng.choice(idx, size=min(t, len(idx)), replace=False))
+    return np.sort(np.concatenate(chosen))
+
+
+def apply(ds: Dataset, cfg: DatasetConfig, seed: int) -> Dataset:
+    """Subset (``train_size``), validation split (``val_fraction``) and normalization.
+
+    Subsets and the validation split are drawn from the trial seed; normalization statistics
+    come from the training split only, so nothing about the test data leaks into training."""
+    from dropout_lab.seeds import rng as stream
+
+    g = stream(seed, "subset")
+    x_train, y_train = ds.x_train, ds.y_train
+    if cfg.train_size is not None:
+        if cfg.train_size > len(y_train):
+            raise DataError(
+                f"dataset.train_size = {cfg.train_size} but {ds.name} has only "
+                f"{len(y_train)} training examples"
+            )
+        idx = stratified_subset(y_train, cfg.train_size, g)
+        x_train, y_train = x_train[idx], y_train[idx]
+    x_val = y_val = None
+    if cfg.val_fraction > 0:
+        keep, val = stratified_split(y_train, cfg.val_fraction, g)
+        if len(val) == 0 or len(keep) == 0:
+            raise DataError(f"dataset.val_fraction = {cfg.val_fraction} leaves an empty split")
+        x_val, y_val = x_train[val], y_train[val]
+        x_train, y_train = x_train[keep], y_train[keep]
+    x_train = np.asarray(x_train, dtype=np.float32)
+    if cfg.normalize == "scale01":
+        lo, hi = float(x_train.min()), float(x_train.max())
+        shift, scale = lo, (hi - lo) or 1.0
+    else:  # standardize: per-feature statistics of the training split
+        shift = x_train.mean(axis=0)
+        scale = x_train.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+
+    def norm(a: np.ndarray | None) -> np.ndarray | None:
+        if a is None:
+            return None
+        return ((np.asarray(a, dtype=np.float32) - shift) / scale).astype(np.float32)
+
+    info = dict(ds.info, n_train=int(len(y_train)), n_test=int(len(ds.y_test)))
+    return Dataset(ds.name, norm(x_train), y_train, norm(ds.x_test), ds.y_test, ds.n_classes,
+                   norm(x_val), y_val, info)

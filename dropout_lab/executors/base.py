@@ -1,0 +1,36 @@
+"""The executor contract: ``run(jobs, events) -> iterator of outcomes`` (Hydra's launcher)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from dropout_lab.trial import TrialOutcome
+
+
+@dataclass(frozen=True)
+class Job:
+    """Plain, picklable description of one trial: what a worker process or Ray task gets."""
+
+    trial_id: str
+    config: dict[str, Any]
+    params: dict[str, Any]
+
+
+class Events(Protocol):
+    """What an executor reports while it runs (the progress display listens)."""
+
+    def started(self, trial_id: str) -> None: ...
+
+    def epoch(self, trial_id: str, epoch: int, epochs: int) -> None: ...
+
+
+class Executor(Protocol):
+    name: str
+    workers: int
+    threads: int
+
+    def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
+        """Yield one outcome per job, in completion order. Closing the iterator (or an
+        exception such as KeyboardInterrupt in the consumer) cancels what is still running."""

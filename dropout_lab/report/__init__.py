@@ -1,0 +1,1 @@
+"""Output for people: progress display, result tables, (later) plots and HTML reports."""

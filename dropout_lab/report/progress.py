@@ -1,0 +1,117 @@
+"""Progress of a running sweep: a live rich display on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+
+def _fmt_seconds(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+class SweepProgress:
+    """Counts trials queued / running / done / failed and estimates the time left.
+
+    ``live`` picks the rich display (a terminal) or plain line-by-line output (CI logs)."""
+
+    def __init__(self, total: int, skipped: int, stream: IO[str] | None = None,
+                 live: bool | None = None):
+        self.stream = stream or sys.stderr
+        self.console = Console(file=self.stream)
+        self.live = self.console.is_terminal if live is None else live
+        self.total = total
+        self.skipped = skipped
+        self.queued = total
+        self.running: dict[str, tuple[int, int]] = {}
+        self.done = 0
+        self.failed = 0
+        self.t0 = time.monotonic()
+        self._durations: list[float] = []
+        self._starts: dict[str, float] = {}
+        self._live: Live | None = None
+        self.workers = 1
+
+    # -- the Events protocol ------------------------------------------------------------------
+    def started(self, trial_id: str) -> None:
+        self.queued -= 1
+        self.running[trial_id] = (0, 0)
+        self._starts[trial_id] = time.monotonic()
+        if not self.live:
+            self._line(f"start  {trial_id}")
+        self._refresh()
+
+    def epoch(self, trial_id: str, epoch: int, epochs: int) -> None:
+        self.running[trial_id] = (epoch, epochs)
+        self._refresh()
+
+    def finished(self, trial_id: str, status: str) -> None:
+        if trial_id not in self._starts:  # an executor that does not report starts
+            self.queued -= 1
+        self.running.pop(trial_id, None)
+        start = self._starts.pop(trial_id, None)
+        if start is not None:
+            self._durations.append(time.monotonic() - start)
+        if status == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        if not self.live:
+            self._line(f"{status:<6} {trial_id}  [{self.done + self.failed}/{self.total}] "
+                       f"{self._eta_text()}")
+        self._refresh()
+
+    # -- rendering ----------------------------------------------------------------------------
+    def eta_seconds(self) -> float | None:
+        if not self._durations:
+            return None
+        mean = sum(self._durations) / len(self._durations)
+        remaining = self.queued + len(self.running) * 0.5
+        return mean * remaining / max(1, self.workers)
+
+    def _eta_text(self) -> str:
+        eta = self.eta_seconds()
+        elapsed = _fmt_seconds(time.monotonic() - self.t0)
+        return f"elapsed {elapsed}" + ("" if eta is None else f", ~{_fmt_seconds(eta)} left")
+
+    def render(self) -> Text:
+        t = Text()
+        t.append(f"trials {self.done + self.failed}/{self.total}", style="bold")
+        t.append(f"  queued {self.queued}  running {len(self.running)}  ")
+        t.append(f"done {self.done}", style="green")
+        t.append("  ")
+        t.append(f"failed {self.failed}", style="red" if self.failed else "")
+        if self.skipped:
+            t.append(f"  (reused {self.skipped})", style="dim")
+        t.append(f"  {self._eta_text()}\n", style="dim")
+        for tid, (ep, eps) in list(self.running.items())[:8]:
+            t.append(f"  {tid}  epoch {ep}/{eps}\n", style="cyan")
+        return t
+
+    def _line(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def _refresh(self) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+
+    def __enter__(self) -> SweepProgress:
+        if self.live:
+            self._live = Live(self.render(), console=self.console, refresh_per_second=8,
+                              transient=True)
+            self._live.__enter__()
+        else:
+            self._line(f"sweep: {self.total} trial(s) to run"
+                       + (f", {self.skipped} reused" if self.skipped else ""))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._live is not None:
+            self._live.__exit__(*exc)
+            self._live = None
