@@ -54,12 +54,32 @@ class NullEvents:
         pass
 
 
+def preflight(trials: list[Trial]) -> None:
+    """Fail before any training when a backend, device or data set of the grid is unusable
+    (raises BackendError / DataError: exit 2 with one line, not a grid of failed trials)."""
+    from dropout_lab.backends import registry as backends
+    from dropout_lab.data import preflight as data_preflight
+
+    seen_devices: set[tuple[str, str]] = set()
+    seen_data: set[str] = set()
+    for t in trials:
+        cfg = t.config
+        if (cfg.backend, cfg.device) not in seen_devices:
+            seen_devices.add((cfg.backend, cfg.device))
+            backends.create(cfg.backend).resolve_device(cfg.device)
+        key = cfg.dataset.model_dump_json()
+        if key not in seen_data:
+            seen_data.add(key)
+            data_preflight(cfg.dataset)
+
+
 def plan(config: ExperimentConfig, runs_dir: Path, fresh: bool = False
          ) -> tuple[SweepStore, list[Trial], list[Trial]]:
     """The store, the whole grid and the trials still to run (not done, or --fresh)."""
     trials = expand(config)
     store = SweepStore.for_config(runs_dir, config.name)
     pending = trials if fresh else [t for t in trials if not store.is_done(t.trial_id)]
+    preflight(pending)
     return store, trials, pending
 
 

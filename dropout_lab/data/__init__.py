@@ -9,7 +9,17 @@ from dropout_lab.config import DatasetConfig
 from dropout_lab.data import registry, transforms
 from dropout_lab.data.base import Dataset
 
-__all__ = ["Dataset", "load_dataset", "registry"]
+__all__ = ["Dataset", "load_dataset", "preflight", "registry"]
+
+
+def preflight(cfg: DatasetConfig) -> None:
+    """Make sure a data set can be loaded before any training starts (raise DataError if not).
+
+    Data sets bundled with a package or generated need nothing; file-based ones are located
+    (and fetched when allowed) here, so a missing file is one clear message, exit 2."""
+    spec = registry.get_spec(cfg.name)
+    if spec.needs_files:
+        raise NotImplementedError  # file-based data sets arrive with the MNIST-family loaders
 
 
 @lru_cache(maxsize=4)
