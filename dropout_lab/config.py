@@ -250,13 +250,15 @@ def _fields_at(path: list[str]) -> list[str] | None:
     return list(model.model_fields)
 
 
-def _unknown_key_message(path: list[str], where: str) -> str:
-    dotted = ".".join(path)
+def _unknown_key_message(path: list[str], where: str, rest: list[str] | None = None) -> str:
+    """``rest``: the parts after the unknown one, kept in the suggestion (droput.p -> dropout.p)."""
+    rest = rest or []
+    dotted = ".".join(path + rest)
     fields = _fields_at(path[:-1]) or []
     msg = f"{where}: unknown key {dotted!r}"
     close = difflib.get_close_matches(path[-1], fields, n=1, cutoff=0.6)
     if close:
-        msg += f"; did you mean {'.'.join(path[:-1] + close)!r}?"
+        msg += f"; did you mean {'.'.join(path[:-1] + close + rest)!r}?"
     elif fields:
         msg += f" (valid keys here: {', '.join(fields)})"
     return msg
@@ -270,7 +272,7 @@ def _check_dotted_key(key: str, where: str) -> None:
         if fields is None:  # below a leaf (e.g. dropout.p.x): validation will complain
             return
         if parts[i - 1] not in fields:
-            raise ConfigError(_unknown_key_message(parts[:i], where))
+            raise ConfigError(_unknown_key_message(parts[:i], where, parts[i:]))
 
 
 def _format_validation_error(exc: ValidationError, where: str) -> str:
