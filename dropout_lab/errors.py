@@ -29,5 +29,9 @@ class ExpectationError(DropoutLabError):
     """A --expect expression is malformed."""
 
 
+class CompareError(DropoutLabError):
+    """compare/plot/report was asked for an axis, value or metric the sweep does not have."""
+
+
 class DivergedError(Exception):
     """Training produced a NaN or infinite loss (recorded as status 'diverged', not a crash)."""
