@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from functools import lru_cache
 
@@ -18,8 +19,9 @@ def preflight(cfg: DatasetConfig) -> None:
     Data sets bundled with a package or generated need nothing; file-based ones are located
     (and fetched when allowed) here, so a missing file is one clear message, exit 2."""
     spec = registry.get_spec(cfg.name)
-    if spec.needs_files:
-        raise NotImplementedError  # file-based data sets arrive with the MNIST-family loaders
+    if spec.needs_files and spec.preflight:
+        module, fn = spec.preflight.split(":")
+        getattr(importlib.import_module(module), fn)(cfg)
 
 
 @lru_cache(maxsize=4)

@@ -25,6 +25,7 @@ class DatasetSpec:
     description: str
     options: frozenset[str] = field(default_factory=frozenset)
     needs_files: bool = False
+    preflight: str | None = None  # "module:function" fn(cfg): locate/fetch files or raise
 
     def load_fn(self) -> Callable[[DatasetConfig, int], Dataset]:
         module, fn = self.loader.split(":")
@@ -62,4 +63,21 @@ register(DatasetSpec(
     "synthetic", "dropout_lab.data.synthetic:load",
     "generated classification task (Gaussian class clusters), fully determined by the seed",
     frozenset({"n_train", "n_test", "n_features", "n_classes", "noise"}),
+))
+for _name, _description in (
+    ("mnist", "handwritten digits 0-9 (60k train / 10k test, 28x28, 10 classes)"),
+    ("fashion-mnist", "Zalando clothing images (60k train / 10k test, 28x28, 10 classes)"),
+    ("kmnist", "Kuzushiji-MNIST cursive Japanese (60k train / 10k test, 28x28, 10 classes)"),
+):
+    register(DatasetSpec(_name, "dropout_lab.data.mnist:load", _description, frozenset(),
+                         needs_files=True, preflight="dropout_lab.data.mnist:preflight"))
+register(DatasetSpec(
+    "idx", "dropout_lab.data.idx:load",
+    "your own folder of four IDX files with the MNIST names (dataset.path; no checksum)",
+    frozenset(), needs_files=True, preflight="dropout_lab.data.idx:preflight",
+))
+register(DatasetSpec(
+    "npz", "dropout_lab.data.npz:load",
+    "your own .npz file with x_train, y_train, x_test, y_test (dataset.path)",
+    frozenset(), needs_files=True, preflight="dropout_lab.data.npz:preflight",
 ))

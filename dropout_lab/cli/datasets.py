@@ -1,0 +1,98 @@
+"""``dropout-lab datasets list|fetch``: what data sets exist, which are here, download one."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from dropout_lab.cli.app import err, guard, out
+from dropout_lab.data import files, mnist, registry
+from dropout_lab.errors import DataError
+
+datasets_app = typer.Typer(
+    help="List the data sets (size, whether they are available locally) and download them.",
+    no_args_is_help=True,
+)
+
+# Where the data sets that are not downloaded come from (for the table).
+_NOT_DOWNLOADED = {
+    "digits": ("1797 in all", "bundled with scikit-learn"),
+    "synthetic": ("you choose", "generated from dataset.seed"),
+    "idx": ("yours", "set dataset.path (a folder)"),
+    "npz": ("yours", "set dataset.path (a .npz file)"),
+}
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(datasets_app, name="datasets")
+
+
+def _rows() -> list[dict]:
+    rows = []
+    for name in registry.names():
+        spec = registry.get_spec(name)
+        row = {"name": name, "description": spec.description}
+        if name in mnist.FAMILY:
+            fam = mnist.FAMILY[name]
+            available, where = mnist.status(name)
+            row.update(train=fam.n_train, test=fam.n_test,
+                       files=[f.filename for f in fam.files],
+                       download_mb=round(fam.download_bytes / 1e6, 1),
+                       available=available, where=where)
+        else:
+            sizes, where = _NOT_DOWNLOADED.get(name, ("?", "?"))
+            row.update(train=None, test=None, sizes=sizes, files=[], download_mb=None,
+                       available=not spec.needs_files, where=where)
+        rows.append(row)
+    return rows
+
+
+@datasets_app.command("list")
+@guard
+def list_(
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+) -> None:
+    """Show every data set: size, files, and whether it is available locally (and where)."""
+    rows = _rows()
+    if json_out:
+        typer.echo(json.dumps({"cache": str(files.cache_root()), "datasets": rows}, indent=2))
+        return
+    table = Table(title="data sets")
+    table.add_column("name", no_wrap=True)
+    table.add_column("train / test", no_wrap=True)
+    table.add_column("download", no_wrap=True)
+    table.add_column("available locally", overflow="fold")
+    table.add_column("description", ratio=1)
+    for r in rows:
+        sizes = f"{r['train']:,} / {r['test']:,}" if r["train"] else r.get("sizes", "")
+        download = f"{r['download_mb']} MB" if r["files"] else "-"
+        state = "[green]yes[/]" if r["available"] else "[yellow]no[/]"
+        table.add_row(r["name"], sizes, download, f"{state}: {escape(r['where'])}",
+                      escape(r["description"]))
+    out.print(table)
+    out.print(f"download cache: {escape(str(files.cache_root()))} "
+              f"(search order: dataset.path, ${files.DATA_ENV}/NAME, cache)", highlight=False)
+
+
+@datasets_app.command("fetch")
+@guard
+def fetch(
+    name: str = typer.Argument(..., help="data set to download: " + ", ".join(mnist.FAMILY)),
+    force: bool = typer.Option(False, "--force", help="download again even if present"),
+) -> None:
+    """Download NAME from its public mirrors into the cache, checking every file's SHA-256."""
+    registry.get_spec(name)  # an unknown name: ConfigError with a suggestion
+    if name not in mnist.FAMILY:
+        _, where = _NOT_DOWNLOADED.get(name, ("", "not downloadable"))
+        raise DataError(f"{name!r} has nothing to download ({where}); downloadable: "
+                        f"{', '.join(mnist.FAMILY)}")
+
+    def report(message: str) -> None:
+        err.print(escape(message), highlight=False)
+
+    folder = mnist.fetch(name, force=force, report=report)
+    out.print(f"{name}: {len(mnist.FAMILY[name].files)} files verified in "
+              f"[bold]{escape(str(folder))}[/]", highlight=False)
