@@ -1,0 +1,273 @@
+"""The ``--expect`` language: CI gates on a comparison that seed noise does not make flaky.
+
+Grammar (whitespace is free)::
+
+    expectation := side OP side          one side at least is a term
+    OP          := "<" | "<=" | ">" | ">="
+    side        := term | number
+    term        := METRIC "[" selector ("," selector)* "]"
+    selector    := KEY "=" VALUE         VALUE is YAML: 0.5, [256, 256], digits
+
+Exactly one selector names the grouping key (``p`` is short for ``dropout.p``); the others
+select blocks by the other swept axes, e.g. ``test_acc[p=0.5, model.hidden=[256]]``. Without
+block selectors an expectation must hold in every block.
+
+Semantics (see docs/compare.md for the table):
+
+* A term against a term compares via the paired difference d = A - B over the seeds present in
+  both and its confidence interval [lo, hi]. Strict operators need the interval to settle the
+  question: ``<`` holds iff hi < 0, ``>`` iff lo > 0 ("significantly smaller/larger").
+  Non-strict operators hold unless the interval contradicts them: ``<=`` iff lo <= 0 and
+  ``>=`` iff hi >= 0 ("not significantly larger/smaller"). With fewer than 2 paired seeds the
+  interval is undefined and the expectation fails (add seeds).
+* A term against a number compares the mean over seeds with the number (the interval is
+  printed for information): thresholds are levels the user picks with a margin.
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from dropout_lab.errors import ExpectationError
+from dropout_lab.report.compare import METRICS, Block, Comparison, canon, parse_value, show
+from dropout_lab.stats import paired_difference
+
+OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
+ALIASES = {"p": "dropout.p"}
+_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\[(.*)\]$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Term:
+    metric: str
+    selectors: tuple[tuple[str, Any], ...]  # (key as typed, value), in the order typed
+    text: str
+
+
+@dataclass(frozen=True)
+class Expectation:
+    text: str
+    left: Term | float
+    op: str
+    right: Term | float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    expectation: str
+    block: str
+    holds: bool
+    detail: str
+
+    def line(self) -> str:
+        where = f" [{self.block}]" if self.block else ""
+        return f"{'PASS' if self.holds else 'FAIL'} {self.expectation}{where}: {self.detail}"
+
+
+# -- parsing (syntax only) ---------------------------------------------------------------------
+def parse(text: str) -> Expectation:
+    """Parse one expression; ExpectationError naming the problem when it is malformed."""
+    src = text.strip()
+    if not src:
+        raise ExpectationError("empty --expect expression")
+    op, at = _find_operator(src)
+    left, right = _side(src[:at], src), _side(src[at + len(op):], src)
+    if not isinstance(left, Term) and not isinstance(right, Term):
+        raise ExpectationError(f"'{src}': compares two numbers; one side must be a metric "
+                               "term such as test_acc[p=0.5]")
+    return Expectation(src, left, op, right)
+
+
+def _find_operator(src: str) -> tuple[str, int]:
+    depth, found = 0, []
+    i = 0
+    while i < len(src):
+        ch = src[i]
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise ExpectationError(f"'{src}': unbalanced ']'")
+        elif depth == 0 and ch in "<>":
+            op = ch + ("=" if src[i + 1:i + 2] == "=" else "")
+            found.append((op, i))
+            i += len(op)
+            continue
+        elif depth == 0 and ch in "=!":
+            op = src[i:i + 2] if src[i + 1:i + 2] == "=" else ch
+            raise ExpectationError(f"'{src}': operator '{op}' is not supported; "
+                                   "use one of < <= > >=")
+        i += 1
+    if depth != 0:
+        raise ExpectationError(f"'{src}': unbalanced '['")
+    if not found:
+        raise ExpectationError(f"'{src}': no comparison operator; use one of < <= > >=, "
+                               "e.g. 'gap_acc[p=0.5] < gap_acc[p=0.0]'")
+    if len(found) > 1:
+        raise ExpectationError(f"'{src}': more than one comparison; write one per --expect")
+    return found[0]
+
+
+def _side(part: str, src: str) -> Term | float:
+    part = part.strip()
+    if not part:
+        raise ExpectationError(f"'{src}': a side of the comparison is empty")
+    try:
+        return float(part)
+    except ValueError:
+        pass
+    m = _TERM.match(part)
+    if not m:
+        raise ExpectationError(f"'{src}': '{part}' is neither a number nor a term like "
+                               "METRIC[p=VALUE]")
+    name, inner = m.group(1), m.group(2)
+    selectors = []
+    for piece in _split_top(inner):
+        if "=" not in piece:
+            raise ExpectationError(f"'{src}': selector '{piece.strip()}' needs KEY=VALUE")
+        key, value = piece.split("=", 1)
+        key, value = key.strip(), value.strip()
+        if not key or not value:
+            raise ExpectationError(f"'{src}': selector '{piece.strip()}' needs KEY=VALUE")
+        selectors.append((key, parse_value(value)))
+    if not selectors:
+        raise ExpectationError(f"'{src}': '{part}' selects nothing; write e.g. {name}[p=0.5]")
+    return Term(name, tuple(selectors), part)
+
+
+def _split_top(inner: str) -> list[str]:
+    """Split at commas outside brackets: 'p=0.5, model.hidden=[256, 256]' -> two pieces."""
+    pieces, depth, cur = [], 0, ""
+    for ch in inner:
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "," and depth == 0:
+            pieces.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip() or pieces:
+        pieces.append(cur)
+    return pieces
+
+
+# -- resolving names against a comparison ------------------------------------------------------
+@dataclass(frozen=True)
+class _Resolved:
+    metric: str
+    value: Any
+    selectors: dict[str, Any]
+    text: str
+
+
+def _resolve(term: Term, c: Comparison, src: str) -> _Resolved:
+    if term.metric not in METRICS:
+        close = difflib.get_close_matches(term.metric, list(METRICS), n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        raise ExpectationError(f"'{src}': unknown metric '{term.metric}'{hint}")
+    if term.metric not in c.present:
+        raise ExpectationError(f"'{src}': metric '{term.metric}' has no values in this sweep")
+    value, have_value, selectors = None, False, {}
+    for key, v in term.selectors:
+        full = ALIASES.get(key, key)
+        if full == c.by:
+            if have_value:
+                raise ExpectationError(f"'{src}': {key} is selected twice in '{term.text}'")
+            value, have_value = v, True
+        elif full == "seed":
+            raise ExpectationError(f"'{src}': seed cannot be selected; expectations are about "
+                                   "statistics over seeds")
+        elif full in c.block_axes:
+            known = {canon(b.selectors[full]) for b in c.blocks}
+            if canon(v) not in known:
+                raise ExpectationError(
+                    f"'{src}': {full}={show(v)} is not in the sweep (values: "
+                    + ", ".join(sorted({show(b.selectors[full]) for b in c.blocks})) + ")")
+            selectors[full] = v
+        else:
+            raise ExpectationError(
+                f"'{src}': unknown key '{key}'; select the grouping key {c.by}"
+                + (" (or p)" if c.by == "dropout.p" else "")
+                + (f" and the block axes {', '.join(c.block_axes)}" if c.block_axes else ""))
+    if not have_value:
+        short = "p" if c.by == "dropout.p" else c.by
+        raise ExpectationError(f"'{src}': '{term.text}' does not say which {c.by}; "
+                               f"add {short}=VALUE")
+    if canon(value) not in {canon(v) for v in c.values}:
+        raise ExpectationError(f"'{src}': {c.by}={show(value)} is not in the sweep (values: "
+                               + ", ".join(show(v) for v in c.values) + ")")
+    return _Resolved(term.metric, value, selectors, term.text)
+
+
+def _f(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _rule(op: str) -> str:
+    return {"<": "upper end < 0", "<=": "lower end <= 0", ">": "lower end > 0",
+            ">=": "upper end >= 0"}[op]
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def evaluate(texts: list[str], c: Comparison) -> list[Verdict]:
+    """Parse and resolve every expression first (malformed -> ExpectationError), then judge."""
+    prepared = []
+    for text in texts:
+        e = parse(text)
+        if not isinstance(e.left, Term):  # number OP term -> term FLIP(OP) number
+            e = Expectation(e.text, e.right, FLIP[e.op], e.left)
+        left = _resolve(e.left, c, e.text)
+        right = _resolve(e.right, c, e.text) if isinstance(e.right, Term) else e.right
+        sel = dict(left.selectors)
+        if isinstance(right, _Resolved):
+            for k, v in right.selectors.items():
+                if k in sel and canon(sel[k]) != canon(v):
+                    raise ExpectationError(f"'{e.text}': the two sides select different "
+                                           f"blocks ({k}); compare within one block")
+                sel[k] = v
+        blocks = c.matching_blocks(sel)
+        if not blocks:
+            raise ExpectationError(f"'{e.text}': no block of the sweep matches "
+                                   + ", ".join(f"{k}={show(v)}" for k, v in sel.items()))
+        prepared.append((e, left, right, blocks))
+    verdicts = []
+    for e, left, right, blocks in prepared:
+        for block in blocks:
+            label = block.label if c.block_axes else ""
+            verdicts.append(_judge(e, left, right, block, label, c))
+    return verdicts
+
+
+def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Block,
+           label: str, c: Comparison) -> Verdict:
+    pct = f"{c.level * 100:g}%"
+    lrow = block.row(left.value)
+    if lrow is None or lrow.cells[left.metric].summary.n == 0:
+        return Verdict(e.text, label, False, f"no finished trial with {c.by}={show(left.value)}")
+    lcell = lrow.cells[left.metric]
+    if not isinstance(right, _Resolved):
+        s = lcell.summary
+        holds = bool(OPERATORS[e.op](s.mean, right))
+        ci = f"[{_f(s.lo)}, {_f(s.hi)}]" if s.lo is not None else "undefined"
+        return Verdict(e.text, label, holds,
+                       f"mean {_f(s.mean)} {e.op} {right:g} is {str(holds).lower()} "
+                       f"({pct} CI {ci}, n={s.n} seeds; the mean decides a threshold)")
+    rrow = block.row(right.value)
+    if rrow is None or rrow.cells[right.metric].summary.n == 0:
+        return Verdict(e.text, label, False, f"no finished trial with {c.by}={show(right.value)}")
+    d = paired_difference(lcell.per_seed, rrow.cells[right.metric].per_seed, c.level).summary
+    if d.lo is None:
+        return Verdict(e.text, label, False,
+                       f"d = {_f(d.mean)} over n={d.n} paired seed(s): the {pct} CI needs at "
+                       "least 2 seeds present on both sides; add seeds")
+    holds = {"<": d.hi < 0, "<=": d.lo <= 0, ">": d.lo > 0, ">=": d.hi >= 0}[e.op]
+    return Verdict(e.text, label, holds,
+                   f"d = {left.metric}[{show(left.value)}] - {right.metric}[{show(right.value)}]"
+                   f" = {d.mean:+.4f}, {pct} CI [{d.lo:+.4f}, {d.hi:+.4f}], n={d.n} paired "
+                   f"seeds; '{e.op}' needs {_rule(e.op)}")
