@@ -56,7 +56,10 @@ def apply(ds: Dataset, cfg: DatasetConfig, seed: int) -> Dataset:
         x_train, y_train = x_train[idx], y_train[idx]
     x_val = y_val = None
     if cfg.val_fraction > 0:
-        keep, val = stratified_split(y_train, cfg.val_fraction, g)
+        # round(fraction * n) examples in all, spread over the classes by largest remainders
+        # (rounding per class would hold out 1 of 3 = 33% for val_fraction 0.2).
+        val = stratified_subset(y_train, int(round(cfg.val_fraction * len(y_train))), g)
+        keep = np.setdiff1d(np.arange(len(y_train)), val, assume_unique=True)
         if len(val) == 0 or len(keep) == 0:
             raise DataError(f"dataset.val_fraction = {cfg.val_fraction} leaves an empty split")
         x_val, y_val = x_train[val], y_train[val]
