@@ -35,3 +35,7 @@ class CompareError(DropoutLabError):
 
 class DivergedError(Exception):
     """Training produced a NaN or infinite loss (recorded as status 'diverged', not a crash)."""
+
+
+class ExecutorError(DropoutLabError):
+    """An executor cannot start: bad --workers/--threads, Ray not installed or unreachable."""
