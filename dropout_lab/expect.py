@@ -99,9 +99,8 @@ def _find_operator(src: str) -> tuple[str, int]:
             found.append((op, i))
             i += len(op)
             continue
-        elif depth == 0 and ch in "=!":
-            op = src[i:i + 2] if src[i + 1:i + 2] == "=" else ch
-            raise ExpectationError(f"'{src}': operator '{op}' is not supported; "
+        elif depth == 0 and ch in "=!" and src[i + 1:i + 2] == "=":
+            raise ExpectationError(f"'{src}': operator '{src[i:i + 2]}' is not supported; "
                                    "use one of < <= > >=")
         i += 1
     if depth != 0:
