@@ -128,11 +128,22 @@ def fetch_files(
     report = report or (lambda _msg: None)
     if not mirrors:
         raise DataError("no download mirrors configured")
+    created = not dest.exists()
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create the download folder {dest}: {exc.strerror or exc}"
                         ) from None
+    try:
+        return _fetch_into(files, mirrors, dest, force, timeout, report)
+    except DataError:
+        if created and not any(dest.iterdir()):
+            dest.rmdir()  # leave no empty folder that looks like a download
+        raise
+
+
+def _fetch_into(files: Sequence[RemoteFile], mirrors: Sequence[str], dest: Path, force: bool,
+                timeout: float, report: Reporter) -> list[Path]:
     unreachable: dict[str, str] = {}  # mirror -> reason, skipped for later files
     stored: list[Path] = []
     for remote in files:
