@@ -1,0 +1,164 @@
+"""A trained network seen through the backend interface, on a fixed held-out sample.
+
+Every after-training statistic needs the same few things from the network: evaluation-mode
+logits and hidden activations, logits with some hidden units clamped to zero, and Monte Carlo
+dropout passes. :class:`Probe` asks the backend for them only through the
+:class:`~dropout_lab.backends.base.Network` protocol (``forward`` and ``get_weights``), so the
+statistics are computed by one backend-neutral module and both backends give the same numbers
+for the same weights.
+
+Why a read-out shortcut. The last hidden layer L feeds the output through one affine map,
+
+    logits = (h_L * s_L) @ W_L + b_L          (evaluation mode; s_L = test-time scale)
+    logits = (h_L * r_L) @ (W_L * M_L) + b_L  (training mode; r_L unit noise, M_L dropconnect)
+
+where h_L is exactly the matrix ``forward(..., return_hidden=True)`` hands back. So clamping a
+set S of units of layer L to zero changes the logits by  - s_L * h_L[:, S] @ W_L[S, :], and a
+Monte Carlo pass whose noise touches only layer L (no input dropout, no dropout in earlier
+layers: the common one-hidden-layer case) is one small matrix product on h_L. That makes the
+ablation curve, the unit-pair losses and the Monte Carlo passes cheap; every other case
+(ablating an earlier layer, noise in an earlier layer) runs the backend's own ``forward``.
+``tests/test_metrics_integration.py`` checks that both paths agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dropout_lab.dropout import DropoutPlan, Noise
+
+CHUNK = 4096  # rows per backend forward pass: bounds memory when max_samples is large
+
+
+@dataclass
+class Probe:
+    """Evaluation-mode view of a trained network on held-out examples ``x``, ``y``."""
+
+    network: object  # a backends.base.Network
+    plan: DropoutPlan
+    x: np.ndarray
+    y: np.ndarray
+    n_classes: int
+    logits: np.ndarray  # (N, C) float64, evaluation mode, from the backend
+    hidden: list[np.ndarray]  # per hidden layer, (N, d_l), evaluation mode, before test scaling
+    readout_w: np.ndarray  # W_L (d_L, C), network dtype
+    readout_b: np.ndarray  # b_L (C,)
+    readout_scale: float  # s_L: test-time factor of the last hidden layer (standard: 1 - p)
+    readout: np.ndarray  # (N, C) float64: (h_L s_L) W_L + b_L recomputed from h_L
+    hidden64: np.ndarray  # h_L in float64, for the read-out shortcut
+    readout_w64: np.ndarray  # W_L in float64
+
+    @classmethod
+    def build(cls, network, plan: DropoutPlan, test_scales: Sequence[float], x: np.ndarray,
+              y: np.ndarray, n_classes: int) -> Probe:
+        """One evaluation-mode pass through the backend, plus the read-out weights."""
+        parts = [network.forward(x[s : s + CHUNK], return_hidden=True)
+                 for s in range(0, len(x), CHUNK)]
+        logits = np.concatenate([np.asarray(p[0], dtype=np.float64) for p in parts])
+        n_hidden = len(parts[0][1])
+        hidden = [np.concatenate([np.asarray(p[1][k]) for p in parts]) for k in range(n_hidden)]
+        w, b = (np.asarray(a) for a in network.get_weights()[-1])
+        scale = float((list(test_scales) or [1.0] * (n_hidden + 1))[n_hidden])
+        # The read-out shortcut subtracts from these recomputed logits (not from the backend's),
+        # so every logit of a pair-synergy comparison carries the same rounding.
+        h64, w64 = hidden[-1].astype(np.float64), w.astype(np.float64)
+        readout = (h64 * scale) @ w64 + b.astype(np.float64)
+        return cls(network, plan, x, np.asarray(y), n_classes, logits, hidden, w, b, scale,
+                   readout, h64, w64)
+
+    @property
+    def n_hidden(self) -> int:
+        return len(self.hidden)
+
+    @property
+    def widths(self) -> list[int]:
+        return [h.shape[1] for h in self.hidden]
+
+    # -- ablation: clamp hidden units to zero in evaluation mode -----------------------------
+    def logits_without(self, drop: Sequence[np.ndarray | Sequence[int] | None]) -> np.ndarray:
+        """Evaluation-mode logits (float64) with ``drop[l]`` (unit indices) of hidden layer
+        l+1 clamped to zero; ``drop`` has one entry per hidden layer (None = keep all)."""
+        drop = [None if d is None or len(d) == 0 else np.asarray(d, dtype=np.intp) for d in drop]
+        if all(d is None for d in drop[:-1]):
+            units = drop[-1]
+            if units is None:
+                return self.readout.copy()
+            # Removing units S of the last layer: logits - s_L * h_L[:, S] @ W_L[S, :].
+            removed = self.hidden64[:, units] @ self.readout_w64[units]
+            return self.readout - self.readout_scale * removed
+        ablate = []
+        for d, width in zip(drop, self.widths, strict=True):
+            mask = None
+            if d is not None:
+                mask = np.ones(width, dtype=self.hidden[0].dtype)
+                mask[d] = 0
+            ablate.append(mask)
+        return self._forward(ablate=ablate)
+
+    def logits_without_each(self, layer: int, unit_sets: Sequence[Sequence[int]]) -> np.ndarray:
+        """(S, N, C) float64: logits with each set of units of hidden layer ``layer`` (0-based)
+        clamped to zero in turn, the other layers intact.
+
+        For the last layer the removals are linear in the read-out, so all sets are done at
+        once: delta_u = s_L h_L[:, u] (outer) W_L[u, :], and set k subtracts sum_{u in k} delta_u
+        (a gather of the stacked deltas)."""
+        if layer != self.n_hidden - 1:
+            drop: list = [None] * self.n_hidden
+            out = []
+            for units in unit_sets:
+                drop[layer] = list(units)
+                out.append(self.logits_without(drop))
+            return np.stack(out) if out else np.empty((0, *self.logits.shape))
+        units = sorted({int(u) for s in unit_sets for u in s})
+        col = {u: k for k, u in enumerate(units)}
+        width = max(len(s) for s in unit_sets)
+        # Row len(units) of the stacked deltas is zero: it pads the shorter sets.
+        index = np.full((len(unit_sets), width), len(units), dtype=np.intp)
+        for k, s in enumerate(unit_sets):
+            index[k, : len(s)] = [col[int(u)] for u in s]
+        n, c = self.readout.shape
+        deltas = np.zeros((len(units) + 1, n, c))
+        np.multiply(self.hidden64[:, units].T[:, :, None], self.readout_w64[units][:, None, :],
+                    out=deltas[:-1])
+        deltas *= self.readout_scale
+        return self.readout[None] - deltas[index].sum(axis=1)
+
+    # -- Monte Carlo dropout -----------------------------------------------------------------
+    @property
+    def stochastic(self) -> bool:
+        """False when every rate is 0: a Monte Carlo pass equals the deterministic one."""
+        return self.plan.active
+
+    @property
+    def noise_only_in_readout(self) -> bool:
+        """True when dropout noise can touch only the last hidden layer (and W_L)."""
+        return all(r <= 0 for r in self.plan.rates[:-1])
+
+    def mc_logits(self, rng: np.random.Generator) -> np.ndarray:
+        """Logits (float64) of one Monte Carlo dropout pass: training-mode noise drawn from
+        the plan with ``rng``, no weight update. Call only when :attr:`stochastic`."""
+        noise = self.plan.sample(rng, len(self.x))
+        if self.noise_only_in_readout:
+            r, m = noise.units[-1], noise.weights[-1]
+            h = self.hidden[-1] if r is None else self.hidden[-1] * r
+            w = self.readout_w if m is None else self.readout_w * m
+            z = h @ w
+            z += self.readout_b
+            return z.astype(np.float64)
+        return self._forward(noise=noise)
+
+    def _forward(self, noise: Noise | None = None, ablate: list | None = None) -> np.ndarray:
+        """Backend forward over ``x`` in chunks; noise rows are sliced with the chunk, so the
+        random draws do not depend on the chunk size."""
+        out = []
+        for s in range(0, len(self.x), CHUNK):
+            e = s + CHUNK
+            part = None
+            if noise is not None:
+                part = Noise([None if u is None else u[s:e] for u in noise.units], noise.weights)
+            out.append(np.asarray(self.network.forward(self.x[s:e], noise=part, ablate=ablate),
+                                  dtype=np.float64))
+        return np.concatenate(out)

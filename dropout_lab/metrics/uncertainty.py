@@ -1,0 +1,186 @@
+"""Predictive uncertainty: Monte Carlo dropout beside the deterministic prediction.
+
+The deterministic prediction is the evaluation-mode network (weight scaling: nothing dropped,
+``standard`` dropout scaled by 1 - p). The Monte Carlo (MC) prediction averages the softmax of
+T training-mode passes, p_bar = (1/T) sum_t softmax(z_t) (Gal and Ghahramani 2016). From them:
+accuracy, negative log-likelihood, predictive entropy, mutual information (BALD), expected
+calibration error, Brier score, a reliability diagram and the MC accuracy as a function of T
+(Srivastava et al. 2014, Fig. 11). Definitions and how to read them: docs/metrics.md.
+
+The pure functions take probabilities or log-probabilities as NumPy arrays (float64).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from dropout_lab.metrics.probe import Probe
+
+MC_CURVE_T = (1, 2, 5, 10, 20, 50)
+
+
+# -- pure functions -------------------------------------------------------------------------
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """log softmax per row, with the row max subtracted first (no overflow)."""
+    z = np.asarray(logits, dtype=np.float64)
+    shifted = z - z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def nll(log_probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood -(1/N) sum_n log p_n[y_n]."""
+    return float(-np.mean(log_probs[np.arange(len(y)), y]))
+
+
+def accuracy(probs: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(np.asarray(probs).argmax(axis=1) == y))
+
+
+def entropy(probs: np.ndarray) -> np.ndarray:
+    """Per-row entropy H[p] = -sum_k p_k log p_k in nats (0 log 0 = 0)."""
+    p = np.asarray(probs, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(p > 0, p * np.log(p), 0.0)
+    return -terms.sum(axis=1)
+
+
+def mutual_information(mean_probs: np.ndarray, mean_pass_entropy: np.ndarray) -> np.ndarray:
+    """BALD per example: H[p_bar] - (1/T) sum_t H[p_t] (Houlsby et al. 2011; Gal et al. 2017).
+
+    Non-negative by Jensen's inequality; rounding below zero is clipped to 0."""
+    return np.maximum(entropy(mean_probs) - mean_pass_entropy, 0.0)
+
+
+def brier(probs: np.ndarray, y: np.ndarray) -> float:
+    """Multi-class Brier score (1/N) sum_n sum_k (p_nk - 1[y_n = k])^2, in [0, 2]."""
+    p = np.asarray(probs, dtype=np.float64)
+    onehot = np.zeros_like(p)
+    onehot[np.arange(len(y)), y] = 1.0
+    return float(np.mean(((p - onehot) ** 2).sum(axis=1)))
+
+
+def bin_edges(bins: int) -> np.ndarray:
+    return np.linspace(0.0, 1.0, bins + 1)
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int) -> dict[str, list]:
+    """Per equal-width confidence bin (b/B, (b+1)/B]: mean confidence, accuracy and count.
+
+    Confidence is max_k p_k, the prediction argmax_k p_k. Empty bins have NaN confidence and
+    accuracy (null in result.json) and count 0."""
+    p = np.asarray(probs, dtype=np.float64)
+    conf = p.max(axis=1)
+    correct = (p.argmax(axis=1) == y).astype(np.float64)
+    idx = np.clip(np.ceil(conf * bins).astype(np.intp) - 1, 0, bins - 1)
+    count = np.bincount(idx, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(idx, weights=conf, minlength=bins) / count
+        mean_acc = np.bincount(idx, weights=correct, minlength=bins) / count
+    return {"confidence": [float(v) for v in mean_conf], "accuracy": [float(v) for v in mean_acc],
+            "count": [int(v) for v in count]}
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int) -> float:
+    """ECE = sum_b (n_b / N) |acc_b - conf_b| over equal-width bins (Guo et al. 2017)."""
+    rel = reliability(probs, y, bins)
+    return ece_from_reliability(rel, len(y))
+
+
+def ece_from_reliability(rel: dict[str, list], n: int) -> float:
+    total = 0.0
+    for c, a, k in zip(rel["confidence"], rel["accuracy"], rel["count"], strict=True):
+        if k:
+            total += k / n * abs(a - c)
+    return float(total)
+
+
+class McAverage:
+    """Running Monte Carlo average over passes, without keeping the passes.
+
+    Keeps sum_t p_t (for p_bar), the running log-sum-exp of log p_t (for a log p_bar that
+    does not underflow: log p_bar = logsumexp_t log p_t - log T) and sum_t H[p_t]."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+        self._sum_p: np.ndarray | None = None
+        self._lse: np.ndarray | None = None
+        self._sum_h: np.ndarray | None = None
+
+    def add(self, logits: np.ndarray) -> None:
+        logp = log_softmax(logits)
+        p = np.exp(logp)
+        h = -(p * logp).sum(axis=1)
+        if self._sum_p is None:
+            self._sum_p, self._lse, self._sum_h = p, logp, h
+        else:
+            self._sum_p += p
+            self._lse = np.logaddexp(self._lse, logp)
+            self._sum_h += h
+        self.passes += 1
+
+    def mean_probs(self) -> np.ndarray:
+        return self._sum_p / self.passes
+
+    def mean_log_probs(self) -> np.ndarray:
+        return self._lse - math.log(self.passes)
+
+    def mean_pass_entropy(self) -> np.ndarray:
+        return self._sum_h / self.passes
+
+
+def prediction_stats(probs: np.ndarray, log_probs: np.ndarray, y: np.ndarray, bins: int
+                     ) -> dict[str, Any]:
+    """Accuracy, NLL, ECE, Brier and the reliability bins of one predictive distribution."""
+    rel = reliability(probs, y, bins)
+    return {"acc": accuracy(probs, y), "nll": nll(log_probs, y),
+            "ece": ece_from_reliability(rel, len(y)), "brier": brier(probs, y),
+            "reliability": rel}
+
+
+# -- driving the network --------------------------------------------------------------------
+def compute(probe: Probe, mc_samples: int, ece_bins: int, rng: np.random.Generator
+                ) -> dict[str, Any]:
+    """The ``uncertainty`` section of result.json (schema in docs/metrics.md).
+
+    Runs max(mc_samples, 50) passes once: the statistics use the first ``mc_samples`` and the
+    curve reads the running average after 1, 2, 5, 10, 20 and 50 passes (prefix means of one
+    sequence of draws). Without any dropout (every rate 0) a pass equals the deterministic
+    prediction, so none is run and mutual_information is 0."""
+    y = probe.y
+    det_logp = log_softmax(probe.logits)
+    det_p = np.exp(det_logp)
+    det = prediction_stats(det_p, det_logp, y, ece_bins)
+
+    if probe.stochastic:
+        avg = McAverage()
+        curve: dict[int, float] = {}
+        main: dict[str, Any] | None = None
+        for t in range(1, max(mc_samples, *MC_CURVE_T) + 1):
+            avg.add(probe.mc_logits(rng))
+            if t in MC_CURVE_T:
+                curve[t] = accuracy(avg.mean_probs(), y)
+            if t == mc_samples:
+                mean_p = avg.mean_probs()
+                main = prediction_stats(mean_p, avg.mean_log_probs(), y, ece_bins)
+                main["entropy"] = float(entropy(mean_p).mean())
+                main["mi"] = float(mutual_information(mean_p, avg.mean_pass_entropy()).mean())
+        assert main is not None
+        mc, mc_curve = main, [curve[t] for t in MC_CURVE_T]
+    else:
+        mc = {**det, "entropy": float(entropy(det_p).mean()), "mi": 0.0}
+        mc_curve = [det["acc"]] * len(MC_CURVE_T)
+
+    return {
+        "mc_samples": int(mc_samples),
+        "mc_acc": mc["acc"], "mc_nll": mc["nll"],
+        "det_acc": det["acc"], "det_nll": det["nll"],
+        "predictive_entropy": mc["entropy"], "mutual_information": mc["mi"],
+        "ece_det": det["ece"], "ece_mc": mc["ece"],
+        "brier_det": det["brier"], "brier_mc": mc["brier"],
+        "mc_curve": {"T": list(MC_CURVE_T), "acc": mc_curve},
+        "reliability": {"edges": [float(e) for e in bin_edges(ece_bins)],
+                        "det": det["reliability"], "mc": mc["reliability"]},
+    }
