@@ -337,3 +337,21 @@ def test_load_dataset_applies_options_to_mnist_files(tmp_path):
     ds = load_dataset(cfg, trial_seed=0)
     assert len(ds.y_train) == 24 and len(ds.y_val) == 6 and ds.x_train.dtype == np.float32
     assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+
+
+def test_sweep_on_a_truncated_file_exits_2_naming_it_before_any_training(cli, tmp_path):
+    folder = tmp_path / "mnist"
+    make_mnist(folder, gz=False)
+    broken = folder / "t10k-images-idx3-ubyte"
+    broken.write_bytes(broken.read_bytes()[:-100])
+    code, _, err = cli("sweep", ROOT / "configs" / "mnist.yaml", "--set",
+                       f"dataset.path={folder}", *TINY, "--runs-dir", tmp_path / "runs")
+    assert code == 2 and "Traceback" not in err
+    assert str(broken) in err and "truncated" in err
+    assert not list((tmp_path / "runs").rglob("result.json"))
+
+
+def test_preflight_parses_once_so_trials_only_memory_map(tmp_path):
+    make_mnist(tmp_path / "m")
+    preflight(DatasetConfig(name="mnist", path=str(tmp_path / "m")))
+    assert len(list((tmp_path / "m" / idx.CACHE_SUBDIR).glob("*.npy"))) == 4

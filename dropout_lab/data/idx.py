@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 import tempfile
 import zlib
@@ -129,6 +130,7 @@ def write(path: str | Path, array: np.ndarray, compress: bool | None = None) -> 
 # ---------------------------------------------------------------------------------------
 
 CACHE_SUBDIR = ".dropout-lab-npy"
+_STAMP = re.compile(r"\.\d+-\d+\.npy")  # what follows the source's name in a cache name
 
 
 def _cache_name(source: Path) -> str:
@@ -176,8 +178,8 @@ def load_cached(
         except OSError as exc:
             problems.append(f"{target.parent}: {exc.strerror or exc}")
             continue
-        for stale in target.parent.glob(f"{source.name}.*.npy"):
-            if stale != target:
+        for stale in target.parent.glob(f"{source.name}.*-*.npy"):
+            if stale != target and _STAMP.fullmatch(stale.name[len(source.name):]):
                 stale.unlink(missing_ok=True)
         return np.load(target, mmap_mode="r", allow_pickle=False)
     raise DataError(f"cannot write the parsed copy of {source} ({'; '.join(problems)})")
@@ -245,8 +247,9 @@ def _locate_user_folder(cfg: DatasetConfig) -> dict[str, Path]:
 
 
 def preflight(cfg: DatasetConfig) -> None:
-    """The four files must be in dataset.path (nothing is downloaded for ``idx``)."""
-    _locate_user_folder(cfg)
+    """The four files must be in dataset.path (nothing is downloaded for ``idx``) and parse;
+    parsing here also writes the .npy copies every trial then memory-maps."""
+    load(cfg, cfg.seed)
 
 
 def load(cfg: DatasetConfig, seed: int) -> Dataset:

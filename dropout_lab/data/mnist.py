@@ -147,19 +147,23 @@ def fetch(name: str, force: bool = False, mirrors: list[str] | None = None,
 
 
 def preflight(cfg: DatasetConfig, report: Reporter | None = stderr_reporter) -> None:
-    """Locate the files; when they are nowhere and dataset.path is not set, fetch them."""
+    """Locate the files (when they are nowhere and dataset.path is not set, fetch them), then
+    parse them once."""
     found, search = files.locate(cfg.name, STEMS, cfg.path)
-    if found:
-        return
-    if cfg.path:  # an explicit folder is never replaced by a download elsewhere
-        raise files.not_found_error(search, fetchable=True)
-    if report is not None:
-        report(f"data set {cfg.name!r} is not available locally; downloading it to "
-               f"{files.dataset_cache_dir(cfg.name)}")
-    try:
-        fetch(cfg.name, report=report)
-    except DataError as exc:
-        raise files.not_found_error(search, fetchable=True, fetch_problem=str(exc)) from None
+    if not found:
+        if cfg.path:  # an explicit folder is never replaced by a download elsewhere
+            raise files.not_found_error(search, fetchable=True)
+        if report is not None:
+            report(f"data set {cfg.name!r} is not available locally; downloading it to "
+                   f"{files.dataset_cache_dir(cfg.name)}")
+        try:
+            fetch(cfg.name, report=report)
+        except DataError as exc:
+            raise files.not_found_error(search, fetchable=True, fetch_problem=str(exc)
+                                        ) from None
+    # Parse now: a broken file stops the sweep before any training (exit 2, not a grid of
+    # failed trials), and the .npy copies the trials memory-map are written once, here.
+    load(cfg, cfg.seed)
 
 
 def load(cfg: DatasetConfig, seed: int) -> Dataset:
@@ -183,6 +187,8 @@ def _check_layout(fam: Family, found: dict[str, Path], x_train: np.ndarray,
     files must look like: 28x28 uint8 images, labels 0..9. The counts may differ."""
     d = fam.image_shape[0] * fam.image_shape[1]
     for stem, x in ((TRAIN_IMAGES, x_train), (TEST_IMAGES, x_test)):
+        if len(x) == 0:
+            raise DataError(f"{found[stem]}: holds no images")
         if x.shape[1] != d or x.dtype != np.uint8:
             raise DataError(
                 f"{found[stem]}: {fam.name} images are {fam.image_shape[0]}x"
