@@ -209,3 +209,15 @@ def test_cli_fetch_of_a_data_set_with_nothing_to_download(cli):
     assert code == 2 and "nothing to download" in err
     code, _, err = cli("datasets", "fetch", "mnsit")
     assert code == 2 and "did you mean 'mnist'" in err
+
+
+def test_a_server_that_never_answers_times_out(tmp_path):
+    """The connection is accepted (listen backlog) but no byte ever comes back."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/"
+        with pytest.raises(DataError, match="timed out"):
+            fetch_files([RemoteFile("x.bin", 1, "0" * 64)], [url], tmp_path / "cache",
+                        timeout=0.2)
+    assert not (tmp_path / "cache").exists()
