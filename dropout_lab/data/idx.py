@@ -24,7 +24,6 @@ import re
 import struct
 import tempfile
 import zlib
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -150,14 +149,12 @@ def cache_paths(source: Path, fallback_dir: Path) -> list[Path]:
     return [source.parent / CACHE_SUBDIR / name, fallback_dir / key / name]
 
 
-def load_cached(
-    source: str | Path, fallback_dir: Path, check: Callable[[Path], None] | None = None
-) -> np.ndarray:
+def load_cached(source: str | Path, fallback_dir: Path) -> np.ndarray:
     """The array of IDX file ``source``, memory-mapped read-only from its .npy cache.
 
-    The first call runs ``check(source)`` (e.g. a checksum), parses the file and writes the
-    .npy atomically (beside the source, or in ``fallback_dir`` when that folder is read-only);
-    older copies of the same file are removed. Later calls only memory-map the .npy."""
+    The first call parses the file and writes the .npy atomically (beside the source, or in
+    ``fallback_dir`` when that folder is read-only); older copies of the same file are
+    removed. Later calls only memory-map the .npy."""
     source = Path(source)
     if not source.is_file():
         raise DataError(f"{source} does not exist")
@@ -168,8 +165,6 @@ def load_cached(
                 return np.load(target, mmap_mode="r", allow_pickle=False)
             except (OSError, ValueError):  # a damaged cache file: drop it, parse again
                 target.unlink(missing_ok=True)
-    if check is not None:
-        check(source)
     arr = read(source)
     problems = []
     for target in targets:
