@@ -6,11 +6,11 @@ import sys
 
 import typer
 
-from dropout_lab.cli import compare, datasets, sweep, validate
+from dropout_lab.cli import browse, compare, datasets, plot, report, sweep, validate
 from dropout_lab.cli.app import app, run_app
 
 # One place registers every command (each module defines ``register(app)``).
-for _module in (sweep, validate, datasets, compare):
+for _module in (sweep, validate, datasets, compare, plot, report, browse):
     _module.register(app)
 
 

@@ -38,10 +38,11 @@ def compare(
                                      "intervals"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print no table (only the gates)"),
 ) -> None:
-    """Compare the values of --by (default dropout.p) across seeds, one block per combination
-    of the other swept axes: mean, sd and Student t interval per metric, the paired difference
-    against --baseline (trials paired by seed), the best value and those not distinguishable
-    from it.
+    """Compare p values (or another axis) across seeds, with confidence intervals and CI gates.
+
+    One block per combination of the other swept axes: mean, sd and Student t interval per
+    metric, the paired difference against --baseline (trials paired by seed), the best value
+    and those not distinguishable from it.
 
     Exit code: 0 (every --expect holds), 1 (one fails), 2 (bad folder, option or expression).
     Expectation verdicts go to stderr (and into the JSON document with --format json)."""

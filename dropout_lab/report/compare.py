@@ -183,6 +183,7 @@ class Row:
     best: bool = False
     tie: bool = False  # not distinguishable from the best row
     is_baseline: bool = False
+    results: list[dict[str, Any]] = field(default_factory=list)  # the finished trials (plots)
 
 
 @dataclass
@@ -310,7 +311,8 @@ def build_comparison(sweep_dir: Path, by: str = DEFAULT_BY, baseline: str | Any 
                 failed=sum(r.get("status") in ("failed", "diverged") for r in members),
                 seeds=sorted({(r.get("params") or {}).get("seed", seed_default) for r in done},
                              key=order_key),
-                cells=cells, is_baseline=canon(row_val[rkey]) == canon(base_value)))
+                cells=cells, is_baseline=canon(row_val[rkey]) == canon(base_value),
+                results=done))
         block = Block(block_sel[bkey], rows)
         _pair_with_baseline(block, base_value, level)
         _mark_best(block, best_metric, level)

@@ -1,0 +1,39 @@
+"""``dropout-lab plot SWEEP_DIR``: PNG figures of a sweep in SWEEP_DIR/plots/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from dropout_lab.cli.app import err, guard, out
+from dropout_lab.report.compare import DEFAULT_BY, build_comparison
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plot")(plot)
+
+
+@guard
+def plot(
+    sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
+    out_dir: Path = typer.Option(None, "--out", "-o",
+                                 help="where to write the PNG files (default SWEEP_DIR/plots)"),
+    by: str = typer.Option(DEFAULT_BY, "--by", help="the axis on the x axis / in the legend"),
+    confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the bands"),
+) -> None:
+    """Draw PNG figures of a sweep into SWEEP_DIR/plots (headless).
+
+    Accuracy and gap against p with confidence bands (one line per model size / block),
+    learning curves, co-adaptation against p, ablation curves and the MC-dropout reliability
+    diagram. Figures whose data is absent are skipped with a note."""
+    from dropout_lab.report.plots import render_all, write_plots  # matplotlib: only when drawing
+
+    c = build_comparison(sweep_dir, by=by, level=confidence)
+    plots, notes = render_all(c)
+    paths = write_plots(plots, out_dir or Path(sweep_dir) / "plots")
+    for p in paths:
+        out.print(escape(str(p)), highlight=False)
+    for note in notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

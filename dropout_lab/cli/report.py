@@ -1,0 +1,41 @@
+"""``dropout-lab report SWEEP_DIR``: one self-contained HTML file (tables + embedded plots)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from dropout_lab.cli.app import err, guard, out
+from dropout_lab.report.compare import DEFAULT_BY, build_comparison
+
+
+def register(app: typer.Typer) -> None:
+    app.command("report")(report)
+
+
+@guard
+def report(
+    sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="the HTML file to write (default SWEEP_DIR/report.html)"),
+    by: str = typer.Option(DEFAULT_BY, "--by", help="the axis to compare"),
+    baseline: str = typer.Option(None, "--baseline", help="reference value of --by"),
+    metric: list[str] = typer.Option([], "--metric", "-m", help="metric to show (repeatable)"),
+    confidence: float = typer.Option(0.95, "--confidence", help="confidence level"),
+) -> None:
+    """Write one self-contained HTML report (tables + plots) to SWEEP_DIR/report.html.
+
+    Comparison tables, the plots embedded as images, inline CSS, no external resources: open
+    it in a browser or attach it to a message."""
+    from dropout_lab.report.html import write_report
+    from dropout_lab.report.plots import render_all
+
+    c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
+                         level=confidence)
+    plots, notes = render_all(c)
+    path = write_report(c, plots, notes, output or Path(sweep_dir) / "report.html")
+    out.print(escape(str(path)), highlight=False)
+    for note in notes:
+        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

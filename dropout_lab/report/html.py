@@ -1,0 +1,130 @@
+"""One self-contained HTML report: comparison tables, plots as base64 data URIs, inline CSS.
+
+The page loads nothing from anywhere (no scripts, fonts or style sheets), so it can be attached
+to a message or opened from disk offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+from html import escape
+from pathlib import Path
+
+import yaml
+
+from dropout_lab.report.compare import Comparison, Row, show
+from dropout_lab.report.plots import Plot
+from dropout_lab.store import SweepStore, atomic_write_text
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
+       max-width: 1200px; padding: 0 1rem; color: #1b1b1b; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
+table { border-collapse: collapse; margin: 0.5rem 0 0.3rem; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; vertical-align: top; }
+th { background: #f1f3f5; }
+tr.best td { background: #e6f4ea; } tr.best td.value { font-weight: bold; }
+tr.tie td.value { color: #1e7b34; }
+.diff { color: #666; font-size: 0.85em; } .diff.sig { color: #111; font-weight: bold; }
+.legend, .meta { color: #555; font-size: 0.9em; }
+figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { color: #555; font-size: 0.9em; }
+pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85em; }
+"""
+
+
+def _pm(mean: float | None, half: float | None, signed: bool = False) -> str:
+    if mean is None:
+        return "-"
+    m = f"{mean:+.4f}" if signed else f"{mean:.4f}"
+    return f"{m} ± {'-' if half is None else f'{half:.4f}'}"
+
+
+def _row_html(c: Comparison, row: Row) -> str:
+    cls = "best" if row.best else ("tie" if row.tie else "")
+    mark = " ★" if row.best else (" ≈" if row.tie else "")
+    cells = [f'<td class="value">{escape(show(row.value))}{mark}</td>',
+             f"<td>{row.done}/{row.total}</td>"]
+    for name in c.metrics:
+        cell = row.cells[name]
+        s = cell.summary
+        text = escape(_pm(s.mean, s.half_width))
+        if row.is_baseline:
+            text += '<div class="diff">baseline</div>'
+        elif cell.diff is not None and cell.diff.summary.mean is not None:
+            d = cell.diff.summary
+            sig = d.excludes_zero
+            text += (f'<div class="diff{" sig" if sig else ""}">Δ '
+                     f'{escape(_pm(d.mean, d.half_width, signed=True))}{" *" if sig else ""}</div>')
+        cells.append(f"<td>{text}</td>")
+    return f'<tr class="{cls}">' + "".join(cells) + "</tr>"
+
+
+def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
+    """The whole page as one string."""
+    store = SweepStore(c.sweep_dir)
+    doc = store.read_sweep()
+    rows = [r for b in c.blocks for r in b.rows]
+    done = sum(r.done for r in rows)
+    failed = sum(r.failed for r in rows)
+    total = sum(r.total for r in rows)
+    axes = doc.get("sweep") or {}
+    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    pct = f"{c.level * 100:g}%"
+    parts = [
+        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>dropout-lab report: {escape(c.name)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>dropout-lab report: {escape(c.name)}</h1>",
+        f'<p class="meta">sweep folder <code>{escape(str(c.sweep_dir))}</code> · '
+        f"trials: {done} done, {failed} failed, {total - done - failed} pending, {total} total · "
+        f"generated {now}</p>",
+        '<p class="meta">axes: ' + "; ".join(
+            f"<code>{escape(k)}</code> = {escape(', '.join(show(v) for v in vals))}"
+            for k, vals in axes.items()) + "</p>",
+        '<p class="meta">p is the probability of <b>dropping</b> a unit (Srivastava et al. 2014 '
+        "write p for keeping it: keep = 1 - p).</p>",
+    ]
+    for block in c.blocks:
+        heading = block.label if c.block_axes else f"{c.by} compared over seeds"
+        parts.append(f"<h2>{escape(heading)}</h2>")
+        head = "".join(f"<th>{escape(h)}</th>" for h in [c.by, "seeds", *c.metrics])
+        parts.append(f'<table class="compare"><thead><tr>{head}</tr></thead><tbody>')
+        parts.extend(_row_html(c, row) for row in block.rows)
+        parts.append("</tbody></table>")
+        if block.best_value is not None:
+            ties = ", ".join(show(v) for v in block.tie_values) or "none"
+            parts.append(f'<p class="legend">best {escape(c.by)} by {escape(c.best_by)}: '
+                         f"<b>{escape(show(block.best_value))}</b>; not distinguishable from it: "
+                         f"{escape(ties)}</p>")
+    parts.append(
+        f'<p class="legend">Each cell: mean ± half-width of the {pct} confidence interval over '
+        f"seeds (Student t). Δ: paired difference against {escape(c.by)} = "
+        f"{escape(show(c.baseline))} at the same seeds (every p starts from the same weights); "
+        "<b>bold *</b> when its interval excludes 0. ★ best row, ≈ not distinguishable from it "
+        "(paired interval of the difference contains 0).</p>")
+    if plots:
+        parts.append("<h2>Plots</h2>")
+    for p in plots:
+        data = base64.b64encode(p.png).decode("ascii")
+        parts.append(f'<figure><img alt="{escape(p.title)}" src="data:image/png;base64,{data}">'
+                     f"<figcaption>{escape(p.title)}</figcaption></figure>")
+    if notes:
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes)
+                     + "</ul>")
+    config = yaml.safe_dump(doc.get("config") or {}, sort_keys=False)
+    parts.append(f"<details><summary>resolved base config</summary><pre>{escape(config)}</pre>"
+                 "</details>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(c: Comparison, plots: list[Plot], notes: list[str], path: Path) -> Path:
+    """Write the page atomically (a half-written report never replaces a good one)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "report.html"
+    atomic_write_text(path, render_html(c, plots, notes))
+    return path

@@ -1,0 +1,287 @@
+"""Headless matplotlib figures of a comparison (PNG bytes; written by ``plot``, embedded by
+``report``).
+
+Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly, never through
+``pyplot``: no global figure state, no display needed. Each figure function returns None when
+its data is absent (e.g. no co-adaptation statistics in the results), and ``render_all`` turns
+that into a note instead of an error.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless even if a display is set; before anything draws
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from dropout_lab.report.compare import Block, Comparison, show  # noqa: E402
+from dropout_lab.store import SweepStore  # noqa: E402
+
+DPI = 100
+MAX_BLOCKS = 6  # blocks drawn per figure; the rest are noted
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str  # file stem: <name>.png
+    title: str
+    png: bytes
+
+
+def _png(fig: Figure) -> bytes:
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def _axis_label(c: Comparison) -> str:
+    if c.by == "dropout.p":
+        return "p = probability of dropping a unit"
+    return c.by
+
+
+def _x_positions(c: Comparison) -> tuple[Callable[[Any], float], list[float], list[str]]:
+    """Numeric axes use their value; anything else (model sizes, names) gets even spacing."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c.values)
+    if numeric:
+        return float, [float(v) for v in c.values], [show(v) for v in c.values]
+    index = {show(v): i for i, v in enumerate(c.values)}
+    return (lambda v: float(index[show(v)])), list(map(float, range(len(c.values)))), \
+        [show(v) for v in c.values]
+
+
+def _colors(n: int) -> list[Any]:
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(0.1 + 0.8 * i / max(1, n - 1)) for i in range(n)]
+
+
+def _block_label(c: Comparison, block: Block) -> str:
+    return block.label if c.block_axes else "all trials"
+
+
+def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str) -> Figure | None:
+    """One panel per metric: mean against the grouping key, one line per block, CI band."""
+    panels = [(m, label) for m, label in panels if m in c.present]
+    if not panels:
+        return None
+    xpos, ticks, ticklabels = _x_positions(c)
+    fig = Figure(figsize=(4.6 * len(panels), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    blocks = c.blocks[:MAX_BLOCKS]
+    colors = _colors(len(blocks))
+    nseeds = max((r.cells[panels[0][0]].summary.n for b in blocks for r in b.rows), default=0)
+    for ax, (m, label) in zip(axes, panels, strict=True):
+        for block, color in zip(blocks, colors, strict=True):
+            pts = [(xpos(r.value), r.cells[m].summary) for r in block.rows
+                   if r.cells[m].summary.mean is not None]
+            if not pts:
+                continue
+            xs = [x for x, _ in pts]
+            ax.plot(xs, [s.mean for _, s in pts], marker="o", color=color,
+                    label=_block_label(c, block))
+            band = [(x, s) for x, s in pts if s.lo is not None]
+            if band:
+                ax.fill_between([x for x, _ in band], [s.lo for _, s in band],
+                                [s.hi for _, s in band], color=color, alpha=0.2, linewidth=0)
+        ax.set_xticks(ticks, ticklabels)
+        ax.set_xlabel(_axis_label(c))
+        ax.set_ylabel(label)
+        ax.set_title(m)
+        ax.grid(alpha=0.3)
+    axes[0].legend(title=f"mean, band = {c.level * 100:g}% CI ({nseeds} seeds)", fontsize=8,
+                   title_fontsize=8)
+    fig.suptitle(f"{c.name}: {title}")
+    return fig
+
+
+def accuracy_figure(c: Comparison, store: SweepStore) -> Figure | None:
+    return _metric_panels(c, [("test_acc", "test accuracy (fraction correct)"),
+                              ("gap_acc", "gap: train acc - test acc (fraction)"),
+                              ("gap_loss", "gap: test loss - train loss (nats)")],
+                          f"accuracy and generalization gap against {c.by}")
+
+
+def coadaptation_figure(c: Comparison, store: SweepStore) -> Figure | None:
+    return _metric_panels(c, [("corr_last", "mean |corr| between hidden units"),
+                              ("pr_last", "participation ratio / units"),
+                              ("ablation_auc", "ablation AUC (accuracy x fraction)"),
+                              ("synergy", "pairwise ablation synergy (accuracy)")],
+                          f"co-adaptation of the last hidden layer against {c.by}")
+
+
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)):
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def learning_curves_figure(c: Comparison, store: SweepStore) -> Figure | None:
+    """Train (dashed) and test (solid) accuracy per epoch, mean over seeds, one colour per value."""
+    blocks = c.blocks[:MAX_BLOCKS]
+    curves: dict[int, list[tuple[Any, dict[int, list[float]], dict[int, list[float]]]]] = {}
+    for bi, block in enumerate(blocks):
+        for row in block.rows:
+            train: dict[int, list[float]] = {}
+            test: dict[int, list[float]] = {}
+            for r in row.results:
+                for m in store.load_metrics(r["trial_id"]):
+                    if m.get("train_acc") is not None and m.get("test_acc") is not None:
+                        train.setdefault(m["epoch"], []).append(m["train_acc"])
+                        test.setdefault(m["epoch"], []).append(m["test_acc"])
+            if test:
+                curves.setdefault(bi, []).append((row.value, train, test))
+    if not curves:
+        return None
+    fig, axes = _grid(len(curves))
+    colors = _colors(len(c.values))
+    color_of = {show(v): col for v, col in zip(c.values, colors, strict=True)}
+    for ax, (bi, rows) in zip(axes, curves.items(), strict=False):
+        for value, train, test in rows:
+            ep = sorted(test)
+            color = color_of[show(value)]
+            ax.plot(ep, [sum(test[e]) / len(test[e]) for e in ep], color=color,
+                    label=f"{show(value)}")
+            ax.plot(ep, [sum(train[e]) / len(train[e]) for e in ep], color=color, ls="--")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("accuracy (fraction correct)")
+        ax.set_title(_block_label(c, blocks[bi]), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(title=f"{c.by} (solid test, dashed train)", fontsize=7, title_fontsize=7)
+    fig.suptitle(f"{c.name}: learning curves, mean over seeds")
+    return fig
+
+
+def _mean_lists(lists: list[list[float]]) -> list[float]:
+    n = min(len(x) for x in lists)
+    return [sum(x[i] for x in lists) / len(lists) for i in range(n)]
+
+
+def ablation_figure(c: Comparison, store: SweepStore) -> Figure | None:
+    """Accuracy when a growing fraction of hidden units is ablated, one line per value."""
+    blocks = c.blocks[:MAX_BLOCKS]
+    panels = []
+    for block in blocks:
+        lines = []
+        for row in block.rows:
+            abl = [(r.get("coadaptation") or {}).get("ablation") or {} for r in row.results]
+            abl = [a for a in abl if a.get("fractions") and a.get("curve")]
+            if abl:
+                lines.append((row.value, abl[0]["fractions"], _mean_lists([a["curve"]
+                                                                            for a in abl])))
+        if lines:
+            panels.append((block, lines))
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels))
+    color_of = {show(v): col for v, col in zip(c.values, _colors(len(c.values)), strict=True)}
+    for ax, (block, lines) in zip(axes, panels, strict=False):
+        for value, fr, curve in lines:
+            ax.plot(fr[:len(curve)], curve, marker=".", color=color_of[show(value)],
+                    label=show(value))
+        ax.set_xlabel("fraction of hidden units ablated")
+        ax.set_ylabel("test accuracy (fraction correct)")
+        ax.set_title(_block_label(c, block), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(title=c.by, fontsize=7, title_fontsize=7)
+    fig.suptitle(f"{c.name}: ablation curves (robustness to removing units), mean over seeds")
+    return fig
+
+
+def _pooled(bins: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
+    """Pool reliability bins over seeds, weighting each bin by its count."""
+    n = min(len(b["count"]) for b in bins)
+    conf, acc = [], []
+    for i in range(n):
+        w = sum(b["count"][i] for b in bins)
+        if w > 0:
+            conf.append(sum(b["confidence"][i] * b["count"][i] for b in bins) / w)
+            acc.append(sum(b["accuracy"][i] * b["count"][i] for b in bins) / w)
+    return conf, acc
+
+
+def reliability_figure(c: Comparison, store: SweepStore) -> Figure | None:
+    """Reliability diagram of the first block: MC dropout vs deterministic, one panel per value."""
+    block = c.blocks[0]
+    panels = []
+    for row in block.rows:
+        rel = [((r.get("uncertainty") or {}).get("reliability") or {}) for r in row.results]
+        rel = [x for x in rel if x.get("mc") and x.get("det")]
+        if rel:
+            panels.append((row, _pooled([x["det"] for x in rel]), _pooled([x["mc"] for x in rel])))
+    if not panels:
+        return None
+    fig, axes = _grid(len(panels), ncols=4, size=(3.4, 3.4))
+    for ax, (row, det, mc) in zip(axes, panels, strict=False):
+        ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls=":", label="perfect calibration")
+        ax.plot(*det, marker="s", color="tab:gray", label="deterministic")
+        ax.plot(*mc, marker="o", color="tab:blue", label="MC dropout")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (max class probability)")
+        ax.set_ylabel("accuracy (fraction correct)")
+        ax.set_title(f"{c.by} = {show(row.value)}", fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    where = f" ({block.label})" if c.block_axes else ""
+    fig.suptitle(f"{c.name}: reliability diagram{where}, bins pooled over seeds")
+    return fig
+
+
+# The registry of figures: file stem -> (title, builder).
+FIGURES: dict[str, tuple[str, Callable[[Comparison, SweepStore], Figure | None]]] = {
+    "accuracy_vs_p": ("Test accuracy and generalization gap", accuracy_figure),
+    "learning_curves": ("Learning curves", learning_curves_figure),
+    "coadaptation_vs_p": ("Co-adaptation", coadaptation_figure),
+    "ablation_curves": ("Ablation curves", ablation_figure),
+    "reliability": ("MC-dropout reliability diagram", reliability_figure),
+}
+
+_ABSENT = {
+    "learning_curves": "no per-epoch metrics (metrics.jsonl) in the finished trials",
+    "coadaptation_vs_p": "no co-adaptation statistics in the results (eval.coadaptation)",
+    "ablation_curves": "no ablation curves in the results (eval.coadaptation)",
+    "reliability": "no uncertainty statistics in the results (eval.uncertainty)",
+    "accuracy_vs_p": "no finished trials",
+}
+
+
+def render_all(c: Comparison) -> tuple[list[Plot], list[str]]:
+    """Every figure whose data is present, and a note for each one skipped."""
+    store = SweepStore(c.sweep_dir)
+    plots, notes = [], []
+    for name, (title, build) in FIGURES.items():
+        fig = build(c, store)
+        if fig is None:
+            notes.append(f"{name}: skipped, {_ABSENT[name]}")
+            continue
+        plots.append(Plot(name, title, _png(fig)))
+    if len(c.blocks) > MAX_BLOCKS:
+        notes.append(f"only the first {MAX_BLOCKS} of {len(c.blocks)} blocks are drawn")
+    return plots, notes
+
+
+def write_plots(plots: list[Plot], out_dir: Path) -> list[Path]:
+    """Write each plot as out_dir/<name>.png (atomically: temporary file, then rename)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for p in plots:
+        path = out_dir / f"{p.name}.png"
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(p.png)
+        tmp.replace(path)
+        paths.append(path)
+    return paths
