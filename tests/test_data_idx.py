@@ -355,3 +355,11 @@ def test_preflight_parses_once_so_trials_only_memory_map(tmp_path):
     make_mnist(tmp_path / "m")
     preflight(DatasetConfig(name="mnist", path=str(tmp_path / "m")))
     assert len(list((tmp_path / "m" / idx.CACHE_SUBDIR).glob("*.npy"))) == 4
+
+
+def test_dotted_file_names_are_accepted(tmp_path):
+    arrays = make_mnist(tmp_path / "m", gz=False)
+    for stem in arrays:  # train-images-idx3-ubyte -> train-images.idx3-ubyte
+        (tmp_path / "m" / stem).rename(tmp_path / "m" / stem.replace("-idx", ".idx"))
+    ds = mnist.load(DatasetConfig(name="kmnist", path=str(tmp_path / "m")), 0)
+    np.testing.assert_array_equal(ds.y_train, arrays["train-labels-idx1-ubyte"])

@@ -61,10 +61,13 @@ class Search:
 
 
 def find_file(folder: Path, stem: str) -> Path | None:
-    """``folder/stem.gz`` or ``folder/stem`` (the first that exists), else None."""
-    for candidate in (folder / f"{stem}.gz", folder / stem):
-        if candidate.is_file():
-            return candidate
+    """``folder/stem.gz`` or ``folder/stem`` (the first that exists), else None.
+
+    Also accepts the dotted spelling some copies use (``train-images.idx3-ubyte``)."""
+    for name in dict.fromkeys((stem, stem.replace("-idx", ".idx", 1))):
+        for candidate in (folder / f"{name}.gz", folder / name):
+            if candidate.is_file():
+                return candidate
     return None
 
 
