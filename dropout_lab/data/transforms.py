@@ -31,7 +31,7 @@ def stratified_subset(y: np.ndarray, size: int, rng: np.random.Generator) -> np.
     for i in np.argsort(-(exact - take))[: size - take.sum()]:
         take[i] += 1
     chosen = []
-    for c, t in zip(classes, take):
+    for c, t in zip(classes, take, strict=True):
         idx = np.flatnonzero(y == c)
         chosen.append(rng.choice(idx, size=min(t, len(idx)), replace=False))
     return np.sort(np.concatenate(chosen))
