@@ -7,13 +7,15 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.table import Table
 
+from dropout_lab import executors
 from dropout_lab.cli.app import abort, err, guard, out
-from dropout_lab.config import load_config
-from dropout_lab.executors.serial import SerialExecutor
-from dropout_lab.report.progress import SweepProgress
+from dropout_lab.config import ExperimentConfig, load_config
+from dropout_lab.executors import budget as budgets
+from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
-from dropout_lab.runner import SweepInterrupted, plan, run_sweep
+from dropout_lab.runner import DryRun, SweepInterrupted, dry_run, largest_weights, plan, run_sweep
 
 
 def register(app: typer.Typer) -> None:
@@ -27,23 +29,53 @@ def sweep(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where sweeps are stored"),
     fresh: bool = typer.Option(False, "--fresh", help="discard stored trials and start over"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
-    threads: int = typer.Option(1, "--threads", min=1, help="BLAS/torch threads per trial"),
+    workers: int = typer.Option(None, "--workers", min=1,
+                                help="trials run at once (default: auto, workers x threads <= "
+                                "cores)"),
+    threads: int = typer.Option(None, "--threads", min=1,
+                                help="BLAS/torch threads per trial (default: auto; part of a "
+                                "trial's result: fix it to reproduce numbers)"),
+    executor: str = typer.Option("local", "--executor",
+                                 help="local (processes on this machine) | ray"),
+    ray_address: str = typer.Option(None, "--ray-address",
+                                    help="Ray cluster to join (host:port); default: start a "
+                                    "local Ray instance"),
     max_failures: int = typer.Option(None, "--max-failures", min=1,
                                      help="stop after this many failed trials"),
+    dry: bool = typer.Option(False, "--dry-run",
+                             help="list the trials and estimate the run time; write nothing"),
 ) -> None:
     """Train an MLP at every point of CONFIG's grid; skip trials already done.
 
-    Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input."""
+    Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input,
+    130 when interrupted (Ctrl-C; run the same command again to resume)."""
     cfg = load_config(config, set_)
-    store, trials, pending = plan(cfg, runs_dir, fresh)
-    executor = SerialExecutor(threads=threads)
-    progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending))
+    executors.check(executor, ray_address)  # before planning: a typo costs nothing
+    planned = plan(cfg, runs_dir, fresh)
+    store, trials, pending = planned
+
+    if dry:
+        chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),
+                                largest_weights(trials), workers=workers, threads=threads)
+        _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, planned),
+                       cfg, json_out, executor)
+        raise typer.Exit(0)
+
+    selected = executors.create(executor, len(pending), len(trials), workers=workers,
+                                threads=threads, ray_address=ray_address,
+                                largest_weights=lambda: largest_weights(trials))
+    if selected.budget.warning:
+        err.print(f"[yellow]warning:[/] {escape(selected.budget.warning)}", highlight=False)
+    progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
+                             workers=selected.budget.workers, header=selected.describe())
     try:
         with progress:
-            report = run_sweep(cfg, runs_dir, executor, events=progress, fresh=fresh,
-                               max_failures=max_failures)
+            report = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
+                               max_failures=max_failures, planned=planned)
     except SweepInterrupted as exc:
         raise abort(str(exc), 130) from None
+    finally:
+        selected.executor.close()
 
     if json_out:
         doc = {
@@ -68,3 +100,49 @@ def sweep(
     if report.stopped_early:
         err.print(f"[yellow]{report.stopped_early}[/]")
     raise typer.Exit(0 if report.all_done else 1)
+
+
+def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: str) -> None:
+    """The trial table of ``--dry-run`` (or its JSON document) and the time estimate."""
+    if json_out:
+        doc = {
+            "dry_run": True, "sweep_dir": str(dr.sweep_dir), "executor": executor,
+            "workers": dr.workers, "threads": dr.threads, "estimate_seconds": dr.seconds,
+            "trials": [
+                {"trial_id": p.trial.trial_id, "params": p.trial.params, "action": p.action,
+                 "stored_status": p.stored_status, "weights": p.weights,
+                 "estimate_seconds": p.seconds}
+                for p in dr.trials
+            ],
+            "probe": dr.probe,
+        }
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    axes = list(cfg.sweep)
+    table = Table(title=f"dry run: {cfg.name}: {len(dr.trials)} trial(s), "
+                        f"{len(dr.pending)} to run")
+    table.add_column("trial")
+    for a in axes:
+        table.add_column(a, justify="right")
+    table.add_column("action")
+    table.add_column("weights", justify="right")
+    table.add_column("est. time", justify="right")
+    labels = {"run": "run", "rerun": "run (was {})", "skip": "skip (done)"}
+    for p in dr.trials:
+        action = labels[p.action].format(p.stored_status)
+        table.add_row(p.trial.trial_id, *[json.dumps(p.trial.params.get(a)) for a in axes],
+                      action, "?" if p.weights is None else f"{p.weights:,}",
+                      "" if p.seconds is None else fmt_seconds(p.seconds))
+    out.print(table)
+    where = f"executor {executor}, " if executor != "local" else ""
+    if not dr.pending:
+        estimate = "nothing to run"
+    elif dr.seconds is None:
+        estimate = "unknown (a timing probe failed)"
+    else:
+        estimate = f"~{fmt_seconds(dr.seconds)}"
+    out.print(f"estimated time: {estimate} with {where}{dr.workers} worker(s) x "
+              f"{dr.threads} thread(s)", highlight=False)
+    for note in dr.probe:
+        out.print(f"  probe: {escape(note)}", style="dim", highlight=False)
+    out.print("dry run: nothing was written", style="dim")

@@ -31,6 +31,21 @@ class Executor(Protocol):
     workers: int
     threads: int
 
+    def close(self) -> None:
+        """Release what the executor holds (a Ray connection); safe to call twice."""
+
     def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
         """Yield one outcome per job, in completion order. Closing the iterator (or an
         exception such as KeyboardInterrupt in the consumer) cancels what is still running."""
+
+
+def lost_trial(job: Job, reason: str, threads: int, workers: int) -> TrialOutcome:
+    """The outcome of a trial whose worker vanished (killed, out of memory, crashed): failed,
+    with the reason as its error, so the sweep goes on and a re-run retries the trial."""
+    result: dict[str, Any] = {
+        "trial_id": job.trial_id, "status": "failed", "params": job.params, "final": None,
+        "error": reason, "timing": {},
+        "env": {"backend": job.config.get("backend"), "device": None, "threads": threads,
+                "workers": workers, "dtype": job.config.get("dtype"), "versions": {}},
+    }
+    return TrialOutcome(job.trial_id, "failed", result, [], reason + "\n")

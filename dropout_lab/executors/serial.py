@@ -15,6 +15,9 @@ class SerialExecutor:
         self.workers = 1
         self.threads = threads
 
+    def close(self) -> None:
+        pass
+
     def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
         for job in jobs:
             events.started(job.trial_id)

@@ -11,7 +11,10 @@ from rich.live import Live
 from rich.text import Text
 
 
-def _fmt_seconds(s: float) -> str:
+def fmt_seconds(s: float) -> str:
+    """``1m05s`` / ``2h03m``: durations for people."""
+    if s < 60:
+        return f"{s:.1f}s"
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
@@ -22,7 +25,7 @@ class SweepProgress:
     ``live`` picks the rich display (a terminal) or plain line-by-line output (CI logs)."""
 
     def __init__(self, total: int, skipped: int, stream: IO[str] | None = None,
-                 live: bool | None = None):
+                 live: bool | None = None, workers: int = 1, header: str | None = None):
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream)
         self.live = self.console.is_terminal if live is None else live
@@ -36,7 +39,8 @@ class SweepProgress:
         self._durations: list[float] = []
         self._starts: dict[str, float] = {}
         self._live: Live | None = None
-        self.workers = 1
+        self.workers = max(1, workers)
+        self.header = header  # e.g. "executor local: 2 workers x 1 thread (auto)"
 
     # -- the Events protocol ------------------------------------------------------------------
     def started(self, trial_id: str) -> None:
@@ -69,16 +73,20 @@ class SweepProgress:
 
     # -- rendering ----------------------------------------------------------------------------
     def eta_seconds(self) -> float | None:
+        """Time left, from the mean duration of the finished trials: the queued ones take a
+        mean each, a running one the rest of a mean; the work is shared by the workers."""
         if not self._durations:
             return None
         mean = sum(self._durations) / len(self._durations)
-        remaining = self.queued + len(self.running) * 0.5
-        return mean * remaining / max(1, self.workers)
+        now = time.monotonic()
+        running_left = sum(max(0.0, mean - (now - self._starts.get(tid, now)))
+                           for tid in self.running)
+        return (self.queued * mean + running_left) / self.workers
 
     def _eta_text(self) -> str:
         eta = self.eta_seconds()
-        elapsed = _fmt_seconds(time.monotonic() - self.t0)
-        return f"elapsed {elapsed}" + ("" if eta is None else f", ~{_fmt_seconds(eta)} left")
+        elapsed = fmt_seconds(time.monotonic() - self.t0)
+        return f"elapsed {elapsed}" + ("" if eta is None else f", ~{fmt_seconds(eta)} left")
 
     def render(self) -> Text:
         t = Text()
@@ -90,9 +98,19 @@ class SweepProgress:
         if self.skipped:
             t.append(f"  (reused {self.skipped})", style="dim")
         t.append(f"  {self._eta_text()}\n", style="dim")
+        if self.header:
+            t.append(f"  {self.header}\n", style="dim")
         for tid, (ep, eps) in list(self.running.items())[:8]:
-            t.append(f"  {tid}  epoch {ep}/{eps}\n", style="cyan")
+            t.append(f"  {tid}  " + (f"epoch {ep}/{eps}" if eps else "running") + "\n",
+                     style="cyan")
         return t
+
+    def note(self, text: str) -> None:
+        """A one-off message (e.g. "stopping: cancelling running trials") above the display."""
+        if self._live is not None:
+            self._live.console.print(text, highlight=False, markup=False)
+        else:
+            self._line(text)
 
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
@@ -108,7 +126,8 @@ class SweepProgress:
             self._live.__enter__()
         else:
             self._line(f"sweep: {self.total} trial(s) to run"
-                       + (f", {self.skipped} reused" if self.skipped else ""))
+                       + (f", {self.skipped} reused" if self.skipped else "")
+                       + (f"; {self.header}" if self.header else ""))
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,0 +1,211 @@
+"""Run trials in a small pool of worker processes on this machine (``--workers N``).
+
+Why not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies (SIGKILL, the
+out-of-memory killer) it marks *every* pending future broken. Here each worker is a
+``multiprocessing.Process`` with its own pipe, the driver knows which trial each worker holds,
+and a dead worker costs exactly one trial (recorded as failed) and is replaced.
+
+* Workers are started once (``spawn``: a fresh interpreter, nothing inherited from the
+  driver's threads) and run trial after trial, so each keeps its data sets in memory
+  (``dropout_lab.data`` caches loads per process).
+* The BLAS thread limit is set before the worker imports NumPy (the ``*_NUM_THREADS``
+  variables of its environment) and again with threadpoolctl; torch gets
+  ``set_num_threads`` from the backend at each trial. Equal threads per trial give
+  bit-identical results whatever the number of workers (see ``executors/budget.py``).
+* Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the driver decides
+  what happens (it stops the workers; finished trials are already stored).
+* Messages are small: ``started``, ``epoch`` and, at the end, the outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing as mp
+import os
+import signal
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from dropout_lab.executors.base import Events, Job, lost_trial
+from dropout_lab.trial import TrialOutcome
+
+# Read once by each BLAS/OpenMP runtime when it loads: set in the worker's environment so the
+# runtime starts with the right pool size (threadpoolctl then enforces it as well).
+THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                   "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+POLL_SECONDS = 0.5  # how often the driver wakes up with nothing to read (liveness checks)
+STOP_GRACE_SECONDS = 3.0  # after SIGTERM, how long a worker gets before SIGKILL
+
+
+def _worker_main(conn: Connection, threads: int, workers: int) -> None:
+    """Body of a worker process: receive jobs, run them, send back events and outcomes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
+    from threadpoolctl import threadpool_limits
+
+    limits = threadpool_limits(limits=threads)  # noqa: F841 (held for the process's lifetime)
+    from dropout_lab.trial import run_trial
+
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the driver is gone
+            return
+        if job is None:
+            return
+        conn.send(("started", job.trial_id))
+
+        def on_epoch(trial_id: str, epoch: int, epochs: int) -> None:
+            conn.send(("epoch", trial_id, epoch, epochs))
+
+        outcome = run_trial(job.config, job.trial_id, job.params, threads=threads,
+                            workers=workers, on_epoch=on_epoch)
+        conn.send(("outcome", outcome))
+
+
+@contextlib.contextmanager
+def _thread_env(threads: int) -> Iterator[None]:
+    """Set the BLAS/OpenMP thread variables while a worker is spawned (it copies the
+    environment), then restore the driver's own values."""
+    saved = {k: os.environ.get(k) for k in THREAD_ENV_VARS}
+    os.environ.update({k: str(threads) for k in THREAD_ENV_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Spawn with SIGINT ignored: the disposition survives exec, so a Ctrl-C that arrives
+    while the worker is still importing cannot kill it with a traceback."""
+    try:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread: signals are not ours to change
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass
+class _Slot:
+    """One worker process, its end of the pipe, and the job it holds (None when idle)."""
+
+    process: Any
+    conn: Connection
+    job: Job | None = None
+
+
+def _death_reason(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = "unknown signal"
+        return f"worker process died (signal {-exitcode}, {name})"
+    return f"worker process died (exit code {exitcode})"
+
+
+class LocalExecutor:
+    """``workers`` processes, each running one trial at a time with ``threads`` threads."""
+
+    name = "local"
+
+    def __init__(self, workers: int, threads: int):
+        self.workers = workers
+        self.threads = threads
+        self._ctx = mp.get_context("spawn")
+
+    # -- worker life cycle --------------------------------------------------------------------
+    def _spawn(self) -> _Slot:
+        parent, child = self._ctx.Pipe(duplex=True)
+        process = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.workers),
+                                    name="dropout-lab-worker", daemon=True)
+        with _thread_env(self.threads), _sigint_ignored():
+            process.start()
+        child.close()  # the driver keeps only its end: EOF on it means the worker is gone
+        return _Slot(process, parent)
+
+    @staticmethod
+    def _stop(slots: list[_Slot]) -> None:
+        """Idle workers get a polite stop; busy ones (cancelled trials) SIGTERM, then SIGKILL."""
+        for s in slots:
+            if s.process.is_alive():
+                if s.job is None:
+                    with contextlib.suppress(OSError, BrokenPipeError):
+                        s.conn.send(None)
+                else:
+                    s.process.terminate()
+        for s in slots:
+            s.process.join(STOP_GRACE_SECONDS)
+            if s.process.is_alive():
+                s.process.kill()
+                s.process.join()
+            s.conn.close()
+
+    def close(self) -> None:
+        pass  # workers live only while run() does
+
+    # -- the Executor protocol ----------------------------------------------------------------
+    def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
+        queue = deque(jobs)
+        slots = [self._spawn() for _ in range(min(self.workers, len(jobs)))]
+        try:
+            while queue or any(s.job is not None for s in slots):
+                for i, s in enumerate(slots):
+                    if s.job is None and queue:
+                        if not s.process.is_alive():  # died while idle: replace it
+                            s.conn.close()
+                            slots[i] = s = self._spawn()
+                        s.job = queue.popleft()
+                        try:
+                            s.conn.send(s.job)
+                        except (BrokenPipeError, OSError):
+                            pass  # it died just now: its sentinel reports it below
+                busy = [s for s in slots if s.job is not None]
+                ready = set(wait([s.conn for s in busy] + [s.process.sentinel for s in busy],
+                                 timeout=POLL_SECONDS))
+                for i, s in enumerate(slots):
+                    if s.conn in ready:
+                        yield from self._read(s, events)
+                    if s.job is not None and (s.process.sentinel in ready
+                                              or not s.process.is_alive()):
+                        yield from self._read(s, events)  # whatever it sent before dying
+                        if s.job is not None:
+                            s.process.join()
+                            yield lost_trial(s.job, _death_reason(s.process.exitcode),
+                                             self.threads, self.workers)
+                            s.job = None
+                        s.conn.close()
+                        slots[i] = self._spawn() if queue else _Slot(s.process, s.conn)
+        finally:
+            self._stop(slots)
+
+    @staticmethod
+    def _read(slot: _Slot, events: Events) -> Iterator[TrialOutcome]:
+        """Handle every message waiting on a worker's pipe; yield the outcome if one came."""
+        while not slot.conn.closed:
+            try:
+                if not slot.conn.poll():
+                    return
+                msg = slot.conn.recv()
+            except (EOFError, OSError):
+                return  # the worker is gone; the caller notices through its sentinel
+            kind = msg[0]
+            if kind == "started":
+                events.started(msg[1])
+            elif kind == "epoch":
+                events.epoch(msg[1], msg[2], msg[3])
+            elif kind == "outcome":
+                slot.job = None
+                yield msg[1]

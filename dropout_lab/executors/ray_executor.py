@@ -1,0 +1,117 @@
+"""Run trials as Ray tasks, on a local Ray instance or on a cluster (``--executor ray``).
+
+Each trial is one task declaring its resources (``num_cpus`` = the trial's threads, and one
+GPU when its device is cuda). The task loads the data set itself (from the worker's cache
+or ``dataset.path``) and returns the :class:`TrialOutcome`; only the driver writes the runs
+directory, so the cluster needs no shared file system. Every node needs dropout-lab and its
+dependencies installed (the same version as the driver).
+
+Ray is an optional extra (``pip install "dropout-lab[ray]"``) and is imported only here.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from typing import Any
+
+from dropout_lab.errors import ExecutorError
+from dropout_lab.executors.base import Events, Job, lost_trial
+from dropout_lab.trial import TrialOutcome, run_trial
+
+POLL_SECONDS = 0.5
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(
+            "--executor ray needs Ray, which is an optional extra: "
+            "pip install \"dropout-lab[ray]\""
+        ) from None
+    return ray
+
+
+def _ray_trial(config: dict[str, Any], trial_id: str, params: dict[str, Any], threads: int,
+               workers: int) -> TrialOutcome:
+    """The body of a Ray task: one trial, returned to the driver (no files written here)."""
+    return run_trial(config, trial_id, params, threads=threads, workers=workers)
+
+
+def _needs_gpu(config: dict[str, Any]) -> bool:
+    return config.get("backend") == "torch" and str(config.get("device", "")).startswith("cuda")
+
+
+class RayExecutor:
+    """Connects on construction (a bad address fails before anything is written)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+        ray = _import_ray()
+        self.address = address
+        self.workers = 1
+        self.threads = 1
+        self._started_here = not ray.is_initialized()
+        if self._started_here:
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                                      "logging_level": "warning"}
+            try:
+                if address:
+                    ray.init(address=address, **kwargs)
+                else:  # "local": always a new instance, even when RAY_ADDRESS is set
+                    ray.init(address="local", num_cpus=num_cpus, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ExecutorError(f"cannot connect to {where}: {first}") from None
+
+    def cluster_cpus(self) -> int:
+        """CPUs the cluster declares (all nodes), for the workers x threads budget."""
+        ray = _import_ray()
+        return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def configure(self, workers: int, threads: int) -> None:
+        """``workers`` = how many trials are in flight at once; ``threads`` = CPUs per task."""
+        self.workers, self.threads = workers, threads
+
+    def close(self) -> None:
+        ray = _import_ray()
+        if self._started_here and ray.is_initialized():
+            ray.shutdown()
+
+    def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
+        # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
+        # pool with threadpoolctl as the local executor does: equal threads, equal bits.
+        ray = _import_ray()
+        task = ray.remote(_ray_trial)
+        queue = deque(jobs)
+        inflight: dict[Any, Job] = {}
+        try:
+            while queue or inflight:
+                # Keep at most `workers` tasks submitted, so "started" means running.
+                while queue and len(inflight) < self.workers:
+                    job = queue.popleft()
+                    ref = task.options(num_cpus=self.threads,
+                                       num_gpus=1 if _needs_gpu(job.config) else 0,
+                                       max_retries=0).remote(
+                        job.config, job.trial_id, job.params, self.threads, self.workers)
+                    inflight[ref] = job
+                    events.started(job.trial_id)
+                done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
+                for ref in done:
+                    job = inflight.pop(ref)
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # worker died, node lost, ...
+                        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                        outcome = lost_trial(job, f"ray task lost ({type(exc).__name__}): "
+                                             f"{first}", self.threads, self.workers)
+                    yield outcome
+        finally:
+            for ref in inflight:  # Ctrl-C / --max-failures: cancel what is still running
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:  # noqa: BLE001 - already finished or gone: nothing to stop
+                    pass
