@@ -22,7 +22,9 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2r
        max-width: 1200px; padding: 0 1rem; color: #1b1b1b; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.2rem; margin-top: 2rem; }
 table { border-collapse: collapse; margin: 0.5rem 0 0.3rem; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; vertical-align: top;
+         white-space: nowrap; }
+.scroll { overflow-x: auto; }
 th { background: #f1f3f5; }
 tr.best td { background: #e6f4ea; } tr.best td.value { font-weight: bold; }
 tr.tie td.value { color: #1e7b34; }
@@ -91,9 +93,10 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
         heading = block.label if c.block_axes else f"{c.by} compared over seeds"
         parts.append(f"<h2>{escape(heading)}</h2>")
         head = "".join(f"<th>{escape(h)}</th>" for h in [c.by, "seeds", *c.metrics])
-        parts.append(f'<table class="compare"><thead><tr>{head}</tr></thead><tbody>')
+        parts.append(f'<div class="scroll"><table class="compare"><thead><tr>{head}</tr></thead>'
+                     "<tbody>")
         parts.extend(_row_html(c, row) for row in block.rows)
-        parts.append("</tbody></table>")
+        parts.append("</tbody></table></div>")
         if block.best_value is not None:
             ties = ", ".join(show(v) for v in block.tie_values) or "none"
             parts.append(f'<p class="legend">best {escape(c.by)} by {escape(c.best_by)}: '
