@@ -38,17 +38,17 @@ def coadaptation(p: float, seed: int) -> dict[str, Any]:
 
 def uncertainty(p: float, seed: int) -> dict[str, Any]:
     edges = [i / 5 for i in range(6)]
-    conf = [0.1, 0.3, 0.5, 0.7, 0.92]
+    conf = [None, 0.3, 0.5, 0.7, 0.92]  # an empty bin is stored as null (NaN)
     return {
         "mc_samples": 10, "mc_acc": 0.9 + 0.05 * p, "mc_nll": 0.3 - 0.1 * p, "det_acc": 0.9,
         "det_nll": 0.35, "predictive_entropy": 0.2 + 0.2 * p, "mutual_information": 0.05 * p,
         "ece_det": 0.05, "ece_mc": 0.05 - 0.04 * p, "brier_det": 0.1, "brier_mc": 0.09,
         "mc_curve": {"T": [1, 2, 5, 10], "acc": [0.85, 0.88, 0.9, 0.9 + 0.05 * p]},
         "reliability": {"edges": edges,
-                        "det": {"confidence": conf, "accuracy": [0.1, 0.2, 0.4, 0.6, 0.97],
-                                "count": [1, 3, 5, 10, 80]},
-                        "mc": {"confidence": conf, "accuracy": [0.1, 0.3, 0.5, 0.68, 0.93],
-                               "count": [2, 4, 6, 12, 76]}},
+                        "det": {"confidence": conf, "accuracy": [None, 0.2, 0.4, 0.6, 0.97],
+                                "count": [0, 3, 5, 10, 80]},
+                        "mc": {"confidence": conf, "accuracy": [None, 0.3, 0.5, 0.68, 0.93],
+                               "count": [0, 4, 6, 12, 76]}},
     }
 
 

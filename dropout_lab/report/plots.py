@@ -202,14 +202,18 @@ def ablation_figure(c: Comparison, store: SweepStore) -> Figure | None:
 
 
 def _pooled(bins: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """Pool reliability bins over seeds, weighting each bin by its count."""
-    n = min(len(b["count"]) for b in bins)
+    """Pool reliability bins over seeds, weighting each bin by its count.
+
+    Empty bins are stored with null confidence/accuracy (NaN in JSON): they carry no weight."""
+    n = min(len(b.get("count") or []) for b in bins)
     conf, acc = [], []
     for i in range(n):
-        w = sum(b["count"][i] for b in bins)
+        used = [b for b in bins if b["count"][i] and b["confidence"][i] is not None
+                and b["accuracy"][i] is not None]
+        w = sum(b["count"][i] for b in used)
         if w > 0:
-            conf.append(sum(b["confidence"][i] * b["count"][i] for b in bins) / w)
-            acc.append(sum(b["accuracy"][i] * b["count"][i] for b in bins) / w)
+            conf.append(sum(b["confidence"][i] * b["count"][i] for b in used) / w)
+            acc.append(sum(b["accuracy"][i] * b["count"][i] for b in used) / w)
     return conf, acc
 
 
@@ -264,7 +268,12 @@ def render_all(c: Comparison) -> tuple[list[Plot], list[str]]:
     store = SweepStore(c.sweep_dir)
     plots, notes = [], []
     for name, (title, build) in FIGURES.items():
-        fig = build(c, store)
+        try:
+            fig = build(c, store)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            # results written by another version of the statistics: note it, draw the rest
+            notes.append(f"{name}: skipped, unexpected data in the results ({exc!r})")
+            continue
         if fig is None:
             notes.append(f"{name}: skipped, {_ABSENT[name]}")
             continue
