@@ -95,12 +95,18 @@ class DropoutPlan:
         return buf
 
     def _bernoulli(self, rng, key, shape, p: float, scale: bool) -> np.ndarray:
-        """r = 1[u >= p] (kept with probability 1-p), times 1/(1-p) when ``scale``."""
+        """r = 1[u >= t] (kept with probability 1-p), times 1/(1-p) when ``scale``.
+
+        u is uniform on the 32-bit integers (two per raw 64-bit draw of the generator) and
+        t = round(p 2^32), so P(kept) = 1 - p to within 2^-33; this is about twice as fast as
+        comparing float32 uniforms (which resolve p only to 2^-24)."""
         buf = self._buffer(key, shape)
-        rng.random(out=buf, dtype=self.dtype)
+        n = buf.size
+        u = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)
+        threshold = np.uint32(min(round(p * 2.0**32), 2**32 - 1))
         keep_value = 1.0 / (1.0 - p) if scale else 1.0
-        # u >= p has probability 1 - p; write keep_value or 0 in place.
-        np.greater_equal(buf, p, out=buf, casting="unsafe")
+        # u >= t has probability 1 - p; write keep_value or 0 in place.
+        np.greater_equal(u, threshold, out=buf, casting="unsafe")
         if keep_value != 1.0:
             buf *= self.dtype.type(keep_value)
         return buf
