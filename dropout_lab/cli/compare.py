@@ -56,7 +56,17 @@ def compare(
 
     if not quiet:
         if fmt == "rich":
-            out.print(FORMATS["rich"](c))
+            table = FORMATS["rich"](c)
+            # never squeeze numbers into ellipses: a table wider than the terminal stays whole
+            wide = out.options.update_width(10_000)
+            tables_width = max(out.measure(t, options=wide).maximum
+                               for t in table.renderables[:-1])
+            width = out.width
+            out.width = max(width, tables_width)  # print() caps its width at the console's
+            try:
+                out.print(table)
+            finally:
+                out.width = width
         elif fmt == "json":
             doc = to_json_doc(c)
             if expect:

@@ -407,10 +407,10 @@ def render_rich(c: Comparison) -> Group:
     for block in c.blocks:
         title = f"{c.name}: {block.label}" if c.block_axes else c.name
         t = Table(title=title, title_justify="left", show_lines=True)
-        t.add_column(c.by, justify="right")
-        t.add_column("seeds", justify="right")
+        t.add_column(c.by, justify="right", no_wrap=True)
+        t.add_column("seeds", justify="right", no_wrap=True)
         for name in c.metrics:
-            t.add_column(name, justify="right")
+            t.add_column(name, justify="right", no_wrap=True)
         for row in block.rows:
             label = Text(show(row.value) + _value_mark(row),
                          style="bold green" if row.best else ("green" if row.tie else ""))
