@@ -151,3 +151,16 @@ def test_mc_passes_are_training_mode_noise():
     w, b = probe.network.get_weights()[-1]
     assert np.allclose(z, (probe.hidden[-1] * r.units[1]) @ w + b)
     assert set(np.unique(r.units[1])) == {0.0, 2.0}
+
+
+@pytest.mark.parametrize("variant,input_p", [("inverted", 0.0), ("dropconnect", 0.0),
+                                             ("inverted", 0.3)])  # the last: backend path
+def test_batched_passes_equal_passes_drawn_one_at_a_time(variant, input_p):
+    probe = small_probe(0.5)
+    probe.plan = make_plan(variant, input_p, [0.5], [4, 12, 3], "float64")
+    batched = probe.mc_logits(np.random.default_rng(9), passes=4)
+    rng = np.random.default_rng(9)
+    one_by_one = np.concatenate([probe.mc_logits(rng) for _ in range(4)])
+    assert batched.shape == (4, 60, 3)
+    assert np.allclose(batched, one_by_one, atol=1e-12)
+    assert not np.allclose(batched[0], batched[1])  # every pass has its own masks

@@ -137,28 +137,36 @@ class Probe:
         """True when dropout noise can touch only the last hidden layer (and W_L)."""
         return all(r <= 0 for r in self.plan.rates[:-1])
 
-    def mc_logits(self, rng: np.random.Generator) -> np.ndarray:
-        """Logits (float64) of one Monte Carlo dropout pass: training-mode noise drawn from
-        the plan with ``rng``, no weight update. Call only when :attr:`stochastic`."""
-        noise = self.plan.sample(rng, len(self.x))
-        if self.noise_only_in_readout:
-            r, m = noise.units[-1], noise.weights[-1]
-            h = self.hidden[-1] if r is None else self.hidden[-1] * r
-            w = self.readout_w if m is None else self.readout_w * m
-            z = h @ w
-            z += self.readout_b
-            return z.astype(np.float64)
-        return self._forward(noise=noise)
+    def mc_logits(self, rng: np.random.Generator, passes: int = 1) -> np.ndarray:
+        """(passes, N, C) float64 logits of Monte Carlo dropout passes: training-mode noise
+        drawn from the plan with ``rng``, no weight update. Call only when :attr:`stochastic`.
 
-    def _forward(self, noise: Noise | None = None, ablate: list | None = None) -> np.ndarray:
-        """Backend forward over ``x`` in chunks; noise rows are sliced with the chunk, so the
-        random draws do not depend on the chunk size."""
+        Each pass draws its own noise, one ``plan.sample`` per pass (a dropconnect mask is one
+        per call), so pass t sees the same masks however the passes are grouped."""
+        n = len(self.x)
+        if not self.noise_only_in_readout:
+            return np.stack([self._forward(noise=self.plan.sample(rng, n))
+                             for _ in range(passes)])
+        h, w, b = self.hidden[-1], self.readout_w, self.readout_b
+        out = np.empty((passes, n, len(b)))
+        for t in range(passes):  # one pass at a time: h * r_t stays in cache
+            noise = self.plan.sample(rng, n)
+            r, m = noise.units[-1], noise.weights[-1]
+            z = (h if r is None else h * r) @ (w if m is None else w * m)  # (h r_t)(W M_t)
+            np.add(z, b, out=out[t])
+        return out
+
+    def _forward(self, noise: Noise | None = None, ablate: list | None = None,
+                 x: np.ndarray | None = None) -> np.ndarray:
+        """Backend forward over ``x`` (default: the sample) in chunks; noise rows are sliced
+        with the chunk, so the random draws do not depend on the chunk size."""
+        x = self.x if x is None else x
         out = []
-        for s in range(0, len(self.x), CHUNK):
+        for s in range(0, len(x), CHUNK):
             e = s + CHUNK
             part = None
             if noise is not None:
                 part = Noise([None if u is None else u[s:e] for u in noise.units], noise.weights)
-            out.append(np.asarray(self.network.forward(self.x[s:e], noise=part, ablate=ablate),
+            out.append(np.asarray(self.network.forward(x[s:e], noise=part, ablate=ablate),
                                   dtype=np.float64))
         return np.concatenate(out)

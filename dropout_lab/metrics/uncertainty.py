@@ -20,6 +20,7 @@ import numpy as np
 from dropout_lab.metrics.probe import Probe
 
 MC_CURVE_T = (1, 2, 5, 10, 20, 50)
+MAX_BLOCK_ELEMENTS = 1 << 22  # noise numbers drawn at once (16 MB in float32)
 
 
 # -- pure functions -------------------------------------------------------------------------
@@ -110,16 +111,21 @@ class McAverage:
         self._sum_h: np.ndarray | None = None
 
     def add(self, logits: np.ndarray) -> None:
-        logp = log_softmax(logits)
+        """Add one pass (N, C) or a stack of passes (K, N, C)."""
+        z = np.asarray(logits, dtype=np.float64)
+        if z.ndim == 2:
+            z = z[None]
+        logp = log_softmax(z.reshape(-1, z.shape[-1])).reshape(z.shape)
         p = np.exp(logp)
-        h = -(p * logp).sum(axis=1)
+        sum_p, sum_h = p.sum(axis=0), -(p * logp).sum(axis=(0, 2))
+        lse = np.logaddexp.reduce(logp, axis=0) if len(z) > 1 else logp[0]
         if self._sum_p is None:
-            self._sum_p, self._lse, self._sum_h = p, logp, h
+            self._sum_p, self._lse, self._sum_h = sum_p, lse, sum_h
         else:
-            self._sum_p += p
-            self._lse = np.logaddexp(self._lse, logp)
-            self._sum_h += h
-        self.passes += 1
+            self._sum_p += sum_p
+            self._lse = np.logaddexp(self._lse, lse)
+            self._sum_h += sum_h
+        self.passes += len(z)
 
     def mean_probs(self) -> np.ndarray:
         return self._sum_p / self.passes
@@ -158,11 +164,19 @@ def compute(probe: Probe, mc_samples: int, ece_bins: int, rng: np.random.Generat
         avg = McAverage()
         curve: dict[int, float] = {}
         main: dict[str, Any] | None = None
-        for t in range(1, max(mc_samples, *MC_CURVE_T) + 1):
-            avg.add(probe.mc_logits(rng))
-            if t in MC_CURVE_T:
-                curve[t] = accuracy(avg.mean_probs(), y)
-            if t == mc_samples:
+        # Passes in blocks that end on every T where a snapshot is read; each block is one
+        # batched draw, capped so a block's noise stays below MAX_BLOCK_ELEMENTS numbers.
+        stops = sorted({*MC_CURVE_T, mc_samples})
+        cap = max(1, MAX_BLOCK_ELEMENTS // (len(y) * max(probe.widths + [probe.x.shape[1]])))
+        done = 0
+        for stop in stops:
+            while done < stop:
+                k = min(stop - done, cap)
+                avg.add(probe.mc_logits(rng, k))
+                done += k
+            if stop in MC_CURVE_T:
+                curve[stop] = accuracy(avg.mean_probs(), y)
+            if stop == mc_samples:
                 mean_p = avg.mean_probs()
                 main = prediction_stats(mean_p, avg.mean_log_probs(), y, ece_bins)
                 main["entropy"] = float(entropy(mean_p).mean())
