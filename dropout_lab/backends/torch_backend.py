@@ -187,26 +187,30 @@ class TorchNetwork:
         gs = [g for g, _ in grads] + [g for _, g in grads]
         n_weights = len(self.W)
         wd, lr = t.weight_decay, t.lr
+        # torch._foreach_* ops update every tensor of a list in one call (as torch.optim's
+        # foreach implementations do): no per-parameter Python loop, one dispatch per formula.
         if wd:  # g <- g + wd * W: the gradient of (wd/2)|W|^2, never of the biases
-            for g, W in zip(gs[:n_weights], self.W, strict=True):
-                g.add_(W, alpha=wd)
+            torch._foreach_add_(gs[:n_weights], self.W, alpha=wd)
         if t.optimizer == "sgd":
-            for p, g in zip(params, gs, strict=True):
-                p.sub_(g, alpha=lr)  # W <- W - lr g
+            torch._foreach_add_(params, gs, alpha=-lr)  # W <- W - lr g
         elif t.optimizer == "momentum":
-            for p, g, m in zip(params, gs, self._m, strict=True):
-                m.mul_(t.momentum).add_(g)  # v <- mu v + g
-                p.sub_(m, alpha=lr)  # W <- W - lr v
+            torch._foreach_mul_(self._m, t.momentum)
+            torch._foreach_add_(self._m, gs)  # v <- mu v + g
+            torch._foreach_add_(params, self._m, alpha=-lr)  # W <- W - lr v
         else:
             self._t += 1
             b1, b2 = ADAM_BETAS
             c1 = 1.0 - b1**self._t
             c2_sqrt = (1.0 - b2**self._t) ** 0.5
-            for p, g, m, v in zip(params, gs, self._m, self._v, strict=True):
-                m.mul_(b1).add_(g, alpha=1 - b1)  # m <- b1 m + (1 - b1) g
-                v.mul_(b2).addcmul_(g, g, value=1 - b2)  # v <- b2 v + (1 - b2) g^2
-                denom = (v.sqrt() / c2_sqrt).add_(ADAM_EPS)  # sqrt(v / (1 - b2^t)) + eps
-                p.addcdiv_(m, denom, value=-lr / c1)  # W <- W - lr/(1 - b1^t) * m / denom
+            torch._foreach_mul_(self._m, b1)
+            torch._foreach_add_(self._m, gs, alpha=1 - b1)  # m <- b1 m + (1 - b1) g
+            torch._foreach_mul_(self._v, b2)
+            torch._foreach_addcmul_(self._v, gs, gs, value=1 - b2)  # v <- b2 v + (1 - b2) g^2
+            denom = torch._foreach_sqrt(self._v)
+            torch._foreach_div_(denom, c2_sqrt)
+            torch._foreach_add_(denom, ADAM_EPS)  # sqrt(v / (1 - b2^t)) + eps
+            # W <- W - lr/(1 - b1^t) * m / denom
+            torch._foreach_addcdiv_(params, self._m, denom, value=-lr / c1)
         if t.max_norm is not None:
             for W in self.W:
                 # Each unit's incoming weights are a column of W: rescale columns over the cap.
