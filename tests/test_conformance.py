@@ -344,10 +344,13 @@ def test_p_changes_neither_initial_weights_nor_batch_order(name):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("name", OTHERS)
-def test_training_with_dropout_matches_reference_float64(name, variant):
-    """Whole training runs with p > 0 agree too: both backends get the same masks."""
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_training_matches_reference_float64(name, variant, p):
+    """Whole training runs agree, with dropout (both backends get the same masks) and
+    without (the noise-free path)."""
     cfg = trial_config(name, variant, optimizer="adam", lr=0.01, weight_decay=1e-3,
                        max_norm=2.0).model_copy(update={"dtype": "float64"})
+    cfg.dropout.p, cfg.dropout.input_p = [p], p / 2
     rows, weights = run(cfg)
     ref_rows, ref_weights = run(cfg.model_copy(update={"backend": "numpy"}))
     for row, ref_row in zip(rows, ref_rows, strict=True):
