@@ -11,6 +11,7 @@ Ray is an optional extra (``pip install "dropout-lab[ray]"``) and is imported on
 
 from __future__ import annotations
 
+import socket
 from collections import deque
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +40,26 @@ def _ray_trial(config: dict[str, Any], trial_id: str, params: dict[str, Any], th
     return run_trial(config, trial_id, params, threads=threads, workers=workers)
 
 
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on an address nobody listens on: ray.init would wait for its GCS for
+    minutes. Addresses that are not host:port ("auto", ...) are left to Ray."""
+    hostport = address.split("://", 1)[-1]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)),
+                                      timeout=CONNECT_TIMEOUT_SECONDS):
+            pass
+    except OSError as exc:
+        raise ExecutorError(f"cannot connect to the Ray cluster at {address}: "
+                            f"{exc.strerror or exc} (is `ray start --head` running there?)"
+                            ) from None
+
+
 def _needs_gpu(config: dict[str, Any]) -> bool:
     return config.get("backend") == "torch" and str(config.get("device", "")).startswith("cuda")
 
@@ -57,6 +78,8 @@ class RayExecutor:
         if self._started_here:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                       "logging_level": "warning"}
+            if address:
+                _check_reachable(address)
             try:
                 if address:
                     ray.init(address=address, **kwargs)

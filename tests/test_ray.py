@@ -1,0 +1,112 @@
+"""A real Ray head on 127.0.0.1: ``sweep --executor ray --ray-address`` gives the same numbers
+as the local executor, and the driver alone writes the runs directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install 'dropout-lab[ray]'")
+
+# Ray 2.60 replaces 127.0.0.1 by the machine's interface address unless this is 0, for the
+# head and for the driver alike: test traffic must stay on the loopback interface.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """``ray start --head --block`` in its own process group; ended by that group's id."""
+    port = _free_port()
+    ray_cli = Path(sys.executable).parent / "ray"
+    log = (tmp_path / "ray-head.log").open("w")
+    env = dict(os.environ, **LOOPBACK_ENV)
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+         f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+         f"--ray-client-server-port={_free_port()}",
+         f"--dashboard-agent-listen-port={_free_port()}", "--disable-usage-stats"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        while "Ray runtime started" not in (tmp_path / "ray-head.log").read_text():
+            assert head.poll() is None, (tmp_path / "ray-head.log").read_text()
+            assert time.monotonic() < deadline, "the Ray head did not start in 90 s"
+            time.sleep(0.25)
+        yield f"127.0.0.1:{port}"
+    finally:
+        # Only this head's process group: never `ray stop`, which would end every Ray here.
+        for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def _numbers(sweep_dir: Path) -> dict[str, tuple[list[dict], dict, str]]:
+    out = {}
+    for d in sorted((sweep_dir / "trials").iterdir()):
+        rows = [json.loads(line) for line in (d / "metrics.jsonl").read_text().splitlines()]
+        for r in rows:
+            r.pop("epoch_seconds")
+        result = json.loads((d / "result.json").read_text())
+        out[d.name] = (rows, result["final"], result["status"])
+    return out
+
+
+@pytest.mark.slow
+def test_ray_cluster_matches_local_executor(ray_head, cli, tiny_config, tmp_path):
+    code, _, err = cli("sweep", tiny_config, "--runs-dir", tmp_path / "local", "--workers", "2",
+                       "--threads", "1")
+    assert code == 0, err
+
+    env = dict(os.environ, **LOOPBACK_ENV)
+    res = subprocess.run(
+        [sys.executable, "-m", "dropout_lab", "sweep", str(tiny_config), "--runs-dir",
+         str(tmp_path / "ray"), "--executor", "ray", "--ray-address", ray_head,
+         "--threads", "1", "--json"],
+        capture_output=True, text=True, env=env, timeout=180)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    assert len(doc["trials"]) == 4 and all(t["status"] == "done" for t in doc["trials"])
+    assert f"executor ray at {ray_head}" in res.stderr
+
+    local, remote = _numbers(tmp_path / "local" / "tiny"), _numbers(tmp_path / "ray" / "tiny")
+    assert local.keys() == remote.keys()
+    for tid in local:
+        assert local[tid] == remote[tid], f"trial {tid}: Ray and local results differ"
+    env_rec = json.loads((tmp_path / "ray" / "tiny" / "trials" / tid / "result.json")
+                         .read_text())["env"]
+    assert env_rec["threads"] == 1
+
+
+def test_unreachable_ray_address_is_one_line(cli, tiny_config, tmp_path, monkeypatch):
+    for k, v in LOOPBACK_ENV.items():
+        monkeypatch.setenv(k, v)
+    port = _free_port()  # nothing listens there
+    code, _, err = cli("sweep", tiny_config, "--runs-dir", tmp_path / "runs", "--executor",
+                       "ray", "--ray-address", f"127.0.0.1:{port}")
+    assert code == 2, err
+    assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()
