@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_parallel.py [--reps 3]
 
-1. The same sweep of 8 small trials (digits, hidden [512], 8 epochs) run through the CLI with
+1. The same sweep of 8 small trials (digits, hidden [1024, 1024], 12 epochs) run through the CLI with
    ``--workers 1 --threads 1`` and ``--workers 2 --threads 1``, each ``--fresh``, alternated,
    ``reps`` times; medians of the wall time of the whole command and the speed-up.
    Target on a 2-core machine: >= 1.8x.
@@ -26,9 +26,9 @@ import yaml
 CONFIG = {
     "name": "bench-parallel",
     "dataset": {"name": "digits"},
-    "model": {"hidden": [512]},
+    "model": {"hidden": [1024, 1024]},
     "dropout": {"p": 0.5},
-    "train": {"epochs": 8, "batch_size": 32, "optimizer": "momentum", "lr": 0.05},
+    "train": {"epochs": 12, "batch_size": 32, "optimizer": "momentum", "lr": 0.05},
     "eval": {"coadaptation": False, "uncertainty": False},
     "sweep": {"dropout.p": [0.0, 0.2, 0.5, 0.8], "seed": [0, 1]},
 }
@@ -76,7 +76,7 @@ def main() -> int:
             for w in (1, 2):
                 times[w].append(time_sweep(cfg_path, Path(tmp) / f"w{w}", w))
     m1, m2 = statistics.median(times[1]), statistics.median(times[2])
-    print(f"parallel sweep: 8 trials (digits, hidden [512], 8 epochs), {cores} core(s), "
+    print(f"parallel sweep: 8 trials (digits, hidden [1024, 1024], 12 epochs), {cores} core(s), "
           f"{args.reps} rep(s), wall time of the whole command")
     print(f"  --workers 1 --threads 1: median {m1:6.2f} s   {[round(t, 2) for t in times[1]]}")
     print(f"  --workers 2 --threads 1: median {m2:6.2f} s   {[round(t, 2) for t in times[2]]}")
