@@ -38,7 +38,8 @@ class DatasetConfig(_Strict):
     n_classes: int | None = Field(None, ge=2, description="synthetic: number of classes")
     noise: float | None = Field(None, ge=0, description="synthetic: label/feature noise level")
     train_size: int | None = Field(None, gt=0, description="stratified training subset size")
-    val_fraction: float = Field(0.0, ge=0, lt=1, description="validation split of the training data")
+    val_fraction: float = Field(0.0, ge=0, lt=1,
+                                description="validation split of the training data")
     normalize: Literal["scale01", "standardize"] = "scale01"
 
     @model_validator(mode="after")
@@ -106,11 +107,13 @@ class TrainConfig(_Strict):
     lr: float = Field(0.05, gt=0)
     momentum: float = Field(0.9, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
-    max_norm: float | None = Field(None, gt=0, description="max L2 norm of each unit's incoming weights")
+    max_norm: float | None = Field(None, gt=0,
+                                   description="max L2 norm of each unit's incoming weights")
 
 
 class EvalConfig(_Strict):
-    max_samples: int = Field(2000, gt=0, description="held-out examples for the after-training statistics")
+    max_samples: int = Field(2000, gt=0,
+                             description="held-out examples for the after-training statistics")
     coadaptation: bool = True
     uncertainty: bool = True
     mc_samples: int = Field(30, gt=0, description="Monte Carlo dropout passes")
@@ -219,7 +222,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             axis = key[len("sweep.") :]
             _check_dotted_key(axis, where="sweep")
             if not isinstance(value, list):
-                raise ConfigError(f"--set {key}: a sweep axis needs a list of values, got {value!r}")
+                raise ConfigError(
+                    f"--set {key}: a sweep axis needs a list of values, got {value!r}")
             sweep = data.setdefault("sweep", {}) or {}
             sweep[axis] = value
             data["sweep"] = sweep
@@ -297,7 +301,8 @@ def _format_validation_error(exc: ValidationError, where: str) -> str:
 def validate(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
     """Validate a raw dict into an :class:`ExperimentConfig` or raise a readable ConfigError."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{where}: the top level must be a mapping of keys, got {type(data).__name__}")
+        raise ConfigError(
+            f"{where}: the top level must be a mapping of keys, got {type(data).__name__}")
     try:
         cfg = ExperimentConfig.model_validate(data)
     except ValidationError as exc:

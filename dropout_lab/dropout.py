@@ -79,7 +79,8 @@ class DropoutPlan:
                 shape = (self.sizes[layer], self.sizes[layer + 1])
                 weights[layer] = self._bernoulli(rng, ("w", layer), shape, p, scale=True)
             elif self.variant == "gaussian":
-                units[layer] = self._gaussian(rng, ("u", layer, batch), (batch, self.sizes[layer]), p)
+                units[layer] = self._gaussian(
+                    rng, ("u", layer, batch), (batch, self.sizes[layer]), p)
             else:
                 units[layer] = self._bernoulli(
                     rng, ("u", layer, batch), (batch, self.sizes[layer]), p,

@@ -43,7 +43,7 @@ def expand(config: ExperimentConfig, where: str = "config") -> list[Trial]:
     for combo in itertools.product(*(values for _, values in axes)):
         data = json.loads(json.dumps(base))  # deep copy of plain JSON data
         params = {}
-        for (key, _), value in zip(axes, combo):
+        for (key, _), value in zip(axes, combo, strict=False):
             set_dotted(data, key, value)
             params[key] = value
         label = ", ".join(f"{k}={v!r}" for k, v in params.items())

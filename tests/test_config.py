@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 
 import pytest
-
 from conftest import TINY
+
 from dropout_lab.config import apply_overrides, load_config, parse_override
 from dropout_lab.errors import ConfigError
 
@@ -43,7 +43,8 @@ def test_validate_prints_resolved_config_and_grid_size(cli, tiny_config):
         (("model.hidden", [0]), "model.hidden: every width must be a positive integer"),
         (("dataset.name", "mnsit"), "unknown data set 'mnsit'"),
         (("backend", "jax"), "unknown backend 'jax'"),
-        (("dataset.test_fraction", 0.2), "data set 'synthetic' does not take option 'test_fraction'"),
+        (("dataset.test_fraction", 0.2),
+         "data set 'synthetic' does not take option 'test_fraction'"),
         (("sweep", {"dropout.p": [0.1, 1.2]}), "sweep point dropout.p=1.2"),
         (("sweep", {"droput.p": [0.1]}), "did you mean 'dropout.p'?"),
         (("sweep", {"seed": []}), "axis 'seed' has no values"),

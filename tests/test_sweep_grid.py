@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 from conftest import TINY
+
 from dropout_lab.config import validate
 from dropout_lab.sweep import expand, trial_id_of
 

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import TINY
+
 from dropout_lab.config import validate
 from dropout_lab.store import SweepStore, atomic_write_text
 from dropout_lab.sweep import expand
@@ -36,7 +36,7 @@ def test_same_seed_is_bit_identical():
 def test_p_does_not_change_initial_weights():
     w0 = prepare(one_trial(dropout__p=0.0).config).network.get_weights()
     w5 = prepare(one_trial(dropout__p=0.5).config).network.get_weights()
-    for (a, _), (b, _) in zip(w0, w5):
+    for (a, _), (b, _) in zip(w0, w5, strict=False):
         assert np.array_equal(a, b)
 
 

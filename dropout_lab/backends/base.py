@@ -37,7 +37,7 @@ def init_weights(sizes: list[int] | tuple[int, ...], activation: str,
                  rng: np.random.Generator) -> Weights:
     """He-normal (ReLU) or Glorot-normal (tanh) weights, zero biases, in float64."""
     weights: Weights = []
-    for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+    for fan_in, fan_out in zip(sizes[:-1], sizes[1:], strict=False):
         var = 2.0 / fan_in if activation == "relu" else 2.0 / (fan_in + fan_out)
         weights.append((rng.normal(0.0, np.sqrt(var), size=(fan_in, fan_out)), np.zeros(fan_out)))
     return weights

@@ -45,7 +45,6 @@ class NumpyNetwork:
         self._m = [np.zeros_like(p) for p in self.W + self.b]
         self._v = [np.zeros_like(p) for p in self.W + self.b] if train.optimizer == "adam" else []
         self._t = 0
-        self._tmp: list[np.ndarray] = []  # scratch for weight decay and Adam, made on first use
 
     # -- forward ------------------------------------------------------------------------------
     def _act(self, z: np.ndarray) -> np.ndarray:
@@ -56,7 +55,7 @@ class NumpyNetwork:
         a = x if noise is None or noise.units[0] is None else x * noise.units[0]
         inputs, weights, hidden = [], [], []
         last = len(self.W) - 1
-        for l, (W, b) in enumerate(zip(self.W, self.b)):
+        for l, (W, b) in enumerate(zip(self.W, self.b, strict=False)):
             M = None if noise is None else noise.weights[l]
             Weff = W if M is None else W * M
             z = a @ Weff
@@ -80,7 +79,7 @@ class NumpyNetwork:
             a = a * noise.units[0]
         hidden = []
         last = len(self.W) - 1
-        for l, (W, b) in enumerate(zip(self.W, self.b)):
+        for l, (W, b) in enumerate(zip(self.W, self.b, strict=False)):
             M = None if eval_mode else noise.weights[l]
             z = a @ (W if M is None else W * M)
             z += b
@@ -100,95 +99,148 @@ class NumpyNetwork:
         raise AssertionError("unreachable")
 
     # -- backward -----------------------------------------------------------------------------
+    def _backward(self, z, y, inputs, weights, hidden, noise, sink) -> float:
+        """Walk back from the loss. For every layer l, ``sink(l, a_l, g_l, M_l)`` receives the
+        factors of dW'_l = a_l^T g_l, called only after g_{l-1} has been computed from W'_l,
+        so a sink may update W_l in place."""
+        n = z.shape[0]
+        logp = log_softmax(z)
+        rows = np.arange(n)
+        loss = float(-logp[rows, y].mean())
+        g = np.exp(logp)  # softmax
+        g[rows, y] -= 1.0
+        g /= n  # g_{L-1} = (softmax(z) - onehot(y)) / N
+        for l in range(len(self.W) - 1, -1, -1):
+            g_prev = None
+            if l > 0:
+                g_prev = g @ weights[l].T
+                r = None if noise is None else noise.units[l]
+                if r is not None:
+                    g_prev *= r
+                h = hidden[l - 1]
+                if self._relu:
+                    g_prev *= h > 0  # f'(z) = 1[z > 0] = 1[h > 0]
+                else:
+                    g_prev *= 1.0 - h * h  # tanh' = 1 - tanh^2
+            sink(l, inputs[l], g, None if noise is None else noise.weights[l])
+            g = g_prev
+        return loss
+
     def loss_and_grads(self, x, y, noise):
         x = np.asarray(x, dtype=self.dtype)
         z, inputs, weights, hidden = self._forward_train(x, noise)
-        n = x.shape[0]
-        logp = log_softmax(z)
-        loss = float(-logp[np.arange(n), y].mean())
-        g = np.exp(logp)  # softmax
-        g[np.arange(n), y] -= 1.0
-        g /= n
         grads: Weights = [None] * len(self.W)  # type: ignore[list-item]
-        for l in range(len(self.W) - 1, -1, -1):
-            dW = inputs[l].T @ g
-            M = None if noise is None else noise.weights[l]
+
+        def collect(l, a, g, M):
+            dW = a.T @ g  # dW'_l = a_l^T g_l
             if M is not None:
-                dW *= M
+                dW *= M  # dW_l = dW'_l * M_l (dropconnect)
             grads[l] = (dW, g.sum(axis=0))
-            if l == 0:
-                break
-            g = g @ weights[l].T
-            r = None if noise is None else noise.units[l]
-            if r is not None:
-                g *= r
-            h = hidden[l - 1]
-            if self._relu:
-                g *= h > 0
-            else:
-                g *= 1.0 - h * h
+
+        loss = self._backward(z, y, inputs, weights, hidden, noise, collect)
         return loss, grads
 
     # -- optimizer ----------------------------------------------------------------------------
     def train_step(self, x, y, noise):
-        loss, grads = self.loss_and_grads(x, y, noise)
-        self._apply(grads)
-        return loss
+        x = np.asarray(x, dtype=self.dtype)
+        z, inputs, weights, hidden = self._forward_train(x, noise)
+        L = len(self.W)
+        self._t += 1  # optimizer step count (Adam's bias corrections)
 
-    def _apply(self, grads: Weights) -> None:
-        """SGD / momentum / Adam with coupled L2 weight decay, as torch.optim defines them.
-
-        The gradient arrays are this step's own (fresh from loss_and_grads), so they double as
-        scratch space: with ``out=`` and in-place operators a step allocates nothing the size
-        of the weights (allocating and first-touching megabytes each step is what made this
-        slower than torch's fused updates)."""
-        t = self.train
-        params = self.W + self.b
-        gs = [g for g, _ in grads] + [g for _, g in grads]
-        wd = t.weight_decay
-        lr = t.lr
-        if (wd or t.optimizer == "adam") and not self._tmp:
-            self._tmp = [np.empty_like(p) for p in params]
-        if t.optimizer == "adam":
-            self._t += 1
-            b1, b2, eps = 0.9, 0.999, 1e-8
-            c1 = 1.0 - b1**self._t
-            c2_sqrt = np.sqrt(1.0 - b2**self._t)
-        for i, (p, g) in enumerate(zip(params, gs, strict=True)):
-            if wd and i < len(self.W):  # g <- g + wd W: decay weights, not biases
-                g += np.multiply(p, wd, out=self._tmp[i])
-            if t.optimizer == "sgd":
-                g *= lr
-                p -= g  # W <- W - lr g
-            elif t.optimizer == "momentum":
-                m = self._m[i]
-                m *= t.momentum
-                m += g  # v <- mu v + g
-                p -= np.multiply(m, lr, out=g)  # W <- W - lr v
+        def update(l, a, g, M):
+            if M is None and self._fused:
+                self._fused_update(l, a, g)
             else:
-                m, v, s = self._m[i], self._v[i], self._tmp[i]
-                m *= b1
-                m += np.multiply(g, 1 - b1, out=s)  # m <- b1 m + (1 - b1) g
-                v *= b2
-                np.multiply(g, g, out=s)
-                v += np.multiply(s, 1 - b2, out=s)  # v <- b2 v + (1 - b2) g^2
-                denom = np.sqrt(v, out=s)
-                denom /= c2_sqrt
-                denom += eps  # sqrt(v / (1 - b2^t)) + eps
-                step = np.divide(m, denom, out=g)
-                step *= lr / c1
-                p -= step  # W <- W - lr / (1 - b1^t) * m / denom
-        if t.max_norm is not None:
-            for W in self.W:
-                # Each unit's incoming weights are a column of W: rescale columns over the cap.
-                # (einsum: the squared column norms without a W-sized temporary)
-                norms = np.sqrt(np.einsum("ij,ij->j", W, W))
-                over = norms > t.max_norm
-                if over.any():
-                    W[:, over] *= (t.max_norm / norms[over]).astype(W.dtype)
+                dW = a.T @ g
+                if M is not None:
+                    dW *= M
+                self._update(l, self.W[l], dW)
+            self._update(L + l, self.b[l], g.sum(axis=0))
+
+        return self._backward(z, y, inputs, weights, hidden, noise, update)
+
+    @property
+    def _fused(self) -> bool:
+        return self.train.optimizer in ("sgd", "momentum")
+
+    def _fused_update(self, l: int, a: np.ndarray, g: np.ndarray) -> None:
+        """The same SGD / momentum step as :meth:`_update`, with the gradient product done by
+        one BLAS gemm that writes straight into its destination (C <- alpha A B + beta C): no
+        weight-sized temporary and three fewer passes over the weights. That is what keeps
+        this backend ahead of torch's fused optimizers on large layers.
+
+        BLAS is column-major, so a C-ordered X is passed as its transpose X.T (no copy), and
+        C = a^T g is computed as C^T = g^T a."""
+        t = self.train
+        W = self.W[l]
+        gemm, axpy = self._blas
+        wd, lr = t.weight_decay, t.lr
+        if t.optimizer == "sgd":
+            # W <- W - lr (a^T g + wd W) = (1 - lr wd) W - lr a^T g
+            gemm(-lr, g.T, a.T, beta=1.0 - lr * wd, c=W.T, trans_b=True, overwrite_c=True)
+        else:
+            m = self._m[l]
+            # v <- mu v + a^T g (+ wd W);  W <- W - lr v
+            gemm(1.0, g.T, a.T, beta=t.momentum, c=m.T, trans_b=True, overwrite_c=True)
+            if wd:
+                axpy(W.ravel(), m.ravel(), a=wd)
+            axpy(m.ravel(), W.ravel(), a=-lr)
+        self._max_norm(W)
+
+    @property
+    def _blas(self):
+        if self.__dict__.get("_blas_fns") is None:
+            from scipy.linalg import blas
+
+            self._blas_fns = blas.get_blas_funcs(("gemm", "axpy"), dtype=self.dtype)
+        return self._blas_fns
+
+    def _update(self, i: int, p: np.ndarray, g: np.ndarray) -> None:
+        """SGD / momentum / Adam with coupled L2 weight decay, as torch.optim defines them, for
+        parameter i (weights 0..L-1, then biases). ``g`` is this step's own array, so it doubles
+        as scratch space: a step allocates nothing the size of the weights."""
+        t = self.train
+        is_weight = i < len(self.W)
+        if t.weight_decay and is_weight:  # g <- g + wd W: decay weights, not biases
+            g += t.weight_decay * p
+        if t.optimizer == "sgd":
+            g *= t.lr
+            p -= g  # W <- W - lr g
+        elif t.optimizer == "momentum":
+            m = self._m[i]
+            m *= t.momentum
+            m += g  # v <- mu v + g
+            p -= np.multiply(m, t.lr, out=g)  # W <- W - lr v
+        else:
+            b1, b2, eps = 0.9, 0.999, 1e-8
+            c1 = 1.0 - b1**self._t  # bias corrections of step t
+            c2_sqrt = np.sqrt(1.0 - b2**self._t)
+            m, v = self._m[i], self._v[i]
+            m *= b1
+            m += (1 - b1) * g  # m <- b1 m + (1 - b1) g
+            v *= b2
+            v += (1 - b2) * (g * g)  # v <- b2 v + (1 - b2) g^2
+            denom = np.sqrt(v)
+            denom /= c2_sqrt
+            denom += eps  # sqrt(v / (1 - b2^t)) + eps
+            np.divide(m, denom, out=g)
+            g *= t.lr / c1
+            p -= g  # W <- W - lr / (1 - b1^t) * m / denom
+        if is_weight:
+            self._max_norm(p)
+
+    def _max_norm(self, W: np.ndarray) -> None:
+        """Each unit's incoming weights are a column of W: rescale columns over the cap."""
+        cap = self.train.max_norm
+        if cap is None:
+            return
+        norms = np.sqrt(np.einsum("ij,ij->j", W, W))  # column norms without a W-sized temporary
+        over = norms > cap
+        if over.any():
+            W[:, over] *= (cap / norms[over]).astype(W.dtype)
 
     def get_weights(self) -> Weights:
-        return [(W.copy(), b.copy()) for W, b in zip(self.W, self.b)]
+        return [(W.copy(), b.copy()) for W, b in zip(self.W, self.b, strict=False)]
 
 
 class NumpyBackend:
@@ -209,6 +261,7 @@ class NumpyBackend:
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}
 
-    def build(self, spec: NetSpec, weights: Weights, train: TrainConfig, device: str) -> NumpyNetwork:
+    def build(self, spec: NetSpec, weights: Weights, train: TrainConfig,
+              device: str) -> NumpyNetwork:
         self.resolve_device(device)
         return NumpyNetwork(spec, weights, train)

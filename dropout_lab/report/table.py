@@ -45,7 +45,7 @@ def group_rows(results: list[dict[str, Any]], axes: list[str]) -> list[dict[str,
     for key in sorted(order, key=lambda k: tuple(_sort_key(x) for x in k[::-1])):
         members = groups[key]
         done = [r for r in members if r.get("status") == "done"]
-        row: dict[str, Any] = {"params": dict(zip(keys, key)), "n": len(done),
+        row: dict[str, Any] = {"params": dict(zip(keys, key, strict=False)), "n": len(done),
                                "of": len(members), "values": {}}
         for title, fn in COLUMNS:
             vals = [fn(r) for r in done]
@@ -73,7 +73,8 @@ def results_table(results: list[dict[str, Any]], axes: list[str], title: str) ->
         table.add_column(t, justify="right")
     for row in rows:
         seeds = f"{row['n']}/{row['of']}"
-        cells = [f"{row['values'][t]:.4f}" if row["values"][t] is not None else "-" for t in present]
+        cells = [f"{row['values'][t]:.4f}" if row["values"][t] is not None else "-"
+                 for t in present]
         table.add_row(*row["params"].values(), seeds if row["n"] == row["of"] else f"[red]{seeds}",
                       *cells)
     return table
