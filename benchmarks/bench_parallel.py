@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/bench_parallel.py [--reps 3]
 
-1. The same sweep of 8 small trials (digits, hidden [1024, 1024], 12 epochs) run through the CLI with
-   ``--workers 1 --threads 1`` and ``--workers 2 --threads 1``, each ``--fresh``, alternated,
+1. The same sweep of 8 small trials (digits, hidden [1024, 1024], 12 epochs, ~2.5 s each) run
+   through the CLI with ``--workers 1 --threads 1`` and ``--workers 2 --threads 1``, each
+   ``--fresh``, alternated,
    ``reps`` times; medians of the wall time of the whole command and the speed-up.
    Target on a 2-core machine: >= 1.8x.
 2. Runner overhead: one trial through ``run_trial`` (what every executor calls) against a bare

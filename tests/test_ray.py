@@ -18,8 +18,10 @@ ray = pytest.importorskip("ray", reason="Ray is the optional extra: pip install 
 
 # Ray 2.60 replaces 127.0.0.1 by the machine's interface address unless this is 0, for the
 # head and for the driver alike: test traffic must stay on the loopback interface.
+# Token authentication off for this loopback-only head and its driver: otherwise a token
+# left in ~/.ray by an earlier local Ray instance turns it on for the head only.
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-                "NO_COLOR": "1", "COLUMNS": "200"}
+                "RAY_AUTH_MODE": "disabled", "NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def _free_port() -> int:

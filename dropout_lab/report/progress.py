@@ -105,13 +105,6 @@ class SweepProgress:
                      style="cyan")
         return t
 
-    def note(self, text: str) -> None:
-        """A one-off message (e.g. "stopping: cancelling running trials") above the display."""
-        if self._live is not None:
-            self._live.console.print(text, highlight=False, markup=False)
-        else:
-            self._line(text)
-
     def _line(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
