@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropout_lab.backends.base import NetSpec, Weights
+from dropout_lab.backends.base import FLUSH_BELOW, FLUSH_EVERY, NetSpec, Weights
 from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import Noise
 from dropout_lab.errors import BackendError
@@ -157,7 +157,18 @@ class NumpyNetwork:
                 self._update(l, self.W[l], dW)
             self._update(L + l, self.b[l], g.sum(axis=0))
 
-        return self._backward(z, y, inputs, weights, hidden, noise, update)
+        loss = self._backward(z, y, inputs, weights, hidden, noise, update)
+        if self._t % FLUSH_EVERY == 0:
+            self._flush_tiny_state()
+        return loss
+
+    def _flush_tiny_state(self) -> None:
+        """Zero optimizer-state entries below FLUSH_BELOW x the smallest normal float, so none
+        becomes subnormal (slow on x86; see FLUSH_EVERY in backends/base.py)."""
+        tiny = np.finfo(self.dtype).tiny * FLUSH_BELOW
+        for state in (self._m, self._v):
+            for arr in state:
+                np.copyto(arr, 0, where=np.abs(arr) < tiny)
 
     @property
     def _fused(self) -> bool:

@@ -24,7 +24,7 @@ import re
 import numpy as np
 import torch
 
-from dropout_lab.backends.base import NetSpec, Weights
+from dropout_lab.backends.base import FLUSH_BELOW, FLUSH_EVERY, NetSpec, Weights
 from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import Noise
 from dropout_lab.errors import BackendError
@@ -54,6 +54,7 @@ class TorchNetwork:
         adam = train.optimizer == "adam"
         self._v = [torch.zeros_like(p) for p in self.W + self.b] if adam else []
         self._t = 0
+        self._steps = 0  # optimizer steps taken (for the periodic flush of tiny state)
 
     # -- NumPy <-> torch ----------------------------------------------------------------------
     def _tensor(self, a: np.ndarray | None) -> torch.Tensor | None:
@@ -176,7 +177,18 @@ class TorchNetwork:
     def train_step(self, x, y, noise):
         loss, grads = self._loss_and_grads(x, y, noise)
         self._apply(grads)
+        self._steps += 1
+        if self._steps % FLUSH_EVERY == 0:
+            self._flush_tiny_state()
         return float(loss)
+
+    @torch.no_grad()
+    def _flush_tiny_state(self) -> None:
+        """Zero optimizer-state entries below FLUSH_BELOW x the smallest normal float, as the
+        reference does, so none becomes subnormal (see FLUSH_EVERY in backends/base.py)."""
+        tiny = torch.finfo(self.dtype).tiny * FLUSH_BELOW
+        for t in self._m + self._v:
+            t.masked_fill_(t.abs() < tiny, 0.0)
 
     @torch.no_grad()
     def _apply(self, grads: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
