@@ -57,5 +57,20 @@ def guard(fn):
     return wrapper
 
 
+def print_whole(*renderables, measure: list | None = None) -> None:
+    """Print tables at their natural width: numbers are never squeezed into ellipses, even
+    when the terminal (or the 80 columns assumed for a pipe) is narrower. ``measure``: the
+    renderables whose width counts (default all; leave out free text, which would not wrap)."""
+    wide = out.options.update_width(10_000)
+    natural = max((out.measure(r, options=wide).maximum for r in measure or renderables),
+                  default=0)
+    width = out.width
+    out.width = max(width, natural)  # print() caps its width at the console's
+    try:
+        out.print(*renderables)
+    finally:
+        out.width = width
+
+
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty()

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from dropout_lab.cli.app import err, guard, out
+from dropout_lab.cli.app import err, guard, print_whole
 from dropout_lab.expect import evaluate
 from dropout_lab.report.compare import DEFAULT_BY, FORMATS, build_comparison, to_json_doc
 from dropout_lab.store import dumps
@@ -57,16 +57,7 @@ def compare(
     if not quiet:
         if fmt == "rich":
             table = FORMATS["rich"](c)
-            # never squeeze numbers into ellipses: a table wider than the terminal stays whole
-            wide = out.options.update_width(10_000)
-            tables_width = max(out.measure(t, options=wide).maximum
-                               for t in table.renderables[:-1])
-            width = out.width
-            out.width = max(width, tables_width)  # print() caps its width at the console's
-            try:
-                out.print(table)
-            finally:
-                out.width = width
+            print_whole(table, measure=table.renderables[:-1])
         elif fmt == "json":
             doc = to_json_doc(c)
             if expect:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dropout_lab import executors
-from dropout_lab.cli.app import abort, err, guard, out
+from dropout_lab.cli.app import abort, err, guard, out, print_whole
 from dropout_lab.config import ExperimentConfig, load_config
 from dropout_lab.executors import budget as budgets
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
@@ -89,7 +89,7 @@ def sweep(
         }
         typer.echo(json.dumps(doc, indent=2))
     else:
-        out.print(results_table(report.results(), list(cfg.sweep),
+        print_whole(results_table(report.results(), list(cfg.sweep),
                                 title=f"{cfg.name}: {len(trials)} trial(s)"))
         out.print(f"results in [bold]{escape(str(report.sweep_dir))}[/]", highlight=False)
     bad = [t for t in report.trials if t.result.get("status") in ("failed", "diverged")]
