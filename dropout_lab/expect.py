@@ -265,6 +265,12 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
         return Verdict(e.text, label, False,
                        f"d = {_f(d.mean)} over n={d.n} paired seed(s): the {pct} CI needs at "
                        "least 2 seeds present on both sides; add seeds")
+    if d.uninformative:  # see Summary.excludes_zero: no evidence either way
+        holds = e.op in ("<=", ">=")
+        return Verdict(e.text, label, holds,
+                       f"d = {d.mean:+.4f} at both of n={d.n} paired seeds: a zero-width "
+                       "interval from two seeds shows no significant difference (accuracies "
+                       "move in steps of 1/N); add seeds")
     holds = {"<": d.hi < 0, "<=": d.lo <= 0, ">": d.lo > 0, ">=": d.hi >= 0}[e.op]
     return Verdict(e.text, label, holds,
                    f"d = {left.metric}[{show(left.value)}] - {right.metric}[{show(right.value)}]"

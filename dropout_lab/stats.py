@@ -52,8 +52,20 @@ class Summary:
 
     @property
     def excludes_zero(self) -> bool:
-        """True when the interval lies entirely above or entirely below 0."""
-        return self.lo is not None and self.hi is not None and (self.lo > 0.0 or self.hi < 0.0)
+        """True when the interval lies entirely above or entirely below 0.
+
+        A zero-width interval from two values does not count: accuracies on N test examples
+        move in steps of 1/N, so two seeds that differ by the same step are common and are
+        no evidence of a spread of zero. With three or more values it counts."""
+        if self.lo is None or self.hi is None or self.uninformative:
+            return False
+        return self.lo > 0.0 or self.hi < 0.0
+
+    @property
+    def uninformative(self) -> bool:
+        """Two values with no spread (up to float rounding): the interval is a point."""
+        return (self.n < 3 and self.sd is not None and self.mean is not None
+                and self.sd <= 1e-12 * max(1.0, abs(self.mean)))
 
     def to_dict(self) -> dict:
         ci = None if self.lo is None else [self.lo, self.hi]

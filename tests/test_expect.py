@@ -146,3 +146,21 @@ def test_unknown_block_value_is_malformed(cli, tmp_path):
                                         "seed": [0, 1]})
     code, _, err = cli("compare", sweep, "-e", "test_acc[p=0.5, model.hidden=[64]] > 0")
     assert code == 2 and "model.hidden=[64] is not in the sweep (values: [16])" in err
+
+
+def test_two_seeds_with_identical_differences_decide_nothing(tmp_path):
+    """A zero-width interval from two seeds is no evidence: strict gates fail, loose ones hold."""
+    from fake_sweeps import write_sweep
+
+    from dropout_lab.expect import evaluate
+    from dropout_lab.report.compare import build_comparison
+
+    acc = {(0.0, 0): 0.90, (0.0, 1): 0.91, (0.5, 0): 0.92, (0.5, 1): 0.93}
+    root = write_sweep(tmp_path, axes={"dropout.p": [0.0, 0.5], "seed": [0, 1]},
+                       final=lambda prm: {"test_acc": acc[(prm["dropout.p"], prm["seed"])],
+                                          "train_acc": 1.0, "test_loss": 0.3, "train_loss": 0.1})
+    c = build_comparison(root)
+    (gt,) = evaluate(["test_acc[p=0.5] > test_acc[p=0.0]"], c)
+    (ge,) = evaluate(["test_acc[p=0.0] >= test_acc[p=0.5]"], c)
+    assert not gt.holds and "zero-width" in gt.detail
+    assert ge.holds

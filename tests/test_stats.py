@@ -85,3 +85,15 @@ def test_paired_difference_with_one_common_seed_is_undefined():
     d = paired_difference({0: 0.9, 1: 0.8}, {1: 0.7})
     assert d.n == 1 and d.summary.lo is None and not d.summary.excludes_zero
     assert d.to_dict()["ci"] is None
+
+
+def test_zero_width_interval_from_two_seeds_is_no_evidence():
+    from dropout_lab.stats import paired_difference
+
+    # two seeds, the same one-example step each: sd = 0, the t interval collapses to a point
+    d = paired_difference({0: 0.9778, 1: 0.9756}, {0: 0.9733, 1: 0.9711}).summary
+    assert d.n == 2 and d.sd < 1e-12 and abs(d.hi - d.lo) < 1e-12
+    assert not d.excludes_zero
+    # with three seeds the same zero spread counts
+    d3 = paired_difference({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.5, 2: 0.6}).summary
+    assert d3.sd < 1e-12 and d3.excludes_zero
