@@ -153,3 +153,21 @@ def test_unreadable_result_is_not_done(tmp_path):
     (store.trial_dir("abc")).mkdir(parents=True)
     (store.trial_dir("abc") / "result.json").write_text('{"status": "do')  # torn write
     assert store.load_result("abc") is None and not store.is_done("abc")
+
+
+def test_thread_budget_covers_every_blas_the_numpy_backend_uses():
+    """The fused optimizer step calls scipy's BLAS, a second OpenBLAS: the budget must hold
+    there too, or a 1-thread trial silently computes with 2 (and gives other numbers)."""
+    import subprocess
+    import sys
+
+    code = (
+        "from dropout_lab.backends.numpy_backend import NumpyBackend\n"
+        "NumpyBackend().set_threads(1)\n"
+        "import scipy.linalg.blas, threadpoolctl\n"
+        "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()"
+        " if i['user_api'] == 'blas'}))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip() == "[1]"

@@ -264,6 +264,9 @@ class NumpyBackend:
                            "available (use backend: torch for cuda/mps)")
 
     def set_threads(self, n: int) -> None:
+        # scipy's BLAS (the fused optimizer step) is a second OpenBLAS library: load it first,
+        # because threadpoolctl limits only the libraries already loaded when it is called.
+        import scipy.linalg.blas  # noqa: F401
         from threadpoolctl import threadpool_limits
 
         # Kept on the instance: the limit holds for this process for the backend's lifetime.
