@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import guard, out, print_whole
 from dropout_lab.errors import StoreError
 from dropout_lab.report.compare import show as show_value
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
@@ -77,7 +77,7 @@ def ls(
         table.add_row(s["name"], str(s["done"]),
                       f"[red]{s['failed']}" if s["failed"] else "0", str(s["total"]),
                       s["modified"])
-    out.print(table)
+    print_whole(table)
 
 
 def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
@@ -134,4 +134,4 @@ def show(
               for k in ("test_acc", "gap_acc")],
             f"{secs:.1f}" if isinstance(secs, (int, float)) else "-",
             escape(_error_line(store, r)))
-    out.print(table)
+    print_whole(table)

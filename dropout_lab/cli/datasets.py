@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dropout_lab.cli.app import err, guard, out
+from dropout_lab.cli.app import err, guard, out, print_whole
 from dropout_lab.data import files, mnist, registry
 from dropout_lab.errors import DataError
 
@@ -72,7 +72,7 @@ def list_(
         state = "[green]yes[/]" if r["available"] else "[yellow]no[/]"
         table.add_row(r["name"], sizes, download, f"{state}: {escape(r['where'])}",
                       escape(r["description"]))
-    out.print(table)
+    print_whole(table)
     out.print(f"download cache: {escape(str(files.cache_root()))} "
               f"(search order: dataset.path, ${files.DATA_ENV}/NAME, cache)", highlight=False)
 

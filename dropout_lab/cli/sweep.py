@@ -133,7 +133,7 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
         table.add_row(p.trial.trial_id, *[json.dumps(p.trial.params.get(a)) for a in axes],
                       action, "?" if p.weights is None else f"{p.weights:,}",
                       "" if p.seconds is None else fmt_seconds(p.seconds))
-    out.print(table)
+    print_whole(table)
     where = f"executor {executor}, " if executor != "local" else ""
     if not dr.pending:
         estimate = "nothing to run"
