@@ -177,8 +177,8 @@ class NumpyNetwork:
     def _fused_update(self, l: int, a: np.ndarray, g: np.ndarray) -> None:
         """The same SGD / momentum step as :meth:`_update`, with the gradient product done by
         one BLAS gemm that writes straight into its destination (C <- alpha A B + beta C): no
-        weight-sized temporary and three fewer passes over the weights. That is what keeps
-        this backend ahead of torch's fused optimizers on large layers.
+        weight-sized temporary and three fewer passes over the weights (about 1 ms of a 10 ms
+        step of a 784-1024-1024-10 MLP).
 
         BLAS is column-major, so a C-ordered X is passed as its transpose X.T (no copy), and
         C = a^T g is computed as C^T = g^T a."""
