@@ -97,6 +97,7 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
     to size the executor), so the grid is not expanded and checked twice."""
     events = events or NullEvents()
     store, trials, pending = planned or plan(config, runs_dir, fresh)
+    store.prepare()  # an unwritable runs dir fails here, before any training
     if fresh:
         store.reset()
     base = config.model_dump(mode="json", exclude={"sweep"})

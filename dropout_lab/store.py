@@ -94,6 +94,20 @@ class SweepStore:
         return self.trials_dir / trial_id
 
     # -- writing ------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Create the sweep folder and check it takes files, before any training: a runs
+        directory that cannot be written is one StoreError (exit 2), not a lost sweep."""
+        try:
+            self.trials_dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=self.root)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise StoreError(f"cannot write the runs directory {self.root}: {reason} "
+                             f"({exc.filename or self.root}); choose another with --runs-dir"
+                             ) from None
+
     def reset(self) -> None:
         """``--fresh``: remove every stored trial of this sweep."""
         if self.trials_dir.exists():
@@ -147,7 +161,7 @@ class SweepStore:
         path = self.trial_dir(trial_id) / RESULT_FILE
         try:
             return json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        except OSError:  # absent (or the runs dir is not a folder): not done
             return None
         except (json.JSONDecodeError, UnicodeDecodeError):
             return None  # unreadable: treated as not done, the trial runs again

@@ -171,3 +171,13 @@ def test_thread_budget_covers_every_blas_the_numpy_backend_uses():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[1]"
+
+
+def test_unwritable_runs_dir_is_one_message_and_exit_2(cli, tiny_config, tmp_path):
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("x")
+    code, out, err = cli("sweep", tiny_config, "--runs-dir", not_a_folder)
+    assert code == 2
+    assert "cannot write the runs directory" in err and "--runs-dir" in err
+    assert "Traceback" not in out + err
+    assert not_a_folder.read_text() == "x"  # nothing lost
