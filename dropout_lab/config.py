@@ -47,6 +47,9 @@ class DatasetConfig(_Strict):
         from dropout_lab.data import registry
 
         spec = registry.get_spec(self.name)  # raises ConfigError listing known names
+        if self.path is not None and not spec.needs_files:
+            raise ValueError(f"data set {self.name!r} reads no files, so it does not take "
+                             "option 'path'")
         for option in registry.SPECIFIC_OPTIONS:
             if getattr(self, option) is not None and option not in spec.options:
                 takes = ", ".join(sorted(spec.options)) or "none"

@@ -45,6 +45,7 @@ def test_validate_prints_resolved_config_and_grid_size(cli, tiny_config):
         (("backend", "jax"), "unknown backend 'jax'"),
         (("dataset.test_fraction", 0.2),
          "data set 'synthetic' does not take option 'test_fraction'"),
+        (("dataset.path", "/data"), "data set 'synthetic' reads no files"),
         (("sweep", {"dropout.p": [0.1, 1.2]}), "sweep point dropout.p=1.2"),
         (("sweep", {"droput.p": [0.1]}), "did you mean 'dropout.p'?"),
         (("sweep", {"seed": []}), "axis 'seed' has no values"),
