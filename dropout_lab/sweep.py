@@ -63,7 +63,3 @@ def _normalized(cfg: ExperimentConfig, key: str) -> Any:
     for part in key.split("."):
         node = node[part]
     return node
-
-
-def axis_names(config: ExperimentConfig) -> list[str]:
-    return list(config.sweep)

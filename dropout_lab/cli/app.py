@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -70,7 +68,3 @@ def print_whole(*renderables, measure: list | None = None) -> None:
         out.print(*renderables)
     finally:
         out.width = width
-
-
-def stdout_is_terminal() -> bool:
-    return sys.stdout.isatty()
