@@ -72,6 +72,11 @@ class Network(Protocol):
         (d_l,)) multiplies hidden layer l+1's activations. With ``return_hidden`` also the
         post-activation hidden matrices (N x d_l), before any dropout or test-time scaling."""
 
+    def set_hyperparameters(self, lr: float, momentum: float) -> None:
+        """Learning rate and momentum for the steps that follow (a schedule calls this once per
+        epoch). ``momentum`` is the velocity decay of the ``momentum`` optimizer; the others
+        ignore it."""
+
     def get_weights(self) -> Weights:
         """Copies of the current weights as NumPy arrays."""
 

@@ -39,6 +39,9 @@ class NumpyNetwork:
         self.W = [np.array(w, dtype=self.dtype) for w, _ in weights]
         self.b = [np.array(b, dtype=self.dtype) for _, b in weights]
         self.train = train
+        # The optimizer's hyperparameters of the current epoch; a schedule changes them
+        # between epochs through set_hyperparameters (train.lr / train.momentum start them).
+        self.lr, self.momentum = float(train.lr), float(train.momentum)
         self.test_scales = list(spec.test_scales) or [1.0] * (len(spec.sizes) - 1)
         self._relu = spec.activation == "relu"
         # Optimizer state: momentum velocity, or Adam's first/second moments.
@@ -185,14 +188,14 @@ class NumpyNetwork:
         t = self.train
         W = self.W[l]
         gemm, axpy = self._blas
-        wd, lr = t.weight_decay, t.lr
+        wd, lr = t.weight_decay, self.lr
         if t.optimizer == "sgd":
             # W <- W - lr (a^T g + wd W) = (1 - lr wd) W - lr a^T g
             gemm(-lr, g.T, a.T, beta=1.0 - lr * wd, c=W.T, trans_b=True, overwrite_c=True)
         else:
             m = self._m[l]
             # v <- mu v + a^T g (+ wd W);  W <- W - lr v
-            gemm(1.0, g.T, a.T, beta=t.momentum, c=m.T, trans_b=True, overwrite_c=True)
+            gemm(1.0, g.T, a.T, beta=self.momentum, c=m.T, trans_b=True, overwrite_c=True)
             if wd:
                 axpy(W.ravel(), m.ravel(), a=wd)
             axpy(m.ravel(), W.ravel(), a=-lr)
@@ -215,13 +218,13 @@ class NumpyNetwork:
         if t.weight_decay and is_weight:  # g <- g + wd W: decay weights, not biases
             g += t.weight_decay * p
         if t.optimizer == "sgd":
-            g *= t.lr
+            g *= self.lr
             p -= g  # W <- W - lr g
         elif t.optimizer == "momentum":
             m = self._m[i]
-            m *= t.momentum
+            m *= self.momentum
             m += g  # v <- mu v + g
-            p -= np.multiply(m, t.lr, out=g)  # W <- W - lr v
+            p -= np.multiply(m, self.lr, out=g)  # W <- W - lr v
         else:
             b1, b2, eps = 0.9, 0.999, 1e-8
             c1 = 1.0 - b1**self._t  # bias corrections of step t
@@ -235,7 +238,7 @@ class NumpyNetwork:
             denom /= c2_sqrt
             denom += eps  # sqrt(v / (1 - b2^t)) + eps
             np.divide(m, denom, out=g)
-            g *= t.lr / c1
+            g *= self.lr / c1
             p -= g  # W <- W - lr / (1 - b1^t) * m / denom
         if is_weight:
             self._max_norm(p)
@@ -249,6 +252,9 @@ class NumpyNetwork:
         over = norms > cap
         if over.any():
             W[:, over] *= (cap / norms[over]).astype(W.dtype)
+
+    def set_hyperparameters(self, lr: float, momentum: float) -> None:
+        self.lr, self.momentum = float(lr), float(momentum)
 
     def get_weights(self) -> Weights:
         return [(W.copy(), b.copy()) for W, b in zip(self.W, self.b, strict=False)]

@@ -47,6 +47,8 @@ class TorchNetwork:
         self.W = [self._tensor(np.array(w, dtype=self.np_dtype)) for w, _ in weights]
         self.b = [self._tensor(np.array(b, dtype=self.np_dtype)) for _, b in weights]
         self.train = train
+        # The optimizer's hyperparameters of the current epoch (see set_hyperparameters).
+        self.lr, self.momentum = float(train.lr), float(train.momentum)
         self.test_scales = list(spec.test_scales) or [1.0] * (len(spec.sizes) - 1)
         self._relu = spec.activation == "relu"
         # Optimizer state, as in the reference: momentum velocity, or Adam's two moments.
@@ -198,7 +200,7 @@ class TorchNetwork:
         params = self.W + self.b
         gs = [g for g, _ in grads] + [g for _, g in grads]
         n_weights = len(self.W)
-        wd, lr = t.weight_decay, t.lr
+        wd, lr = t.weight_decay, self.lr
         # torch._foreach_* ops update every tensor of a list in one call (as torch.optim's
         # foreach implementations do): no per-parameter Python loop, one dispatch per formula.
         if wd:  # g <- g + wd * W: the gradient of (wd/2)|W|^2, never of the biases
@@ -206,7 +208,7 @@ class TorchNetwork:
         if t.optimizer == "sgd":
             torch._foreach_add_(params, gs, alpha=-lr)  # W <- W - lr g
         elif t.optimizer == "momentum":
-            torch._foreach_mul_(self._m, t.momentum)
+            torch._foreach_mul_(self._m, self.momentum)
             torch._foreach_add_(self._m, gs)  # v <- mu v + g
             torch._foreach_add_(params, self._m, alpha=-lr)  # W <- W - lr v
         else:
@@ -230,6 +232,9 @@ class TorchNetwork:
                 scale = torch.where(norms > t.max_norm, t.max_norm / norms,
                                     torch.ones_like(norms))
                 W.mul_(scale)
+
+    def set_hyperparameters(self, lr: float, momentum: float) -> None:
+        self.lr, self.momentum = float(lr), float(momentum)
 
     def get_weights(self) -> Weights:
         return [(self._numpy(W).copy(), self._numpy(b).copy())
