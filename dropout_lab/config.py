@@ -103,20 +103,115 @@ class DropoutConfig(_Strict):
         return _check_p(v, "input_p")
 
 
+class LRSchedule(_Strict):
+    """The learning rate of each epoch (formulas in dropout_lab/schedules.py and the README).
+
+    ``constant``: lr. ``step``: lr x gamma^(number of milestones before the epoch).
+    ``exponential``: lr x gamma^(epoch - 1). ``cosine``: from lr down to ``min_lr`` over the
+    epochs after the warm-up. ``warmup_epochs`` W > 0 ramps linearly: epoch e <= W gets
+    lr(e) x e / W."""
+
+    kind: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    gamma: float | None = Field(None, gt=0, le=1, description="step/exponential: decay factor")
+    milestones: list[int] = Field(default_factory=list,
+                                  description="step: epochs after which lr is multiplied by gamma")
+    min_lr: float = Field(0.0, ge=0, description="cosine: the final learning rate")
+    warmup_epochs: int = Field(0, ge=0, description="linear warm-up over the first epochs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v  # lr_schedule: cosine
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> LRSchedule:
+        if self.kind in ("step", "exponential") and self.gamma is None:
+            raise ValueError(f"a {self.kind} schedule needs gamma "
+                             "(the decay factor, 0 < gamma <= 1)")
+        if self.kind not in ("step", "exponential") and self.gamma is not None:
+            raise ValueError(f"a {self.kind} schedule takes no gamma")
+        if self.kind != "step" and self.milestones:
+            raise ValueError(f"a {self.kind} schedule takes no milestones (only step does)")
+        if self.kind == "step":
+            if not self.milestones:
+                raise ValueError("a step schedule needs milestones (epochs after which lr drops)")
+            ms = self.milestones
+            if any(m <= 0 for m in ms) or ms != sorted(set(ms)):
+                raise ValueError("milestones must be increasing positive epochs")
+        if self.kind != "cosine" and self.min_lr:
+            raise ValueError(f"a {self.kind} schedule takes no min_lr (only cosine does)")
+        return self
+
+
+class MomentumSchedule(_Strict):
+    """The momentum of each epoch: ``constant`` (train.momentum) or ``linear``: from ``start``
+    to ``end`` over the first ``epochs`` epochs, then ``end`` (Srivastava et al. 2014 ramp
+    0.5 -> 0.99)."""
+
+    kind: Literal["constant", "linear"] = "constant"
+    start: float | None = Field(None, ge=0, lt=1)
+    end: float | None = Field(None, ge=0, lt=1)
+    epochs: int | None = Field(None, gt=0, description="linear: epochs the ramp takes")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> MomentumSchedule:
+        given = [k for k in ("start", "end", "epochs") if getattr(self, k) is not None]
+        if self.kind == "linear" and len(given) != 3:
+            raise ValueError("a linear momentum schedule needs start, end and epochs")
+        if self.kind == "constant" and given:
+            raise ValueError(f"a constant momentum schedule takes no {', '.join(given)} "
+                             "(set train.momentum)")
+        return self
+
+
+class EarlyStopping(_Strict):
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs
+    (needs dataset.val_fraction > 0). The epoch it stopped at is recorded in result.json."""
+
+    patience: int = Field(10, gt=0)
+    min_delta: float = Field(0.0, ge=0)
+
+
 class TrainConfig(_Strict):
     epochs: int = Field(10, gt=0)
     batch_size: int = Field(64, gt=0)
     optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
     lr: float = Field(0.05, gt=0)
+    lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
     momentum: float = Field(0.9, ge=0, lt=1)
+    momentum_schedule: MomentumSchedule = Field(default_factory=MomentumSchedule)
     weight_decay: float = Field(0.0, ge=0)
     max_norm: float | None = Field(None, gt=0,
                                    description="max L2 norm of each unit's incoming weights")
+    early_stopping: EarlyStopping | None = None
+
+    @model_validator(mode="after")
+    def _schedules_fit(self) -> TrainConfig:
+        if self.momentum_schedule.kind != "constant" and self.optimizer != "momentum":
+            raise ValueError(f"momentum_schedule needs optimizer: momentum "
+                             f"(the {self.optimizer} optimizer has no momentum to schedule)")
+        if self.lr_schedule.warmup_epochs > self.epochs:
+            raise ValueError(f"lr_schedule.warmup_epochs = {self.lr_schedule.warmup_epochs} is "
+                             f"more than train.epochs = {self.epochs}")
+        return self
 
 
 class EvalConfig(_Strict):
-    max_samples: int = Field(2000, gt=0,
-                             description="held-out examples for the after-training statistics")
+    max_samples: int = Field(10000, gt=0,
+                             description="held-out examples for the after-training statistics "
+                                         "(the whole test set when it has at most this many)")
+    train_subset: int | None = Field(10000, gt=0,
+                                     description="training examples evaluated after each epoch "
+                                                 "for the curves (a fixed seeded subset; null = "
+                                                 "all); the final numbers use the whole set")
+    every: int = Field(1, gt=0, description="evaluate every k epochs (the last one always)")
+    save_weights: Literal["none", "first", "all"] = Field(
+        "first", description="weights kept in weights.npz: none, the first layer, or all")
     coadaptation: bool = True
     uncertainty: bool = True
     mc_samples: int = Field(30, gt=0, description="Monte Carlo dropout passes")
@@ -160,6 +255,13 @@ class ExperimentConfig(_Strict):
             if not values:
                 raise ValueError(f"axis {key!r} has no values")
         return v
+
+    @model_validator(mode="after")
+    def _early_stopping_has_validation(self) -> ExperimentConfig:
+        if self.train.early_stopping is not None and self.dataset.val_fraction <= 0:
+            raise ValueError("train.early_stopping watches the validation loss: set "
+                             "dataset.val_fraction > 0 (e.g. 0.1)")
+        return self
 
     @model_validator(mode="after")
     def _per_layer_p(self) -> ExperimentConfig:

@@ -112,7 +112,8 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
     outcomes = executor.run(jobs, events)
     try:
         for outcome in outcomes:
-            store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error)
+            store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error,
+                                outcome.arrays)
             executed[outcome.trial_id] = outcome.result
             finished = getattr(events, "finished", None)
             if finished is not None:

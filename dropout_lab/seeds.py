@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_STREAMS = {"init": 0, "order": 1, "dropout": 2, "eval": 3, "subset": 4}
+_STREAMS = {"init": 0, "order": 1, "dropout": 2, "eval": 3, "subset": 4, "curves": 5}
 
 
 def rng(seed: int, stream: str) -> np.random.Generator:

@@ -6,6 +6,7 @@
     runs/<name>/trials/<id>/metrics.jsonl  one JSON object per epoch
     runs/<name>/trials/<id>/result.json    written last: a trial is done only when it says so
     runs/<name>/trials/<id>/error.txt      traceback of a failed trial
+    runs/<name>/trials/<id>/weights.npz    trained weights kept by eval.save_weights
 
 Only the driver writes here (workers return their outcome), so no shared file system is
 needed for distributed sweeps.
@@ -23,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from dropout_lab.errors import StoreError
@@ -33,6 +35,7 @@ METRICS_FILE = "metrics.jsonl"
 CONFIG_FILE = "config.yaml"
 ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.csv"
+WEIGHTS_FILE = "weights.npz"
 
 
 def _current_umask() -> int:
@@ -46,12 +49,17 @@ _UMASK = _current_umask()
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """:func:`atomic_write_text` for bytes."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -129,9 +137,14 @@ class SweepStore:
                           yaml.safe_dump(config, sort_keys=False))
 
     def write_outcome(self, trial_id: str, result: dict[str, Any],
-                      metrics: list[dict[str, Any]], error: str | None) -> None:
-        """Metrics, then the error text, then result.json last (the commit point)."""
+                      metrics: list[dict[str, Any]], error: str | None,
+                      arrays: dict[str, np.ndarray] | None = None) -> None:
+        """Weights, metrics, then the error text, then result.json last (the commit point)."""
         d = self.trial_dir(trial_id)
+        if arrays:
+            buf = io.BytesIO()
+            np.savez_compressed(buf, **arrays)
+            atomic_write_bytes(d / WEIGHTS_FILE, buf.getvalue())
         atomic_write_text(d / METRICS_FILE, "".join(dumps(r) + "\n" for r in metrics))
         if error:
             atomic_write_text(d / ERROR_FILE, error)
@@ -175,6 +188,14 @@ class SweepStore:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def load_weights(self, trial_id: str) -> dict[str, np.ndarray]:
+        """The arrays of weights.npz ({} when the trial kept none)."""
+        path = self.trial_dir(trial_id) / WEIGHTS_FILE
+        if not path.exists():
+            return {}
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
 
     def read_sweep(self) -> dict[str, Any]:
         """The sweep document (config, axes, current grid). StoreError if this is no sweep."""

@@ -23,6 +23,8 @@ from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.dropout import make_plan
 from dropout_lab.errors import DivergedError
+from dropout_lab.health import HEALTH_SAMPLES, assess, chance_accuracy, dead_fraction
+from dropout_lab.schedules import hyperparameters_at
 
 EVAL_CHUNK = 4096  # rows per evaluation forward pass: bounds memory on large data sets
 
@@ -36,6 +38,7 @@ class TrialOutcome:
     result: dict[str, Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # traceback text for failed trials
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)  # weights.npz (eval.save_weights)
 
 
 def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -52,17 +55,33 @@ def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return total_loss / len(y), correct / len(y)
 
 
-def epoch_metrics(net: Network, data: Dataset) -> dict[str, float]:
-    train_loss, train_acc = evaluate(net, data.x_train, data.y_train)
+def epoch_metrics(net: Network, data: Dataset, train_rows: np.ndarray | None = None,
+                  validation: bool = True) -> dict[str, float]:
+    """Evaluation-mode loss and accuracy on the training and test sets (and the validation
+    split, when there is one). ``train_rows`` evaluates only those training examples (the
+    per-epoch curves); None evaluates all of them (the final numbers)."""
+    x_train, y_train = data.x_train, data.y_train
+    if train_rows is not None:
+        x_train, y_train = x_train[train_rows], y_train[train_rows]
+    train_loss, train_acc = evaluate(net, x_train, y_train)
     test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
     row = {
         "train_loss": train_loss, "train_acc": train_acc,
         "test_loss": test_loss, "test_acc": test_acc,
         "gap_acc": train_acc - test_acc, "gap_loss": test_loss - train_loss,
+        "train_n": len(y_train),
     }
-    if data.x_val is not None:
+    if validation and data.x_val is not None:
         row["val_loss"], row["val_acc"] = evaluate(net, data.x_val, data.y_val)
     return row
+
+
+def curve_rows(n_train: int, subset: int | None, seed: int) -> np.ndarray | None:
+    """The training examples evaluated after each epoch: a fixed subset drawn once from the
+    ``curves`` stream (sorted), or None for all of them."""
+    if subset is None or subset >= n_train:
+        return None
+    return np.sort(seeds.rng(seed, "curves").choice(n_train, size=subset, replace=False))
 
 
 @dataclass
@@ -94,16 +113,34 @@ def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
     return Prepared(config, data, spec, network, device, backend, plan)
 
 
-def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None
-          ) -> list[dict[str, Any]]:
+@dataclass
+class TrainingLog:
+    """What the training loop produced: one row per epoch, and why it stopped."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stopped_by: str = "epochs"  # "epochs" (ran them all) | "early_stopping"
+
+
+def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          log: TrainingLog | None = None) -> list[dict[str, Any]]:
     """The training loop: shuffled mini-batches (``order`` stream), dropout noise (``dropout``
-    stream), evaluation after every epoch. Raises DivergedError on a non-finite loss."""
+    stream), the learning rate and momentum of each epoch from the schedules, evaluation every
+    ``eval.every`` epochs (training metrics on the ``eval.train_subset`` curve sample) and a
+    full evaluation of the last epoch. With ``train.early_stopping`` the validation loss is
+    watched every epoch and training ends after ``patience`` epochs without an improvement of
+    ``min_delta``. Returns the rows; ``log`` (if given) also gets them, as far as they got when
+    DivergedError is raised on a non-finite loss, and why training stopped."""
     cfg, data, net, plan = prep.config, prep.data, prep.network, prep.plan
+    log = log if log is not None else TrainingLog()
     order_rng = seeds.rng(cfg.seed, "order")
     noise_rng = seeds.rng(cfg.seed, "dropout")
-    n, bs = len(data.y_train), cfg.train.batch_size
-    rows = []
-    for epoch in range(1, cfg.train.epochs + 1):
+    n, bs, epochs = len(data.y_train), cfg.train.batch_size, cfg.train.epochs
+    curve = curve_rows(n, cfg.eval.train_subset, cfg.seed)
+    stopping = cfg.train.early_stopping
+    best_val, since_best = math.inf, 0
+    for epoch in range(1, epochs + 1):
+        lr, momentum = hyperparameters_at(cfg.train, epoch)
+        net.set_hyperparameters(lr, momentum)
         t0 = time.perf_counter()
         perm = order_rng.permutation(n)
         fit_loss_sum = 0.0
@@ -116,15 +153,30 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(fit_loss):
             raise DivergedError(f"non-finite training loss at epoch {epoch}")
-        row = {"epoch": epoch, "fit_loss": fit_loss, **epoch_metrics(net, data),
-               "epoch_seconds": train_seconds}
-        if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
-            rows.append(row)
-            raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
-        rows.append(row)
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr, "momentum": momentum,
+                               "fit_loss": fit_loss}
+        if stopping is not None:
+            row["val_loss"], row["val_acc"] = evaluate(net, data.x_val, data.y_val)
+            if row["val_loss"] < best_val - stopping.min_delta:
+                best_val, since_best = row["val_loss"], 0
+            else:
+                since_best += 1
+            if since_best >= stopping.patience and epoch < epochs:
+                log.stopped_by = "early_stopping"
+        last = epoch == epochs or log.stopped_by == "early_stopping"
+        if last or epoch % cfg.eval.every == 0:
+            # (early stopping has just evaluated the validation split)
+            row.update(epoch_metrics(net, data, None if last else curve, stopping is None))
+            if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
+                log.rows.append(row)
+                raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
+        row["epoch_seconds"] = train_seconds
+        log.rows.append(row)
         if on_epoch is not None:
             on_epoch(row)
-    return rows
+        if last:
+            break
+    return log.rows
 
 
 FINAL_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "gap_acc", "gap_loss")
@@ -146,7 +198,8 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
     }
     result: dict[str, Any] = {"trial_id": trial_id, "status": "failed", "params": params,
                               "final": None, "timing": {}, "env": env}
-    rows: list[dict[str, Any]] = []
+    log = TrainingLog()
+    arrays: dict[str, np.ndarray] = {}
     try:
         prep = prepare(config, threads)
         env["device"] = prep.device
@@ -154,23 +207,28 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         setup_seconds = time.perf_counter() - t_start
 
         def report(row: dict[str, Any]) -> None:
-            rows.append(row)
             if on_epoch is not None:
                 on_epoch(trial_id, row["epoch"], config.train.epochs)
 
         t_train = time.perf_counter()
         try:
-            train(prep, report)
+            train(prep, report, log)
         except DivergedError as exc:
             result.update(status="diverged", reason=str(exc))
         train_seconds = time.perf_counter() - t_train
         if result["status"] != "diverged":
+            rows = log.rows
             result["status"] = "done"
             result["final"] = {k: rows[-1][k] for k in FINAL_KEYS}
-            result["best_epoch"] = _best_epoch(rows)
+            result["epochs_trained"] = rows[-1]["epoch"]
+            result["stopped_by"] = log.stopped_by
+            result["best_epoch"] = best_epoch(rows)
+            result["health"] = health_of(prep, rows, result["final"],
+                                         log.stopped_by == "early_stopping")
             t_stats = time.perf_counter()
             result.update(after_training_statistics(prep))
             result["timing"]["stats_seconds"] = time.perf_counter() - t_stats
+            arrays = saved_weights(prep.network, config.eval.save_weights)
         result["timing"].update(setup_seconds=setup_seconds, train_seconds=train_seconds)
         error = None
     except Exception:  # a failed trial is data, not a crash of the sweep
@@ -179,16 +237,44 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         result["error"] = error.strip().splitlines()[-1]
     result["timing"]["total_seconds"] = time.perf_counter() - t_start
     result["timing"]["started_at"] = started
-    return TrialOutcome(trial_id, result["status"], result, rows, error)
+    return TrialOutcome(trial_id, result["status"], result, log.rows, error, arrays)
 
 
-def _best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The epoch a user would pick: by validation accuracy when there is a validation split."""
-    key = "val_acc" if "val_acc" in rows[-1] else None
-    if key is None:
+def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The epoch a user would stop at: the highest validation accuracy among the evaluated
+    epochs (the earliest on a tie), with that epoch's numbers; the last epoch when there is no
+    validation split."""
+    evaluated = [r for r in rows if "test_acc" in r]
+    if "val_acc" not in evaluated[-1]:
         return {"by": None, "epoch": rows[-1]["epoch"]}
-    best = max(rows, key=lambda r: r[key])
-    return {"by": key, "epoch": best["epoch"], "test_acc": best["test_acc"], key: best[key]}
+    best = max(evaluated, key=lambda r: r["val_acc"])  # max keeps the first of equals
+    return {"by": "val_acc", "epoch": best["epoch"], "test_acc": best["test_acc"],
+            "val_acc": best["val_acc"], "val_loss": best["val_loss"],
+            "metrics": {k: best[k] for k in FINAL_KEYS}, "train_n": best["train_n"]}
+
+
+def health_of(prep: Prepared, rows: list[dict[str, Any]], final: dict[str, float],
+              early_stopped: bool) -> dict[str, Any]:
+    """The ``health`` section (see dropout_lab/health.py): dead units are looked for on the
+    first HEALTH_SAMPLES test examples."""
+    data = prep.data
+    _, hidden = prep.network.forward(data.x_test[:HEALTH_SAMPLES], return_hidden=True)
+    return assess(rows, final, data.n_classes, chance_accuracy(data.y_test),
+                  [dead_fraction(h) for h in hidden], early_stopped)
+
+
+def saved_weights(net: Network, which: str) -> dict[str, np.ndarray]:
+    """Weights kept with the result (weights.npz): ``W0``/``b0`` for the first layer, all
+    layers for ``all``; float32 whatever the training dtype."""
+    if which == "none":
+        return {}
+    layers = net.get_weights()
+    if which == "first":
+        layers = layers[:1]
+    out: dict[str, np.ndarray] = {}
+    for layer, (W, b) in enumerate(layers):
+        out[f"W{layer}"], out[f"b{layer}"] = W.astype(np.float32), b.astype(np.float32)
+    return out
 
 
 def after_training_statistics(prep: Prepared) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def sweep(
             "trials": [
                 {"trial_id": t.trial.trial_id, "status": t.result.get("status"),
                  "params": t.trial.params, "final": t.result.get("final"),
-                 "executed": t.executed}
+                 "health": t.result.get("health"), "executed": t.executed}
                 for t in report.trials
             ],
         }

@@ -1,0 +1,91 @@
+"""Health flags: is a finished trial a result, or a broken run that only looks like one?
+
+A trial that trains to the end without a NaN is stored as ``done``, but it can still be
+useless as evidence about p: at p = 0.9 and a high learning rate most first-layer ReLUs die
+and the network predicts every class with probability 1/K. Its numbers would enter a
+comparison like any other. Each trial therefore gets a ``health`` section in result.json:
+
+``collapsed``
+    final test accuracy <= chance + COLLAPSE_ACC_MARGIN (chance = the frequency of the most
+    common test class, the accuracy of a constant guess), or final training loss (evaluation
+    mode) >= COLLAPSE_LOSS_FRACTION x ln K (ln K is the loss of the uniform prediction).
+    ``compare`` leaves collapsed trials out of its means unless ``--include-collapsed``.
+``dead_units``
+    some hidden layer has more than DEAD_FRACTION_LIMIT of its units at zero (ReLU) or
+    constant (tanh) on every held-out example.
+``not_converged``
+    the training loss (with dropout, averaged over each epoch) still fell by more than
+    CONVERGED_REL_DROP relatively and CONVERGED_ABS_DROP in absolute terms over the last
+    k = max(3, ceil(E / 10)) epochs: more epochs, or another schedule, would change the answer.
+    Not raised for a run that early stopping ended.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+COLLAPSE_ACC_MARGIN = 0.05
+COLLAPSE_LOSS_FRACTION = 0.95
+DEAD_FRACTION_LIMIT = 0.5
+CONVERGED_REL_DROP = 0.10
+CONVERGED_ABS_DROP = 0.01
+HEALTH_SAMPLES = 2000  # held-out examples used to find dead units
+
+FLAGS = ("collapsed", "dead_units", "not_converged")
+
+
+def dead_fraction(h: np.ndarray) -> float:
+    """Fraction of units (columns of the N x d activations h) that never vary: a ReLU unit
+    at 0 on every example, or any unit with one constant value."""
+    h = np.asarray(h, dtype=np.float64)
+    if h.size == 0:
+        return 0.0
+    spread = h.max(axis=0) - h.min(axis=0)
+    return float(np.mean(spread <= 1e-12 * np.maximum(1.0, np.abs(h).max(axis=0))))
+
+
+def chance_accuracy(y: np.ndarray) -> float:
+    """The accuracy of always guessing the most frequent class of ``y``."""
+    if len(y) == 0:
+        return 0.0
+    return float(np.bincount(np.asarray(y, dtype=np.int64)).max() / len(y))
+
+
+def convergence_window(epochs: int) -> int:
+    return max(3, math.ceil(epochs / 10))
+
+
+def assess(rows: list[dict[str, Any]], final: dict[str, float], n_classes: int,
+           chance_acc: float, dead_fractions: list[float], early_stopped: bool = False
+           ) -> dict[str, Any]:
+    """The ``health`` section: raised ``flags`` (a subset of FLAGS, in that order), the
+    ``checks`` they were decided on and the ``thresholds`` used."""
+    ln_k = math.log(n_classes)
+    checks: dict[str, Any] = {
+        "test_acc": final["test_acc"], "chance_acc": chance_acc,
+        "train_loss": final["train_loss"], "ln_k": ln_k,
+        "dead_fraction": [float(f) for f in dead_fractions],
+    }
+    flags = []
+    if (final["test_acc"] <= chance_acc + COLLAPSE_ACC_MARGIN
+            or final["train_loss"] >= COLLAPSE_LOSS_FRACTION * ln_k):
+        flags.append("collapsed")
+    if any(f > DEAD_FRACTION_LIMIT for f in dead_fractions):
+        flags.append("dead_units")
+    k = convergence_window(len(rows))
+    if len(rows) > k:
+        before, last = rows[-1 - k]["fit_loss"], rows[-1]["fit_loss"]
+        drop = before - last
+        checks["fit_loss_drop"] = {"epochs": k, "from": before, "to": last}
+        if (not early_stopped and drop > CONVERGED_ABS_DROP
+                and drop > CONVERGED_REL_DROP * abs(before)):
+            flags.append("not_converged")
+    return {"flags": flags, "checks": checks, "thresholds": {
+        "collapse_acc_margin": COLLAPSE_ACC_MARGIN,
+        "collapse_loss_fraction": COLLAPSE_LOSS_FRACTION,
+        "dead_fraction_limit": DEAD_FRACTION_LIMIT,
+        "converged_rel_drop": CONVERGED_REL_DROP, "converged_abs_drop": CONVERGED_ABS_DROP,
+        "convergence_window": k}}
