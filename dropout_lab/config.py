@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dropout_lab.errors import ConfigError
 
 VARIANTS = ("inverted", "standard", "gaussian", "dropconnect", "unscaled")
+P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
 
 
 class _Strict(BaseModel):

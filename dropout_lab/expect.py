@@ -26,20 +26,23 @@ Semantics (see docs/compare.md for the table):
 
 from __future__ import annotations
 
-import difflib
 import operator
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from dropout_lab.errors import ExpectationError
-from dropout_lab.report.compare import METRICS, Block, Comparison, canon, parse_value, show
+from dropout_lab.comparison import Block, Comparison
+from dropout_lab.comparison.metrics import is_metric, metric
+from dropout_lab.comparison.values import canon, parse_value, show
+from dropout_lab.config import P_KEY
+from dropout_lab.errors import CompareError, ExpectationError
 from dropout_lab.stats import paired_difference
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<="}
-ALIASES = {"p": "dropout.p"}
-_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\[(.*)\]$", re.DOTALL)
+ALIASES = {"p": P_KEY}
+# METRIC (optionally with a hidden-layer index, corr[2]) then [selectors]
+_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\[\d+\])?)\s*\[(.*)\]$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -59,14 +62,31 @@ class Expectation:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The judgement of one expectation in one block, as data: ``kind`` says how it was
+    decided (``paired``: the interval of a paired difference; ``threshold``: a mean against a
+    number; ``no_data``, ``too_few_seeds``, ``collapsed``: it could not hold), ``numbers`` the
+    values it was decided on."""
+
     expectation: str
     block: str
     holds: bool
     detail: str
+    kind: str = "paired"
+    selectors: tuple[tuple[str, Any], ...] = ()
+    numbers: tuple[tuple[str, Any], ...] = ()
+
+    def text(self) -> str:
+        """expression [block]: detail"""
+        where = f" [{self.block}]" if self.block else ""
+        return f"{self.expectation}{where}: {self.detail}"
 
     def line(self) -> str:
-        where = f" [{self.block}]" if self.block else ""
-        return f"{'PASS' if self.holds else 'FAIL'} {self.expectation}{where}: {self.detail}"
+        return f"{'PASS' if self.holds else 'FAIL'} {self.text()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"expression": self.expectation, "block": self.block,
+                "selectors": dict(self.selectors), "holds": self.holds, "kind": self.kind,
+                "detail": self.detail, **dict(self.numbers)}
 
 
 # -- parsing (syntax only) ---------------------------------------------------------------------
@@ -166,10 +186,11 @@ class _Resolved:
 
 
 def _resolve(term: Term, c: Comparison, src: str) -> _Resolved:
-    if term.metric not in METRICS:
-        close = difflib.get_close_matches(term.metric, list(METRICS), n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ExpectationError(f"'{src}': unknown metric '{term.metric}'{hint}")
+    if not is_metric(term.metric):
+        try:
+            metric(term.metric)
+        except CompareError as exc:  # the registry's message, with its suggestion
+            raise ExpectationError(f"'{src}': {exc}") from None
     if term.metric not in c.present:
         raise ExpectationError(f"'{src}': metric '{term.metric}' has no values in this sweep")
     value, have_value, selectors = None, False, {}
@@ -192,10 +213,10 @@ def _resolve(term: Term, c: Comparison, src: str) -> _Resolved:
         else:
             raise ExpectationError(
                 f"'{src}': unknown key '{key}'; select the grouping key {c.by}"
-                + (" (or p)" if c.by == "dropout.p" else "")
+                + (" (or p)" if c.by == P_KEY else "")
                 + (f" and the block axes {', '.join(c.block_axes)}" if c.block_axes else ""))
     if not have_value:
-        short = "p" if c.by == "dropout.p" else c.by
+        short = "p" if c.by == P_KEY else c.by
         raise ExpectationError(f"'{src}': '{term.text}' does not say which {c.by}; "
                                f"add {short}=VALUE")
     if canon(value) not in {canon(v) for v in c.values}:
@@ -246,33 +267,47 @@ def evaluate(texts: list[str], c: Comparison) -> list[Verdict]:
 def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Block,
            label: str, c: Comparison) -> Verdict:
     pct = f"{c.level * 100:g}%"
+    sel = tuple(block.selectors.items())
+
+    def verdict(holds: bool, detail: str, kind: str, **numbers: Any) -> Verdict:
+        return Verdict(e.text, label, holds, detail, kind, sel, tuple(numbers.items()))
+
+    sides = [left] + ([right] if isinstance(right, _Resolved) else [])
+    for side in sides:
+        row = block.row(side.value)
+        if row is not None and row.flags.get("collapsed"):
+            return verdict(False, f"{c.by}={show(side.value)} has {row.flags['collapsed']} "
+                           f"collapsed trial(s) of {row.done}: the comparison rests on broken "
+                           "runs (see the health flags; change the protocol or the grid)",
+                           "collapsed", collapsed=row.flags["collapsed"])
     lrow = block.row(left.value)
     if lrow is None or lrow.cells[left.metric].summary.n == 0:
-        return Verdict(e.text, label, False, f"no finished trial with {c.by}={show(left.value)}")
+        return verdict(False, f"no finished trial with {c.by}={show(left.value)}", "no_data")
     lcell = lrow.cells[left.metric]
     if not isinstance(right, _Resolved):
         s = lcell.summary
         holds = bool(OPERATORS[e.op](s.mean, right))
         ci = f"[{_f(s.lo)}, {_f(s.hi)}]" if s.lo is not None else "undefined"
-        return Verdict(e.text, label, holds,
-                       f"mean {_f(s.mean)} {e.op} {right:g} is {str(holds).lower()} "
-                       f"({pct} CI {ci}, n={s.n} seeds; the mean decides a threshold)")
+        return verdict(holds, f"mean {_f(s.mean)} {e.op} {right:g} is {str(holds).lower()} "
+                       f"({pct} CI {ci}, n={s.n} seeds; the mean decides a threshold)",
+                       "threshold", mean=s.mean, ci=None if s.lo is None else [s.lo, s.hi],
+                       n=s.n, threshold=right)
     rrow = block.row(right.value)
     if rrow is None or rrow.cells[right.metric].summary.n == 0:
-        return Verdict(e.text, label, False, f"no finished trial with {c.by}={show(right.value)}")
+        return verdict(False, f"no finished trial with {c.by}={show(right.value)}", "no_data")
     d = paired_difference(lcell.per_seed, rrow.cells[right.metric].per_seed, c.level).summary
+    numbers = {"diff": d.mean, "ci": None if d.lo is None else [d.lo, d.hi], "n": d.n}
     if d.lo is None:
-        return Verdict(e.text, label, False,
-                       f"d = {_f(d.mean)} over n={d.n} paired seed(s): the {pct} CI needs at "
-                       "least 2 seeds present on both sides; add seeds")
+        return verdict(False, f"d = {_f(d.mean)} over n={d.n} paired seed(s): the {pct} CI "
+                       "needs at least 2 seeds present on both sides; add seeds",
+                       "too_few_seeds", **numbers)
     if d.uninformative:  # see Summary.excludes_zero: no evidence either way
         holds = e.op in ("<=", ">=")
-        return Verdict(e.text, label, holds,
-                       f"d = {d.mean:+.4f} at both of n={d.n} paired seeds: a zero-width "
+        return verdict(holds, f"d = {d.mean:+.4f} at both of n={d.n} paired seeds: a zero-width "
                        "interval from two seeds shows no significant difference (accuracies "
-                       "move in steps of 1/N); add seeds")
+                       "move in steps of 1/N); add seeds", "paired", **numbers)
     holds = {"<": d.hi < 0, "<=": d.lo <= 0, ">": d.lo > 0, ">=": d.hi >= 0}[e.op]
-    return Verdict(e.text, label, holds,
+    return verdict(holds,
                    f"d = {left.metric}[{show(left.value)}] - {right.metric}[{show(right.value)}]"
                    f" = {d.mean:+.4f}, {pct} CI [{d.lo:+.4f}, {d.hi:+.4f}], n={d.n} paired "
-                   f"seeds; '{e.op}' needs {_rule(e.op)}")
+                   f"seeds; '{e.op}' needs {_rule(e.op)}", "paired", **numbers)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 # test_acc by (p, seed): means 0.92 / 0.9433 / 0.95; p=0.5 - p=0.0 paired = .03, .04, .02
@@ -94,6 +95,9 @@ def write_sweep(runs_dir: Path, name: str = "fake",
             p, seed = float(params.get("dropout.p", 0.0)), int(params.get("seed", 0))
             result["coadaptation"] = coadaptation(p, seed)
             result["uncertainty"] = uncertainty(p, seed)
+            # first-layer weights of a 4 x 4-pixel input and 16 units, as eval.save_weights keeps
+            w0 = np.random.default_rng(seed).normal(size=(16, 16)).astype(np.float32)
+            np.savez(d / "weights.npz", W0=w0, b0=np.zeros(16, np.float32))
         rows = []
         for e in range(1, epochs + 1):
             frac = e / epochs

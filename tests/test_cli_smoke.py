@@ -49,4 +49,4 @@ def test_the_readme_quickstart_runs_and_shows_dropout_at_work(cli, tmp_path):
     # what the README tour shows: the strongest dropout has a smaller gap than none
     assert mean(0.8, "gap_loss") < mean(0.0, "gap_loss")
     code, out, _ = cli("sweep", config, "--runs-dir", tmp_path / "runs")
-    assert code == 0 and "dropout.p" in out and "corr(last)" in out  # the table, reused trials
+    assert code == 0 and "dropout.p" in out and "corr[1]" in out  # the table, reused trials

@@ -9,7 +9,7 @@ import json
 import pytest
 from fake_sweeps import write_sweep
 
-from dropout_lab.report.compare import build_comparison
+from dropout_lab.comparison import build_comparison
 
 
 def _json(cli, *args):
@@ -96,12 +96,15 @@ def test_single_seed_shows_dash_and_never_crashes(cli, tmp_path):
 
 def test_statistics_metrics_appear_when_present(cli, tmp_path):
     doc = _json(cli, write_sweep(tmp_path, stats=True))
-    assert doc["metrics"] == ["test_acc", "gap_acc", "gap_loss", "train_acc", "corr_last",
+    # the correlation of every hidden layer (the fake sweep has one), not only the last one
+    assert doc["metrics"] == ["test_acc", "gap_acc", "gap_loss", "train_acc", "corr[1]",
                               "ablation_auc", "synergy", "mc_acc", "ece_mc",
                               "mutual_information"]
-    corr = _row(doc, 0.5)["metrics"]["corr_last"]
+    corr = _row(doc, 0.5)["metrics"]["corr[1]"]
     assert corr["mean"] == pytest.approx(0.4 - 0.15 + 0.01)  # seeds 0,1,2 add .00,.01,.02
-    assert _row(doc, 0.5)["metrics"]["corr_last"]["diff"]["mean"] == pytest.approx(-0.15)
+    assert _row(doc, 0.5)["metrics"]["corr[1]"]["diff"]["mean"] == pytest.approx(-0.15)
+    last = _json(cli, write_sweep(tmp_path, "named", stats=True), "-m", "corr_last")
+    assert _row(last, 0.5)["metrics"]["corr_last"] == corr
     # without the statistics the extras are simply absent
     assert _json(cli, write_sweep(tmp_path, "plain"))["metrics"] == [
         "test_acc", "gap_acc", "gap_loss", "train_acc"]
@@ -143,7 +146,9 @@ def test_csv_is_tidy(cli, tmp_path):
 
 def test_metric_all_lists_everything_present(tmp_path):
     c = build_comparison(write_sweep(tmp_path, stats=True), metrics=["all"])
-    assert "ece_det" in c.metrics and "decov_last" in c.metrics and len(c.metrics) == 24
+    assert "ece_det" in c.metrics and "decov_last" in c.metrics and "corr[1]" in c.metrics
+    # 24 named metrics, and per hidden layer corr, decov, pr, dead, zero and selectivity
+    assert len(c.metrics) == 30
 
 
 @pytest.mark.parametrize("args, message", [
@@ -178,7 +183,9 @@ def test_by_a_config_key_that_is_not_swept(cli, tmp_path):
 @pytest.mark.slow
 def test_end_to_end_on_a_real_tiny_sweep(cli, tiny_config, tmp_path):
     runs = tmp_path / "runs"
-    code, _, err = cli("sweep", tiny_config, "--runs-dir", runs)
+    # long enough to learn: trials of the 2-epoch TINY config are (rightly) flagged collapsed
+    code, _, err = cli("sweep", tiny_config, "--runs-dir", runs, "--set", "train.epochs=10",
+                       "--set", "train.lr=0.2")
     assert code == 0, err
     doc = _json(cli, runs / "tiny")
     assert [r["value"] for r in doc["blocks"][0]["rows"]] == [0.0, 0.5]

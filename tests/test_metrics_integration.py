@@ -16,7 +16,7 @@ from dropout_lab.config import validate
 from dropout_lab.metrics import Probe, after_training, held_out
 from dropout_lab.trial import prepare, train
 
-LAYER_KEYS = {"layer", "units", "mean_abs_corr", "decov", "participation_ratio",
+LAYER_KEYS = {"layer", "units", "mean_abs_corr", "decov", "decov_std", "participation_ratio",
               "participation_ratio_norm", "mean_activation", "zero_fraction", "dead_fraction",
               "selectivity"}
 UNCERTAINTY_KEYS = {"mc_samples", "mc_acc", "mc_nll", "det_acc", "det_nll", "predictive_entropy",
@@ -66,7 +66,7 @@ def test_sweep_stores_both_sections_with_the_schema(cli, tiny_config, tmp_path):
             assert un["mutual_information"] > 0.0
         assert r["timing"]["stats_seconds"] > 0
     # The end-of-sweep table shows the co-adaptation column and the ablation AUC.
-    assert "corr(last)" in out and "ablation auc" in out
+    assert "corr[1]" in out and "ablation_auc" in out  # compare's names
 
 
 @pytest.mark.parametrize("off", ["coadaptation", "uncertainty"])
@@ -86,7 +86,7 @@ def test_both_off_computes_nothing(cli, tiny_config, tmp_path):
     assert code == 0, err
     for r in trial_results(tmp_path / "runs"):
         assert "coadaptation" not in r and "uncertainty" not in r
-    assert "ablation auc" not in out
+    assert "ablation_auc" not in out
 
 
 def test_bad_eval_value_is_one_line_and_exit_2(cli, tiny_config, tmp_path):

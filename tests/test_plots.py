@@ -18,8 +18,8 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-ALL = ["accuracy_vs_p", "learning_curves", "coadaptation_vs_p", "ablation_curves",
-       "reliability"]
+ALL = ["accuracy_vs_p", "learning_curves", "layers_vs_p", "coadaptation_vs_p", "weights",
+       "ablation_curves", "reliability"]
 
 
 def test_every_plot_is_a_valid_png_of_sensible_size(cli, tmp_path):

@@ -14,8 +14,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from dropout_lab.cli.app import guard, out, print_whole
+from dropout_lab.comparison.values import show as show_value
 from dropout_lab.errors import StoreError
-from dropout_lab.report.compare import show as show_value
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 

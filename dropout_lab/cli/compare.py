@@ -2,73 +2,112 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.markup import escape
 
 from dropout_lab.cli.app import err, guard, print_whole
+from dropout_lab.comparison import build_comparison, parse_at
+from dropout_lab.config import P_KEY
+from dropout_lab.errors import CompareError, DropoutLabError
 from dropout_lab.expect import evaluate
-from dropout_lab.report.compare import DEFAULT_BY, FORMATS, build_comparison, to_json_doc
-from dropout_lab.store import dumps
+from dropout_lab.report.render import FORMATS, json_text, render_seeds_for, seeds_for, to_json_doc
 
 
 def register(app: typer.Typer) -> None:
     app.command("compare")(compare)
 
 
+AT_HELP = ("which epoch of each trial: last, best (by validation accuracy; needs "
+           "dataset.val_fraction > 0) or an epoch number")
+
+
 @guard
 def compare(
     sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
-    by: str = typer.Option(DEFAULT_BY, "--by", help="the axis to compare (rows)"),
+    by: str = typer.Option(P_KEY, "--by", help="the axis to compare (rows)"),
     baseline: str = typer.Option(None, "--baseline",
                                  help="value of --by that differences are taken against "
                                       "(default: the smallest)"),
     metric: list[str] = typer.Option([], "--metric", "-m",
                                      help="metric to show (repeatable; 'all' for every one "
-                                          "present); default: test_acc gap_acc gap_loss "
-                                          "train_acc + co-adaptation/uncertainty if present"),
+                                          "present; per layer: corr[1], decov_std[2]); default: "
+                                          "test_acc gap_acc gap_loss train_acc, corr[l] of every "
+                                          "hidden layer, statistics if present"),
     best_by: str = typer.Option("test_acc", "--best-by", help="metric that decides the best row"),
+    at: str = typer.Option("last", "--at", help=AT_HELP),
+    include_collapsed: bool = typer.Option(False, "--include-collapsed",
+                                           help="keep trials flagged collapsed in the means"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | csv | json | markdown"),
     expect: list[str] = typer.Option([], "--expect", "-e",
                                      help="gate, e.g. 'gap_acc[p=0.5] < gap_acc[p=0.0]' "
                                           "(repeatable); exit 1 if any fails"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the "
                                      "intervals"),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="print no table (only the gates)"),
+    power: float = typer.Option(0.8, "--power", help="power for the smallest detectable "
+                                "difference and --seeds-for"),
+    seeds_for_delta: float = typer.Option(None, "--seeds-for", metavar="DELTA",
+                                          help="print how many seeds a true difference of "
+                                               "DELTA needs at the variance observed"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="print no table (only the gates; "
+                               "with --format json, a document of the verdicts)"),
 ) -> None:
     """Compare p values (or another axis) across seeds, with confidence intervals and CI gates.
 
     One block per combination of the other swept axes: mean, sd and Student t interval per
-    metric, the paired difference against --baseline (trials paired by seed), the best value
-    and those not distinguishable from it.
+    metric, the paired difference against --baseline (trials paired by seed) with the smallest
+    difference the seeds can detect, the best value and those not distinguishable from it.
+    Trials flagged collapsed are left out of the means (marked †) unless --include-collapsed.
 
     Exit code: 0 (every --expect holds), 1 (one fails), 2 (bad folder, option or expression).
     Expectation verdicts go to stderr (and into the JSON document with --format json)."""
-    if fmt not in FORMATS:
-        from dropout_lab.errors import CompareError
+    try:
+        _compare(sweep_dir, by, baseline, metric, best_by, at, include_collapsed, fmt, expect,
+                 confidence, power, seeds_for_delta, quiet)
+    except DropoutLabError as exc:
+        if fmt != "json":
+            raise
+        # Machine-readable to the end: the error as a JSON object on stdout, the line on stderr.
+        typer.echo(json_text({"error": str(exc), "code": exc.exit_code}), nl=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(exc.exit_code) from None
 
+
+def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], best_by: str,
+             at: str, include_collapsed: bool, fmt: str, expect: list[str], confidence: float,
+             power: float, seeds_for_delta: float | None, quiet: bool) -> None:
+    if fmt not in FORMATS:
         raise CompareError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
-                         best_by=best_by, level=confidence)
+                         best_by=best_by, level=confidence, at=parse_at(at),
+                         include_collapsed=include_collapsed, power=power)
     verdicts = evaluate(expect, c)  # malformed expressions raise before anything is printed
 
-    if not quiet:
+    if seeds_for_delta is not None:
+        if not seeds_for_delta > 0:
+            raise CompareError(f"--seeds-for {seeds_for_delta:g}: give a positive difference "
+                               "in the metric's units, e.g. --seeds-for 0.002")
+        doc = seeds_for(c, seeds_for_delta)
+        if fmt == "json":
+            typer.echo(json_text(doc), nl=False)
+        else:
+            print_whole(render_seeds_for(c, doc))
+    elif fmt == "json":
+        doc = {"expectations": []} if quiet else to_json_doc(c)
+        if expect or quiet:
+            doc["expectations"] = [v.to_dict() for v in verdicts]
+        typer.echo(json_text(doc), nl=False)
+    elif not quiet:
         if fmt == "rich":
             table = FORMATS["rich"](c)
-            print_whole(table, measure=table.renderables[:-1])
-        elif fmt == "json":
-            doc = to_json_doc(c)
-            if expect:
-                doc["expectations"] = [{"expression": v.expectation, "block": v.block,
-                                        "holds": v.holds, "detail": v.detail} for v in verdicts]
-            typer.echo(json.dumps(json.loads(dumps(doc)), indent=2))
+            print_whole(table, measure=[r for r in table.renderables
+                                        if not isinstance(r, str) and hasattr(r, "columns")])
         else:
             typer.echo(FORMATS[fmt](c), nl=False)
     for v in verdicts:
         style = "green" if v.holds else "bold red"
-        err.print(f"[{style}]{'PASS' if v.holds else 'FAIL'}[/] {escape(v.line()[5:])}",
+        err.print(f"[{style}]{'PASS' if v.holds else 'FAIL'}[/] {escape(v.text())}",
                   highlight=False)
     if verdicts:
         failed = sum(not v.holds for v in verdicts)

@@ -8,7 +8,9 @@ import typer
 from rich.markup import escape
 
 from dropout_lab.cli.app import err, guard, out
-from dropout_lab.report.compare import DEFAULT_BY, build_comparison
+from dropout_lab.cli.compare import AT_HELP
+from dropout_lab.comparison import build_comparison, parse_at
+from dropout_lab.config import P_KEY
 
 
 def register(app: typer.Typer) -> None:
@@ -20,7 +22,10 @@ def report(
     sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
     output: Path = typer.Option(None, "--output", "-o",
                                 help="the HTML file to write (default SWEEP_DIR/report.html)"),
-    by: str = typer.Option(DEFAULT_BY, "--by", help="the axis to compare"),
+    by: str = typer.Option(P_KEY, "--by", help="the axis to compare"),
+    at: str = typer.Option("last", "--at", help=AT_HELP),
+    include_collapsed: bool = typer.Option(False, "--include-collapsed",
+                                           help="keep trials flagged collapsed in the means"),
     baseline: str = typer.Option(None, "--baseline", help="reference value of --by"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric to show (repeatable)"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level"),
@@ -33,7 +38,8 @@ def report(
     from dropout_lab.report.plots import render_all
 
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
-                         level=confidence)
+                         level=confidence, at=parse_at(at), include_collapsed=include_collapsed,
+                         epochs=True, weights=True)
     plots, notes = render_all(c)
     path = write_report(c, plots, notes, output or Path(sweep_dir) / "report.html")
     out.print(escape(str(path)), highlight=False)

@@ -62,6 +62,22 @@ def decov(c: np.ndarray) -> float:
     return float(0.5 * ((c * c).sum() - (diag * diag).sum()))
 
 
+def decov_standardized(c: np.ndarray, live: np.ndarray) -> float:
+    """DeCov of the standardized activations (h_i - mean_i) / sd_i of the live units.
+
+    Their covariance is the correlation matrix R, so this is 0.5 sum_{i != j} R_ij^2: unlike
+    the raw DeCov it does not grow with the scale of the activations (dropout's 1/(1-p)
+    rescaling, weight norms), only with how correlated the units are and how many there
+    are. d identical units give 0.5 d (d - 1); uncorrelated units give 0. NaN with < 2."""
+    idx = np.flatnonzero(live)
+    if len(idx) < 2:
+        return math.nan
+    sub = c[np.ix_(idx, idx)]
+    std = np.sqrt(np.diag(sub))
+    r = sub / np.outer(std, std)
+    return decov(r)
+
+
 def participation_ratio(c: np.ndarray) -> float:
     """(sum_k lambda_k)^2 / sum_k lambda_k^2 over the eigenvalues of C.
 
@@ -100,11 +116,13 @@ def layer_statistics(h: np.ndarray, y: np.ndarray, n_classes: int) -> dict[str, 
     h = np.asarray(h, dtype=np.float64)
     d = h.shape[1]
     c = covariance(h)
+    live = live_units(h)
     pr = participation_ratio(c)
     return {
         "units": int(d),
-        "mean_abs_corr": mean_abs_corr(c, live_units(h)),
+        "mean_abs_corr": mean_abs_corr(c, live),
         "decov": decov(c),
+        "decov_std": decov_standardized(c, live),
         "participation_ratio": pr,
         "participation_ratio_norm": pr / d,
         "mean_activation": float(h.mean()),

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import yaml
 
-from dropout_lab.report.compare import Comparison, Row, show
+from dropout_lab.comparison import Comparison, Row
+from dropout_lab.comparison.values import show
 from dropout_lab.report.plots import Plot
-from dropout_lab.store import SweepStore, atomic_write_text
+from dropout_lab.report.render import footnotes, pct, pm, seeds_text, title, value_mark
+from dropout_lab.store import atomic_write_text
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
@@ -36,44 +38,31 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85em;
 """
 
 
-def _pm(mean: float | None, half: float | None, signed: bool = False) -> str:
-    if mean is None:
-        return "-"
-    m = f"{mean:+.4f}" if signed else f"{mean:.4f}"
-    return f"{m} ± {'-' if half is None else f'{half:.4f}'}"
-
-
 def _row_html(c: Comparison, row: Row) -> str:
     cls = "best" if row.best else ("tie" if row.tie else "")
-    mark = " ★" if row.best else (" ≈" if row.tie else "")
-    cells = [f'<td class="value">{escape(show(row.value))}{mark}</td>',
-             f"<td>{row.done}/{row.total}</td>"]
+    cells = [f'<td class="value">{escape(show(row.value) + value_mark(row))}</td>',
+             f"<td>{escape(seeds_text(row))}</td>"]
     for name in c.metrics:
         cell = row.cells[name]
-        s = cell.summary
-        text = escape(_pm(s.mean, s.half_width))
+        text = escape(pm(cell.summary))
         if row.is_baseline:
             text += '<div class="diff">baseline</div>'
         elif cell.diff is not None and cell.diff.summary.mean is not None:
-            d = cell.diff.summary
-            sig = d.excludes_zero
+            sig = cell.diff.summary.excludes_zero
             text += (f'<div class="diff{" sig" if sig else ""}">Δ '
-                     f'{escape(_pm(d.mean, d.half_width, signed=True))}{" *" if sig else ""}</div>')
+                     f'{escape(pm(cell.diff.summary, signed=True))}{" *" if sig else ""}</div>')
         cells.append(f"<td>{text}</td>")
     return f'<tr class="{cls}">' + "".join(cells) + "</tr>"
 
 
 def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
     """The whole page as one string."""
-    store = SweepStore(c.sweep_dir)
-    doc = store.read_sweep()
-    rows = [r for b in c.blocks for r in b.rows]
+    rows = c.rows
     done = sum(r.done for r in rows)
     failed = sum(r.failed for r in rows)
     total = sum(r.total for r in rows)
-    axes = doc.get("sweep") or {}
+    axes = c.axes
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    pct = f"{c.level * 100:g}%"
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -90,7 +79,7 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
         "write p for keeping it: keep = 1 - p).</p>",
     ]
     for block in c.blocks:
-        heading = block.label if c.block_axes else f"{c.by} compared over seeds"
+        heading = f"{title(c)}: {block.label}" if c.block_axes else title(c)
         parts.append(f"<h2>{escape(heading)}</h2>")
         head = "".join(f"<th>{escape(h)}</th>" for h in [c.by, "seeds", *c.metrics])
         parts.append(f'<div class="scroll"><table class="compare"><thead><tr>{head}</tr></thead>'
@@ -103,11 +92,13 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
                          f"<b>{escape(show(block.best_value))}</b>; not distinguishable from it: "
                          f"{escape(ties)}</p>")
     parts.append(
-        f'<p class="legend">Each cell: mean ± half-width of the {pct} confidence interval over '
-        f"seeds (Student t). Δ: paired difference against {escape(c.by)} = "
+        f'<p class="legend">Each cell: mean ± half-width of the {pct(c.level)} confidence '
+        f"interval over seeds (Student t). Δ: paired difference against {escape(c.by)} = "
         f"{escape(show(c.baseline))} at the same seeds (every p starts from the same weights); "
         "<b>bold *</b> when its interval excludes 0. ★ best row, ≈ not distinguishable from it "
-        "(paired interval of the difference contains 0).</p>")
+        "(paired interval of the difference contains 0). † a trial of the row is flagged by "
+        "the health checks (see below).</p>")
+    parts.extend(f'<p class="legend">{escape(n)}</p>' for n in footnotes(c))
     if plots:
         parts.append("<h2>Plots</h2>")
     for p in plots:
@@ -117,7 +108,7 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
     if notes:
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in notes)
                      + "</ul>")
-    config = yaml.safe_dump(doc.get("config") or {}, sort_keys=False)
+    config = yaml.safe_dump(c.base_config, sort_keys=False)
     parts.append(f"<details><summary>resolved base config</summary><pre>{escape(config)}</pre>"
                  "</details>")
     parts.append("</body></html>")

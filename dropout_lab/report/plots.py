@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")  # headless even if a display is set; before anything draws
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dropout_lab.report.compare import Block, Comparison, show  # noqa: E402
-from dropout_lab.store import SweepStore  # noqa: E402
+from dropout_lab.comparison import Block, Comparison  # noqa: E402
+from dropout_lab.comparison.metrics import BOUNDED  # noqa: E402
+from dropout_lab.comparison.selection import describe  # noqa: E402
+from dropout_lab.comparison.values import show  # noqa: E402
+from dropout_lab.config import P_KEY  # noqa: E402
 
 DPI = 100
 MAX_BLOCKS = 6  # blocks drawn per figure; the rest are noted
@@ -45,7 +49,7 @@ def _png(fig: Figure) -> bytes:
 
 
 def _axis_label(c: Comparison) -> str:
-    if c.by == "dropout.p":
+    if c.by == P_KEY:
         return "p = probability of dropping a unit"
     return c.by
 
@@ -91,8 +95,11 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str) -> 
                     label=_block_label(c, block))
             band = [(x, s) for x, s in pts if s.lo is not None]
             if band:
-                ax.fill_between([x for x, _ in band], [s.lo for _, s in band],
-                                [s.hi for _, s in band], color=color, alpha=0.2, linewidth=0)
+                lo, hi = [s.lo for _, s in band], [s.hi for _, s in band]
+                if m in BOUNDED:  # an accuracy's interval ends at 1 (and 0)
+                    lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
+                ax.fill_between([x for x, _ in band], lo, hi, color=color, alpha=0.2,
+                                linewidth=0)
         ax.set_xticks(ticks, ticklabels)
         ax.set_xlabel(_axis_label(c))
         ax.set_ylabel(label)
@@ -104,19 +111,34 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str) -> 
     return fig
 
 
-def accuracy_figure(c: Comparison, store: SweepStore) -> Figure | None:
+def accuracy_figure(c: Comparison) -> Figure | None:
     return _metric_panels(c, [("test_acc", "test accuracy (fraction correct)"),
                               ("gap_acc", "gap: train acc - test acc (fraction)"),
                               ("gap_loss", "gap: test loss - train loss (nats)")],
-                          f"accuracy and generalization gap against {c.by}")
+                          f"accuracy and generalization gap against {c.by}, {describe(c.at)}")
 
 
-def coadaptation_figure(c: Comparison, store: SweepStore) -> Figure | None:
-    return _metric_panels(c, [("corr_last", "mean |corr| between hidden units"),
-                              ("pr_last", "participation ratio / units"),
-                              ("ablation_auc", "ablation AUC (accuracy x fraction)"),
-                              ("synergy", "pairwise ablation synergy (accuracy)")],
-                          f"co-adaptation of the last hidden layer against {c.by}")
+def coadaptation_figure(c: Comparison) -> Figure | None:
+    return _metric_panels(c, [("ablation_auc", "ablation AUC (accuracy x fraction)"),
+                              ("synergy", "pairwise ablation synergy (loss, nats)")],
+                          f"reliance on single units against {c.by}")
+
+
+def _layers(c: Comparison, family: str) -> list[str]:
+    return [m for m in c.present if m.startswith(f"{family}[")]
+
+
+def layers_figure(c: Comparison) -> Figure | None:
+    """Per hidden layer: correlation, scale-free DeCov and sparsity against the axis, one
+    panel per (statistic, layer): the layers can move in opposite directions."""
+    panels = []
+    for family, label in (("corr", "mean |corr| between units"),
+                          ("decov_std", "DeCov of standardized units"),
+                          ("zero", "fraction of zero activations")):
+        panels += [(m, f"{label}, layer {m[len(family) + 1:-1]}") for m in _layers(c, family)]
+    if not panels:
+        return None
+    return _metric_panels(c, panels, f"co-adaptation per hidden layer against {c.by}")
 
 
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)):
@@ -129,7 +151,7 @@ def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)):
     return fig, axes
 
 
-def learning_curves_figure(c: Comparison, store: SweepStore) -> Figure | None:
+def learning_curves_figure(c: Comparison) -> Figure | None:
     """Train (dashed) and test (solid) accuracy per epoch, mean over seeds, one colour per value."""
     blocks = c.blocks[:MAX_BLOCKS]
     curves: dict[int, list[tuple[Any, dict[int, list[float]], dict[int, list[float]]]]] = {}
@@ -137,8 +159,8 @@ def learning_curves_figure(c: Comparison, store: SweepStore) -> Figure | None:
         for row in block.rows:
             train: dict[int, list[float]] = {}
             test: dict[int, list[float]] = {}
-            for r in row.results:
-                for m in store.load_metrics(r["trial_id"]):
+            for rec in row.records:
+                for m in rec.epochs or []:
                     if m.get("train_acc") is not None and m.get("test_acc") is not None:
                         train.setdefault(m["epoch"], []).append(m["train_acc"])
                         test.setdefault(m["epoch"], []).append(m["test_acc"])
@@ -170,7 +192,7 @@ def _mean_lists(lists: list[list[float]]) -> list[float]:
     return [sum(x[i] for x in lists) / len(lists) for i in range(n)]
 
 
-def ablation_figure(c: Comparison, store: SweepStore) -> Figure | None:
+def ablation_figure(c: Comparison) -> Figure | None:
     """Accuracy when a growing fraction of hidden units is ablated, one line per value."""
     blocks = c.blocks[:MAX_BLOCKS]
     panels = []
@@ -217,7 +239,7 @@ def _pooled(bins: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
     return conf, acc
 
 
-def reliability_figure(c: Comparison, store: SweepStore) -> Figure | None:
+def reliability_figure(c: Comparison) -> Figure | None:
     """Reliability diagram of the first block: MC dropout vs deterministic, one panel per value."""
     block = c.blocks[0]
     panels = []
@@ -245,11 +267,52 @@ def reliability_figure(c: Comparison, store: SweepStore) -> Figure | None:
     return fig
 
 
+WEIGHT_UNITS = 100  # first-layer units drawn per value (a 10 x 10 grid, as in Srivastava Fig. 7)
+
+
+def weights_figure(c: Comparison) -> Figure | None:
+    """The incoming weights of first-layer units as images (inputs that form a square, e.g.
+    28 x 28 pixels), one grid per value of the axis, from the first seed of the first block;
+    each unit scaled to its own largest |weight| (grey = 0)."""
+    block = c.blocks[0]
+    grids = []
+    for row in block.rows:
+        rec = next((r for r in row.records if r.weights and "W0" in r.weights), None)
+        if rec is None:
+            continue
+        w = rec.weights["W0"]
+        side = math.isqrt(w.shape[0])
+        if side * side != w.shape[0]:
+            return None  # inputs are not an image
+        grids.append((row.value, w[:, :WEIGHT_UNITS], side))
+    if not grids:
+        return None
+    fig, axes = _grid(len(grids), ncols=min(3, len(grids)), size=(3.6, 3.8))
+    for ax, (value, w, side) in zip(axes, grids, strict=False):
+        k = w.shape[1]
+        cols = math.ceil(math.sqrt(k))
+        rows = math.ceil(k / cols)
+        canvas = np.zeros((rows * (side + 1), cols * (side + 1)))  # 1-pixel gaps at 0
+        for u in range(k):
+            unit = w[:, u].reshape(side, side)
+            r0, c0 = (u // cols) * (side + 1), (u % cols) * (side + 1)
+            canvas[r0:r0 + side, c0:c0 + side] = unit / (np.abs(unit).max() or 1.0)
+        ax.imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_title(f"{c.by} = {show(value)}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    where = f" ({block.label})" if c.block_axes else ""
+    fig.suptitle(f"{c.name}: incoming weights of {WEIGHT_UNITS} first-layer units{where}")
+    return fig
+
+
 # The registry of figures: file stem -> (title, builder).
-FIGURES: dict[str, tuple[str, Callable[[Comparison, SweepStore], Figure | None]]] = {
+FIGURES: dict[str, tuple[str, Callable[[Comparison], Figure | None]]] = {
     "accuracy_vs_p": ("Test accuracy and generalization gap", accuracy_figure),
     "learning_curves": ("Learning curves", learning_curves_figure),
-    "coadaptation_vs_p": ("Co-adaptation", coadaptation_figure),
+    "layers_vs_p": ("Co-adaptation per hidden layer", layers_figure),
+    "coadaptation_vs_p": ("Reliance on single units", coadaptation_figure),
+    "weights": ("First-layer weights", weights_figure),
     "ablation_curves": ("Ablation curves", ablation_figure),
     "reliability": ("MC-dropout reliability diagram", reliability_figure),
 }
@@ -257,6 +320,9 @@ FIGURES: dict[str, tuple[str, Callable[[Comparison, SweepStore], Figure | None]]
 _ABSENT = {
     "learning_curves": "no per-epoch metrics (metrics.jsonl) in the finished trials",
     "coadaptation_vs_p": "no co-adaptation statistics in the results (eval.coadaptation)",
+    "layers_vs_p": "no co-adaptation statistics in the results (eval.coadaptation)",
+    "weights": "no first-layer weights stored (eval.save_weights) or inputs that are not a "
+               "square image",
     "ablation_curves": "no ablation curves in the results (eval.coadaptation)",
     "reliability": "no uncertainty statistics in the results (eval.uncertainty)",
     "accuracy_vs_p": "no finished trials",
@@ -265,11 +331,10 @@ _ABSENT = {
 
 def render_all(c: Comparison) -> tuple[list[Plot], list[str]]:
     """Every figure whose data is present, and a note for each one skipped."""
-    store = SweepStore(c.sweep_dir)
     plots, notes = [], []
     for name, (title, build) in FIGURES.items():
         try:
-            fig = build(c, store)
+            fig = build(c)
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             # results written by another version of the statistics: note it, draw the rest
             notes.append(f"{name}: skipped, unexpected data in the results ({exc!r})")

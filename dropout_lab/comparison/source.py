@@ -1,0 +1,32 @@
+"""Read a sweep folder into :class:`~dropout_lab.comparison.model.SweepData` (the only I/O of
+the comparison). Parameters come from the grid in sweep.yaml, never from the result files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dropout_lab.comparison.model import SweepData, TrialRecord
+from dropout_lab.store import SweepStore
+
+
+def load(sweep_dir: Path, epochs: bool = False, weights: bool = False) -> SweepData:
+    """Every trial of the current grid with its result; ``epochs`` also reads metrics.jsonl
+    (``--at N``, learning curves), ``weights`` the first-layer weights (weight images)."""
+    store = SweepStore(Path(sweep_dir))
+    doc = store.read_sweep()
+    axes = dict(doc.get("sweep") or {})
+    base = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    trials = []
+    for t in doc["trials"]:
+        tid = t["trial_id"]
+        result = store.load_result(tid)
+        if not isinstance(result, dict):
+            result = {"trial_id": tid, "status": "pending"}
+        rec = TrialRecord(tid, dict(t.get("params") or {}), dict(result))
+        if epochs and rec.status == "done":
+            rec.epochs = store.load_metrics(tid)
+        if weights and rec.status == "done":
+            rec.weights = store.load_weights(tid)
+        trials.append(rec)
+    return SweepData(str(base.get("name") or Path(sweep_dir).name), Path(sweep_dir), axes, base,
+                     trials)

@@ -1,0 +1,345 @@
+"""Renderers of a :class:`~dropout_lab.comparison.Comparison`: rich, markdown, csv and json
+(``FORMATS``), all built on one cell and legend formatter (also used by the HTML report).
+``docs/compare.md`` documents the JSON schema."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from dropout_lab.comparison import Comparison, Row
+from dropout_lab.comparison.metrics import BOUNDED
+from dropout_lab.comparison.selection import describe
+from dropout_lab.comparison.values import show
+from dropout_lab.stats import Summary, seeds_needed
+from dropout_lab.store import dumps
+
+SCHEMA = "dropout-lab.compare/1"
+
+
+# -- the shared formatter --------------------------------------------------------------------
+def fmt(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "-"
+    return f"{x:+.4f}" if signed else f"{x:.4f}"
+
+
+def pm(s: Summary, signed: bool = False) -> str:
+    """'0.9622 ± 0.0040' (mean ± half-width of the interval); '± -' when n < 2."""
+    if s.mean is None:
+        return "-"
+    return f"{fmt(s.mean, signed)} ± {fmt(s.half_width)}"
+
+
+def interval(name: str, s: Summary) -> list[float] | None:
+    """[lo, hi] of a level, clipped to [0, 1] for accuracies (a t interval does not know the
+    bound: 0.99 ± 0.07 is [0.92, 1.0], not [0.92, 1.06])."""
+    if s.lo is None or s.hi is None:
+        return None
+    if name in BOUNDED:
+        return [max(0.0, s.lo), min(1.0, s.hi)]
+    return [s.lo, s.hi]
+
+
+def pct(level: float) -> str:
+    return f"{level * 100:g}%"
+
+
+def value_mark(row: Row) -> str:
+    """★ best, ≈ not distinguishable from the best, † a flagged trial in the row."""
+    mark = " ★" if row.best else (" ≈" if row.tie else "")
+    return mark + (" †" if row.flags else "")
+
+
+def seeds_text(row: Row) -> str:
+    """Trials in the statistics / trials of the row."""
+    return f"{row.used}/{row.total}"
+
+
+def title(c: Comparison) -> str:
+    return f"{c.name}: {c.by} {describe(c.at)}"
+
+
+def legend(c: Comparison) -> str:
+    return (f"mean ± half-width of the {pct(c.level)} CI over seeds (Student t); "
+            f"Δ = paired difference vs {c.by}={show(c.baseline)} at the same seeds; "
+            f"* = the Δ interval excludes 0; ★ = best {c.by} by {c.best_by}; "
+            "≈ = not distinguishable from the best (paired interval contains 0)")
+
+
+def footnotes(c: Comparison) -> list[str]:
+    """What a reader must know besides the numbers: epoch selection, health, power."""
+    notes = []
+    if c.at != "last":
+        epochs = [e for r in c.rows for e in r.epochs]
+        span = f" (epochs {min(epochs)}-{max(epochs)})" if epochs else ""
+        notes.append(f"numbers {describe(c.at)}{span}; co-adaptation and uncertainty "
+                     "statistics are measured after the last trained epoch")
+    for block in c.blocks:
+        for row in block.rows:
+            if not row.flags:
+                continue
+            where = f"{block.label}, " if c.block_axes else ""
+            flags = ", ".join(f"{f} {n}/{row.done}" for f, n in row.flags.items())
+            left = (f"; {row.excluded} collapsed trial(s) left out of the statistics"
+                    if row.excluded else "")
+            notes.append(f"† {where}{c.by}={show(row.value)}: {flags}{left}")
+    if any(r.excluded for r in c.rows):
+        notes.append("collapsed = test accuracy near chance or training loss near ln K "
+                     "(docs/metrics.md#health-flags); --include-collapsed keeps them")
+    mdd = power_line(c)
+    if mdd:
+        notes.append(mdd)
+    return notes
+
+
+def power_line(c: Comparison) -> str | None:
+    """The smallest difference from the baseline that the seeds could detect, per row, for the
+    metric that decides the best row (every shown metric's is in the JSON and CSV)."""
+    name = c.best_by
+    parts, ns = [], set()
+    for block in c.blocks:
+        for row in block.rows:
+            cell = row.cells.get(name)
+            if cell is None or cell.mdd is None or cell.diff is None:
+                continue
+            where = f"{block.label}: " if c.block_axes else ""
+            parts.append(f"{where}{show(row.value)} {cell.mdd:.4f}")
+            ns.add(cell.diff.n)
+    if not parts:
+        return None
+    n = "/".join(str(k) for k in sorted(ns))
+    return (f"smallest {name} difference vs baseline detectable with {pct(c.power)} power "
+            f"(n={n} paired seeds), by {c.by}: " + ", ".join(parts)
+            + "; --seeds-for DELTA: seeds a difference needs")
+
+
+# -- rich ------------------------------------------------------------------------------------
+def render_rich(c: Comparison) -> Group:
+    """One rich table per block; each cell: mean ± CI, then Δ vs baseline on a second line."""
+    tables: list[Any] = []
+    for block in c.blocks:
+        head = f"{title(c)}: {block.label}" if c.block_axes else title(c)
+        t = Table(title=head, title_justify="left", show_lines=True)
+        t.add_column(c.by, justify="right", no_wrap=True)
+        t.add_column("seeds", justify="right", no_wrap=True)
+        if c.at != "last":
+            t.add_column("epoch", justify="right", no_wrap=True)
+        for name in c.metrics:
+            t.add_column(name, justify="right", no_wrap=True)
+        for row in block.rows:
+            label = Text(show(row.value) + value_mark(row),
+                         style="bold green" if row.best else ("green" if row.tie else ""))
+            cells: list[Any] = [label, Text(seeds_text(row),
+                                            style="" if row.used == row.total else "red")]
+            if c.at != "last":
+                cells.append(_epochs_text(row))
+            for name in c.metrics:
+                cell = row.cells[name]
+                txt = Text(pm(cell.summary))
+                if row.is_baseline:
+                    txt.append("\nbaseline", style="dim")
+                elif cell.diff is not None:
+                    sig = cell.diff.summary.excludes_zero
+                    txt.append(f"\nΔ {pm(cell.diff.summary, signed=True)}" + (" *" if sig else ""),
+                               style="bold" if sig else "dim")
+                cells.append(txt)
+            t.add_row(*cells)
+        tables.append(t)
+    tables.append(Text(legend(c), style="dim"))
+    for note in footnotes(c):
+        tables.append(Text(note, style="yellow" if note.startswith("†") else "dim"))
+    return Group(*tables)
+
+
+def _epochs_text(row: Row) -> str:
+    if not row.epochs:
+        return "-"
+    lo, hi = min(row.epochs), max(row.epochs)
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+# -- markdown ----------------------------------------------------------------------------------
+def render_markdown(c: Comparison) -> str:
+    """GitHub-flavoured markdown: one table per block, Δ in parentheses, significant in bold."""
+    lines = [f"### {c.name}: {c.by} compared over seeds, {describe(c.at)}", ""]
+    for block in c.blocks:
+        if c.block_axes:
+            lines += [f"**{block.label}**", ""]
+        lines.append("| " + " | ".join([f"`{c.by}`", "seeds", *c.metrics]) + " |")
+        lines.append("|" + "---:|" * (2 + len(c.metrics)))
+        for row in block.rows:
+            value = show(row.value)
+            value = f"**{value}** ★" if row.best else (f"{value} ≈" if row.tie else value)
+            value += " †" if row.flags else ""
+            cells = [value, seeds_text(row)]
+            for name in c.metrics:
+                cell = row.cells[name]
+                text = pm(cell.summary)
+                if row.is_baseline:
+                    text += " (baseline)"
+                elif cell.diff is not None and cell.diff.summary.mean is not None:
+                    d = f"Δ {pm(cell.diff.summary, signed=True)}"
+                    text += f" (**{d}**)" if cell.diff.summary.excludes_zero else f" ({d})"
+                cells.append(text)
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    lines.append(f"_mean ± half-width of the {pct(c.level)} CI over seeds (Student t); "
+                 f"Δ = paired difference vs {c.by}={show(c.baseline)} at the same seeds, "
+                 f"**bold** when its interval excludes 0; ★ = best {c.by} by {c.best_by}; "
+                 "≈ = not distinguishable from the best._")
+    for note in footnotes(c):
+        lines += ["", f"_{note}_"]
+    return "\n".join(lines) + "\n"
+
+
+# -- json --------------------------------------------------------------------------------------
+def to_json_doc(c: Comparison) -> dict[str, Any]:
+    """The stable JSON document (schema ``dropout-lab.compare/1``, see docs/compare.md)."""
+    blocks = []
+    for block in c.blocks:
+        rows = []
+        for row in block.rows:
+            rows.append({
+                "value": row.value,
+                "trials": {"done": row.done, "failed": row.failed, "total": row.total},
+                "excluded": row.excluded,
+                "seeds": row.seeds,
+                "epochs": row.epochs,
+                "flags": row.flags,
+                "baseline": row.is_baseline,
+                "best": row.best,
+                "indistinguishable_from_best": row.tie,
+                "metrics": {name: _metric_doc(name, row) for name in c.metrics},
+            })
+        blocks.append({"selectors": block.selectors, "rows": rows,
+                       "best": None if block.best_value is None else
+                       {"metric": c.best_by, "value": block.best_value,
+                        "indistinguishable": block.tie_values}})
+    return {"schema": SCHEMA, "sweep": c.name, "sweep_dir": str(c.sweep_dir), "by": c.by,
+            "at": c.at, "include_collapsed": c.include_collapsed,
+            "baseline": c.baseline, "confidence": c.level, "power": c.power,
+            "best_by": c.best_by, "metrics": c.metrics, "block_axes": c.block_axes,
+            "blocks": blocks, "notes": footnotes(c)}
+
+
+def _metric_doc(name: str, row: Row) -> dict[str, Any]:
+    cell = row.cells[name]
+    doc = {**cell.summary.to_dict(), "ci": interval(name, cell.summary)}
+    doc["diff"] = None if cell.diff is None else {**cell.diff.to_dict(), "mdd": cell.mdd}
+    return doc
+
+
+def render_json(c: Comparison) -> str:
+    return json_text(to_json_doc(c))
+
+
+def json_text(doc: Any) -> str:
+    """JSON with NaN/inf as null (store.dumps cleans them), indented."""
+    return json.dumps(json.loads(dumps(doc)), indent=2) + "\n"
+
+
+# -- csv ---------------------------------------------------------------------------------------
+CSV_COLUMNS = ["block", "by", "value", "metric", "n", "mean", "sd", "ci_lo", "ci_hi",
+               "diff_n", "diff_mean", "diff_sd", "diff_ci_lo", "diff_ci_hi", "diff_excludes_zero",
+               "diff_mdd", "baseline", "best", "indistinguishable_from_best", "trials_done",
+               "trials_total", "trials_excluded", "flags"]
+
+
+def render_csv(c: Comparison) -> str:
+    """Tidy CSV: one line per (block, value, metric); the block axes get a column each."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([*c.block_axes, *CSV_COLUMNS])
+
+    def cellv(v: Any) -> Any:
+        if v is None:
+            return ""
+        if isinstance(v, (list, dict)):
+            return json.dumps(v)
+        if isinstance(v, bool):
+            return str(v).lower()
+        return v
+
+    for block in c.blocks:
+        for row in block.rows:
+            for name in c.metrics:
+                cell = row.cells[name]
+                s, d = cell.summary, cell.diff
+                ds = d.summary if d is not None else None
+                ci = interval(name, s) or [None, None]
+                flags = ";".join(f"{f}={n}" for f, n in row.flags.items())
+                w.writerow([cellv(block.selectors[a]) for a in c.block_axes] + [cellv(v) for v in [
+                    block.label, c.by, row.value, name, s.n, s.mean, s.sd, ci[0], ci[1],
+                    ds.n if ds else None, ds.mean if ds else None, ds.sd if ds else None,
+                    ds.lo if ds else None, ds.hi if ds else None,
+                    ds.excludes_zero if ds else None, cell.mdd, row.is_baseline, row.best,
+                    row.tie, row.done, row.total, row.excluded, flags]])
+    return buf.getvalue()
+
+
+# The registry of output formats: name -> renderer (rich returns a renderable, others text).
+FORMATS: dict[str, Callable[[Comparison], Any]] = {
+    "rich": render_rich,
+    "csv": render_csv,
+    "json": render_json,
+    "markdown": render_markdown,
+}
+
+
+# -- seeds needed ------------------------------------------------------------------------------
+def seeds_for(c: Comparison, delta: float) -> dict[str, Any]:
+    """For each non-baseline row and shown metric: the paired sd observed and the seeds a true
+    difference of ``delta`` would need (power c.power, level c.level)."""
+    rows = []
+    for block in c.blocks:
+        for row in block.rows:
+            if row.is_baseline:
+                continue
+            entry: dict[str, Any] = {"selectors": block.selectors, "value": row.value,
+                                     "metrics": {}}
+            for name in c.metrics:
+                d = row.cells[name].diff
+                sd = None if d is None else d.summary.sd
+                entry["metrics"][name] = {
+                    "n": None if d is None else d.n, "sd": sd,
+                    "seeds_needed": None if sd is None else seeds_needed(delta, sd, c.level,
+                                                                         c.power)}
+            rows.append(entry)
+    return {"delta": delta, "confidence": c.level, "power": c.power, "by": c.by,
+            "baseline": c.baseline, "metrics": c.metrics, "rows": rows}
+
+
+def render_seeds_for(c: Comparison, doc: dict[str, Any]) -> Group:
+    t = Table(title=f"{c.name}: seeds needed to detect a difference of {doc['delta']:g} vs "
+                    f"{c.by}={show(c.baseline)} ({pct(c.level)} confidence, "
+                    f"{pct(c.power)} power)", title_justify="left")
+    if c.block_axes:
+        t.add_column("block", no_wrap=True)
+    t.add_column(c.by, justify="right", no_wrap=True)
+    for name in c.metrics:
+        t.add_column(name, justify="right", no_wrap=True)
+    for entry in doc["rows"]:
+        cells = []
+        if c.block_axes:
+            cells.append(", ".join(f"{k}={show(v)}" for k, v in entry["selectors"].items()))
+        cells.append(show(entry["value"]))
+        for name in c.metrics:
+            m = entry["metrics"][name]
+            need = m["seeds_needed"]
+            cells.append("-" if m["sd"] is None else
+                         f"{'>' + str(100000) if need is None else need} (sd {m['sd']:.4f})")
+        t.add_row(*cells)
+    note = Text("sd = spread of the paired per-seed differences observed now (needs 2 seeds); "
+                "seeds needed = smallest n whose minimum detectable difference "
+                "(t_(1+level)/2,n-1 + t_power,n-1) sd / sqrt(n) is at most the difference",
+                style="dim")
+    return Group(t, note)
+
