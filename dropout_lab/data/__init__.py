@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from functools import lru_cache
+from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from dropout_lab.config import DatasetConfig
 from dropout_lab.data import registry, transforms
 from dropout_lab.data.base import Dataset
+
+if TYPE_CHECKING:  # config imports this package's registry: no import back at run time
+    from dropout_lab.config import DatasetConfig
 
 __all__ = ["Dataset", "load_dataset", "preflight", "registry"]
 
@@ -24,18 +27,26 @@ def preflight(cfg: DatasetConfig) -> None:
         getattr(importlib.import_module(module), fn)(cfg)
 
 
-@lru_cache(maxsize=4)
-def _load_raw(cfg_json: str) -> Dataset:
-    cfg = DatasetConfig.model_validate_json(cfg_json)
-    spec = registry.get_spec(cfg.name)
-    return spec.load_fn()(cfg, cfg.seed)
+_RAW_CACHE: OrderedDict[str, Dataset] = OrderedDict()
+_RAW_CACHE_SIZE = 4  # data sets kept in memory per process (least recently used dropped)
+
+
+def _load_raw(cfg: DatasetConfig) -> Dataset:
+    """The data set's raw arrays, loaded once per process for the options that decide them."""
+    key = json.dumps(cfg.model_dump(mode="json", include=set(_RAW_KEYS)), sort_keys=True)
+    if key in _RAW_CACHE:
+        _RAW_CACHE.move_to_end(key)
+        return _RAW_CACHE[key]
+    data = registry.get_spec(cfg.name).load_fn()(cfg, cfg.seed)
+    _RAW_CACHE[key] = data
+    while len(_RAW_CACHE) > _RAW_CACHE_SIZE:
+        _RAW_CACHE.popitem(last=False)
+    return data
 
 
 def load_dataset(cfg: DatasetConfig, trial_seed: int) -> Dataset:
     """Load (once per process, then from memory) and apply subset/split/normalization."""
-    raw_key = cfg.model_dump(mode="json", include=set(_RAW_KEYS))
-    raw = _load_raw(json.dumps(raw_key, sort_keys=True))
-    return transforms.apply(raw, cfg, trial_seed)
+    return transforms.apply(_load_raw(cfg), cfg, trial_seed)
 
 
 # The options that decide the raw arrays; the others are applied per trial by transforms.
