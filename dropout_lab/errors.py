@@ -61,7 +61,7 @@ class EnvironmentFault(DropoutLabError):
                       path: object = None) -> EnvironmentFault:
         """One line naming the path and the cause, e.g. ``cannot write runs/x/summary.csv:
         No space left on device``."""
-        where = exc.filename if exc.filename is not None else path
+        where = path if path is not None else exc.filename  # the path the user knows
         cause = exc.strerror or str(exc) or type(exc).__name__
         return cls(f"{what} {where if where is not None else '(unknown path)'}: {cause}")
 

@@ -156,6 +156,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
             store.reset()
         store.write_sweep(base, dict(config.sweep), [(t.trial_id, t.params) for t in trials])
         for t in pending:
+            store.discard_damaged(t.trial_id)
             store.write_trial_config(t.trial_id, t.config_dict)
         jobs = [Job(t.trial_id, t.config_dict, t.params) for t in pending]
         outcomes = executor.run(jobs, events)

@@ -22,12 +22,12 @@ import datetime as _dt
 import fcntl
 import io
 import json
-import logging
 import math
 import os
 import re
 import shutil
 import socket
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,12 @@ CORRUPT = "corrupt"  # the status readers see for a trial whose stored files are
 STATUSES = ("done", "failed", "diverged", "pending", CORRUPT)
 _TRIAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # never a path: ids name folders
 
-# Library code reports damage through logging; with no handler configured, Python's
-# last-resort handler prints the bare message on stderr: one line per damaged file.
-log = logging.getLogger("dropout_lab.store")
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr per damaged file: readers go on without it, and the user
+    learns which file to look at (stdout stays clean for --json)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _current_umask() -> int:
@@ -92,6 +95,22 @@ def is_stale_temporary(path: Path) -> bool:
     was killed between creating and renaming it."""
     name = path.name
     return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".write-check."))
+
+
+def check_output_path(path: Path, option: str, folder: bool = False) -> Path:
+    """An output path the user named (``report -o``, ``plot -o``): its parent folder must
+    exist (it is never created silently), and the path must not be the wrong kind of thing.
+    StoreError (exit 2) naming the option; a refusal of the machine shows when writing."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise StoreError(f"{option} {path}: the folder {parent} {what} (create it first)")
+    if folder and path.exists() and not path.is_dir():
+        raise StoreError(f"{option} {path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise StoreError(f"{option} {path}: is a folder; name the file to write")
+    return path
 
 
 class SweepLock:
@@ -202,6 +221,18 @@ class SweepStore:
             if exc.errno in ENVIRONMENT_ERRNOS:  # the machine refused: exit 3
                 raise EnvironmentFault(message) from None
             raise StoreError(message) from None  # not a folder, ...: exit 2
+
+    def discard_damaged(self, trial_id: str) -> None:
+        """Make room for a trial that runs again: a trial folder that is a file, or a
+        result.json that is a folder (damage no atomic write can replace), is removed."""
+        d = self.trial_dir(trial_id)
+        try:
+            if d.exists() and not d.is_dir():
+                d.unlink()
+            elif (d / RESULT_FILE).is_dir():
+                shutil.rmtree(d / RESULT_FILE)
+        except OSError as exc:
+            raise EnvironmentFault.from_os_error(exc, "cannot clean up", d) from None
 
     def lock(self, wait: bool = False) -> SweepLock:
         """Take this sweep's lock (see :class:`SweepLock`); use it as a context manager."""
@@ -356,7 +387,7 @@ class SweepStore:
         path = self.trial_dir(trial_id) / RESULT_FILE
         if str(path) not in _WARNED:  # once per file and process
             _WARNED.add(str(path))
-            log.warning("warning: %s: corrupt trial skipped (%s)", path, problem)
+            _warn(f"warning: {path}: corrupt trial skipped ({problem})")
 
     def is_done(self, trial_id: str, params: dict[str, Any] | None = None) -> bool:
         r = self.load_result(trial_id, params)
@@ -390,7 +421,7 @@ class SweepStore:
     def _warn_file(path: Path, problem: str) -> None:
         if str(path) not in _WARNED:
             _WARNED.add(str(path))
-            log.warning("warning: %s: damaged, skipped (%s)", path, problem)
+            _warn(f"warning: {path}: damaged, skipped ({problem})")
 
     def read_sweep(self) -> dict[str, Any]:
         """The sweep document (config, axes, current grid). StoreError if this is no sweep."""

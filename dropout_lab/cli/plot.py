@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from dropout_lab.cli.app import err, guard, out
 from dropout_lab.report.compare import DEFAULT_BY, build_comparison
+from dropout_lab.store import check_output_path
 
 
 def register(app: typer.Typer) -> None:
@@ -30,6 +31,8 @@ def plot(
     diagram. Figures whose data is absent are skipped with a note."""
     from dropout_lab.report.plots import render_all, write_plots  # matplotlib: only when drawing
 
+    if out_dir is not None:
+        check_output_path(out_dir, "--out", folder=True)
     c = build_comparison(sweep_dir, by=by, level=confidence)
     plots, notes = render_all(c)
     paths = write_plots(plots, out_dir or Path(sweep_dir) / "plots")

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from dropout_lab.cli.app import err, guard, out
 from dropout_lab.report.compare import DEFAULT_BY, build_comparison
+from dropout_lab.store import check_output_path
 
 
 def register(app: typer.Typer) -> None:
@@ -32,6 +33,8 @@ def report(
     from dropout_lab.report.html import write_report
     from dropout_lab.report.plots import render_all
 
+    if output is not None:
+        check_output_path(output, "--output")
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
                          level=confidence)
     plots, notes = render_all(c)

@@ -7,7 +7,7 @@ import json
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from dropout_lab.data import registry, transforms
+from dropout_lab.data import checks, registry, transforms
 from dropout_lab.data.base import Dataset
 
 if TYPE_CHECKING:  # config imports this package's registry: no import back at run time
@@ -17,14 +17,16 @@ __all__ = ["Dataset", "load_dataset", "preflight", "registry"]
 
 
 def preflight(cfg: DatasetConfig) -> None:
-    """Make sure a data set can be loaded before any training starts (raise DataError if not).
-
-    Data sets bundled with a package or generated need nothing; file-based ones are located
-    (and fetched when allowed) here, so a missing file is one clear message, exit 2."""
+    """Make sure a data set can be loaded and trained on before any training starts (raise
+    DataError if not): file-based ones are located (and fetched when allowed), sizes are
+    checked against memory, then the content is checked once (:mod:`.checks`), so a missing
+    file or a bad label is one clear message, exit 2, not a grid of failed trials."""
     spec = registry.get_spec(cfg.name)
-    if spec.needs_files and spec.preflight:
+    if spec.preflight:  # locate/fetch files, limits checked before anything is allocated
         module, fn = spec.preflight.split(":")
         getattr(importlib.import_module(module), fn)(cfg)
+    # Then the content, once (the arrays stay cached in this process).
+    checks.check_content(_load_raw(cfg), cfg)
 
 
 _RAW_CACHE: OrderedDict[str, Dataset] = OrderedDict()
