@@ -100,7 +100,8 @@ def is_stale_temporary(path: Path) -> bool:
 def check_output_path(path: Path, option: str, folder: bool = False) -> Path:
     """An output path the user named (``report -o``, ``plot -o``): its parent folder must
     exist (it is never created silently), and the path must not be the wrong kind of thing.
-    StoreError (exit 2) naming the option; a refusal of the machine shows when writing."""
+    StoreError (exit 2) naming the option; EnvironmentFault (exit 3) when the machine refuses
+    a file there."""
     path = Path(path)
     parent = path.parent
     if not parent.is_dir():
@@ -110,6 +111,14 @@ def check_output_path(path: Path, option: str, folder: bool = False) -> Path:
         raise StoreError(f"{option} {path}: exists and is not a folder")
     if not folder and path.is_dir():
         raise StoreError(f"{option} {path}: is a folder; name the file to write")
+    # Probe now, so a folder the machine refuses costs no rendering first (exit 3).
+    probe_in = path if folder and path.is_dir() else parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EnvironmentFault.from_os_error(exc, "cannot write", path) from None
     return path
 
 

@@ -10,20 +10,10 @@ import sys
 from pathlib import Path
 
 import yaml
+from conftest import TINY  # the suite's tiny config (tests/conftest.py)
 from typer.testing import CliRunner
 
 from dropout_lab.cli import app
-
-TINY = {
-    "name": "tiny",
-    "dataset": {"name": "synthetic", "n_train": 120, "n_test": 80, "n_features": 8,
-                "n_classes": 3},
-    "model": {"hidden": [16]},
-    "dropout": {"p": 0.5},
-    "train": {"epochs": 2, "batch_size": 32, "optimizer": "momentum", "lr": 0.05},
-    "eval": {"mc_samples": 4, "max_samples": 80, "pair_samples": 4, "ablation_draws": 1},
-    "sweep": {"dropout.p": [0.0, 0.5], "seed": [0, 1]},
-}
 
 
 def tiny(**changes: object) -> dict:

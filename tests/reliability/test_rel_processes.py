@@ -273,3 +273,23 @@ def test_a_sweep_removes_stale_temporaries_of_a_killed_run(tmp_path):
     keep.write_text("mine")
     assert cli("sweep", cfg, "--runs-dir", runs, "--workers", "1").code == 0
     assert not any(s.exists() for s in stale) and keep.exists()
+
+
+def test_ctrl_c_while_the_summary_is_written_still_writes_it(tmp_path, monkeypatch):
+    # The signal arrives inside the last step (Ctrl-C "right after the last trial"): it is
+    # held until summary.csv is written, then the sweep ends as interrupted.
+    from dropout_lab.store import SweepStore
+
+    real = SweepStore.write_summary
+
+    def interrupted_write(self, results, axes):
+        os.kill(os.getpid(), signal.SIGINT)  # delivered at the next bytecode boundary
+        time.sleep(0.05)
+        real(self, results, axes)
+
+    monkeypatch.setattr(SweepStore, "write_summary", interrupted_write)
+    cfg = write_yaml(tmp_path / "c.yaml", tiny())
+    run = cli("sweep", cfg, "--runs-dir", tmp_path / "runs", "--workers", "1")
+    run.assert_clean_failure(130, "interrupted")
+    with open(tmp_path / "runs" / "tiny" / "summary.csv") as fh:
+        assert [r["status"] for r in csv.DictReader(fh)] == ["done"] * 4
