@@ -10,20 +10,60 @@ from __future__ import annotations
 import copy
 import difflib
 import math
+import types
+import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from dropout_lab.backends import registry as backends
+from dropout_lab.data import registry as datasets
 from dropout_lab.errors import ConfigError
 
 VARIANTS = ("inverted", "standard", "gaussian", "dropconnect", "unscaled")
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
 
 
+# Limits that keep a typo from asking for a day of compute or a terabyte of memory; each is
+# named in the message that refuses a larger value (docs/reliability.md lists them).
+MAX_TRIALS = 10_000  # grid points per sweep (--max-trials raises it)
+MAX_WIDTH = 65_536  # units per hidden layer
+MAX_LAYERS = 64
+MAX_EXAMPLES = 10_000_000  # synthetic examples per split
+MAX_CONFIG_BYTES = 1_000_000  # a config file (YAML) or one --set value
+MAX_YAML_NODES = 100_000  # scalars + collections after alias expansion
+
+
+def _accepts_bool(annotation: Any) -> bool:
+    if annotation is bool:
+        return True
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return any(_accepts_bool(a) for a in typing.get_args(annotation))
+    return annotation is Any
+
+
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=False)
+    # allow_inf_nan: no field means anything at inf or NaN (`lr: .inf` is a typo, not a rate)
+    model_config = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _bool_is_not_a_number(cls, v: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads `epochs: true` as 1; a boolean only fits a bool field.
+        if isinstance(v, bool) and info.field_name is not None:
+            if not _accepts_bool(cls.model_fields[info.field_name].annotation):
+                raise ValueError("expected a number or text, got a boolean")
+        return v
 
 
 class DatasetConfig(_Strict):
@@ -33,25 +73,27 @@ class DatasetConfig(_Strict):
     seed: int = Field(0, ge=0, description="the data set's own seed (generation, test split)")
     path: str | None = Field(None, description="folder (or .npz file) holding the data set's files")
     test_fraction: float | None = Field(None, gt=0, lt=1, description="digits: held-out fraction")
-    n_train: int | None = Field(None, gt=0, description="synthetic: training examples")
-    n_test: int | None = Field(None, gt=0, description="synthetic: test examples")
-    n_features: int | None = Field(None, gt=0, description="synthetic: input dimension")
-    n_classes: int | None = Field(None, ge=2, description="synthetic: number of classes")
+    n_train: int | None = Field(None, gt=0, le=MAX_EXAMPLES,
+                                description="synthetic: training examples")
+    n_test: int | None = Field(None, gt=0, le=MAX_EXAMPLES, description="synthetic: test examples")
+    n_features: int | None = Field(None, gt=0, le=100_000,
+                                   description="synthetic: input dimension")
+    n_classes: int | None = Field(None, ge=2, le=10_000,
+                                  description="synthetic: number of classes")
     noise: float | None = Field(None, ge=0, description="synthetic: label/feature noise level")
-    train_size: int | None = Field(None, gt=0, description="stratified training subset size")
+    train_size: int | None = Field(None, gt=0, le=MAX_EXAMPLES,
+                                   description="stratified training subset size")
     val_fraction: float = Field(0.0, ge=0, lt=1,
                                 description="validation split of the training data")
     normalize: Literal["scale01", "standardize"] = "scale01"
 
     @model_validator(mode="after")
     def _options_fit_dataset(self) -> DatasetConfig:
-        from dropout_lab.data import registry
-
-        spec = registry.get_spec(self.name)  # raises ConfigError listing known names
+        spec = datasets.get_spec(self.name)  # raises ConfigError listing known names
         if self.path is not None and not spec.needs_files:
             raise ValueError(f"data set {self.name!r} reads no files, so it does not take "
                              "option 'path'")
-        for option in registry.SPECIFIC_OPTIONS:
+        for option in datasets.SPECIFIC_OPTIONS:
             if getattr(self, option) is not None and option not in spec.options:
                 takes = ", ".join(sorted(spec.options)) or "none"
                 raise ValueError(
@@ -72,6 +114,8 @@ class ModelConfig(_Strict):
             raise ValueError("needs at least one hidden layer")
         if any(w <= 0 for w in v):
             raise ValueError("every width must be a positive integer")
+        if len(v) > MAX_LAYERS or any(w > MAX_WIDTH for w in v):
+            raise ValueError(f"at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units")
         return v
 
 
@@ -117,7 +161,8 @@ class LRSchedule(_Strict):
     milestones: list[int] = Field(default_factory=list,
                                   description="step: epochs after which lr is multiplied by gamma")
     min_lr: float = Field(0.0, ge=0, description="cosine: the final learning rate")
-    warmup_epochs: int = Field(0, ge=0, description="linear warm-up over the first epochs")
+    warmup_epochs: int = Field(0, ge=0, le=100_000,
+                               description="linear warm-up over the first epochs")
 
     @model_validator(mode="before")
     @classmethod
@@ -152,7 +197,7 @@ class MomentumSchedule(_Strict):
     kind: Literal["constant", "linear"] = "constant"
     start: float | None = Field(None, ge=0, lt=1)
     end: float | None = Field(None, ge=0, lt=1)
-    epochs: int | None = Field(None, gt=0, description="linear: epochs the ramp takes")
+    epochs: int | None = Field(None, gt=0, le=100_000, description="linear: epochs the ramp takes")
 
     @model_validator(mode="before")
     @classmethod
@@ -174,13 +219,13 @@ class EarlyStopping(_Strict):
     """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs
     (needs dataset.val_fraction > 0). The epoch it stopped at is recorded in result.json."""
 
-    patience: int = Field(10, gt=0)
+    patience: int = Field(10, gt=0, le=100_000)
     min_delta: float = Field(0.0, ge=0)
 
 
 class TrainConfig(_Strict):
-    epochs: int = Field(10, gt=0)
-    batch_size: int = Field(64, gt=0)
+    epochs: int = Field(10, gt=0, le=100_000)
+    batch_size: int = Field(64, gt=0, le=1_000_000)
     optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
     lr: float = Field(0.05, gt=0)
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
@@ -203,27 +248,30 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    max_samples: int = Field(10000, gt=0,
+    max_samples: int = Field(10000, gt=0, le=MAX_EXAMPLES,
                              description="held-out examples for the after-training statistics "
                                          "(the whole test set when it has at most this many)")
-    train_subset: int | None = Field(10000, gt=0,
+    train_subset: int | None = Field(10000, gt=0, le=MAX_EXAMPLES,
                                      description="training examples evaluated after each epoch "
                                                  "for the curves (a fixed seeded subset; null = "
                                                  "all); the final numbers use the whole set")
-    every: int = Field(1, gt=0, description="evaluate every k epochs (the last one always)")
+    every: int = Field(1, gt=0, le=100_000,
+                       description="evaluate every k epochs (the last one always)")
     save_weights: Literal["none", "first", "all"] = Field(
         "first", description="weights kept in weights.npz: none, the first layer, or all")
     coadaptation: bool = True
     uncertainty: bool = True
-    mc_samples: int = Field(30, gt=0, description="Monte Carlo dropout passes")
-    ece_bins: int = Field(15, gt=0)
-    ablation_draws: int = Field(3, gt=0, description="random draws per ablation fraction")
-    pair_samples: int = Field(32, ge=0, description="unit pairs sampled per layer for pair synergy")
+    mc_samples: int = Field(30, gt=0, le=10_000, description="Monte Carlo dropout passes")
+    ece_bins: int = Field(15, gt=0, le=10_000)
+    ablation_draws: int = Field(3, gt=0, le=1_000,
+                                description="random draws per ablation fraction")
+    pair_samples: int = Field(32, ge=0, le=100_000,
+                              description="unit pairs sampled per layer for pair synergy")
 
 
 class ExperimentConfig(_Strict):
     name: str = "sweep"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, lt=2**63)
     backend: str = "numpy"
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"
@@ -239,14 +287,16 @@ class ExperimentConfig(_Strict):
     def _safe_name(cls, v: str) -> str:
         if not v or any(c in v for c in "/\\") or v in (".", ".."):
             raise ValueError("must be a non-empty name without slashes (it names the run folder)")
+        if any(not c.isprintable() for c in v) or len(v) > 200:
+            # NUL, newline, escape sequences: a folder name a shell or a table cannot show
+            raise ValueError("must be at most 200 printable characters (no NUL, newline or "
+                             "control characters: it names the run folder)")
         return v
 
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        from dropout_lab.backends import registry
-
-        registry.get_spec(v)  # raises ConfigError with the known names
+        backends.get_spec(v)  # raises ConfigError with the known names
         return v
 
     @field_validator("sweep")
@@ -298,7 +348,7 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set {text!r}: the key is empty")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw, f"--set {key}") if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {key}: value {raw!r} is not valid YAML ({exc.problem})") from exc
     return key, value
@@ -420,13 +470,65 @@ def validate(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
     return cfg
 
 
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int], open_: set[int], where: str) -> int:
+    """Nodes the document has once every alias is expanded: computed on the composed graph,
+    where an alias is a second reference to one node, so the cost is linear in the file."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        raise ConfigError(f"{where}: a YAML alias refers to itself (a recursive document)")
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total += _expanded_nodes(child, memo, open_, where)
+            if total > MAX_YAML_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            total += _expanded_nodes(k, memo, open_, where) + _expanded_nodes(v, memo, open_, where)
+            if total > MAX_YAML_NODES:
+                break
+    open_.discard(key)
+    memo[key] = total
+    return total
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with limits checked before any object is built: the text size, and
+    the size after alias expansion (a "billion laughs" document of 16 lines expands to
+    gigabytes). YAMLError passes through for the caller's message."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {len(text):,} characters, more than the limit of "
+                          f"{MAX_CONFIG_BYTES:,} for a config")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            size = _expanded_nodes(node, {}, set(), where)
+            if size > MAX_YAML_NODES:
+                raise ConfigError(f"{where}: the YAML expands (through its aliases) to more than "
+                                  f"{MAX_YAML_NODES:,} values, the limit for a config")
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: the YAML is nested too deeply") from None
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML document of a config file (a mapping), or a ConfigError naming the problem."""
     if not path.exists():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     if path.is_dir():
         raise ConfigError(f"{str(path)!r} is a folder, not a config file")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError(f"{str(path)!r} is not a regular file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, more than the limit of "
+                              f"{MAX_CONFIG_BYTES:,} for a config file")
+        data = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:  # unreadable: permissions, an I/O error
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark is not None else ""
@@ -436,8 +538,23 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return {} if data is None else data
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
-    """Read a YAML config, apply ``--set`` overrides and validate every trial of the grid."""
+def check_grid_size(axes: dict[str, list[Any]], max_trials: int = MAX_TRIALS,
+                    where: str = "config") -> int:
+    """The number of grid points, from the axis lengths alone (nothing is expanded); a
+    ConfigError when it exceeds ``max_trials``."""
+    n = math.prod(len(v) for v in axes.values())
+    if n > max_trials:
+        shape = " x ".join(f"{k} ({len(v)})" for k, v in axes.items())
+        raise ConfigError(f"{where}: the grid has {n:,} trials ({shape}), more than the limit "
+                          f"of {max_trials:,}; pass --max-trials {n} if you mean it")
+    return n
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None,
+                max_trials: int = MAX_TRIALS) -> ExperimentConfig:
+    """Read a YAML config, apply ``--set`` overrides, validate the base config and check the
+    grid size from the axis lengths. The grid itself is expanded (each point validated once)
+    by its single caller, :func:`dropout_lab.sweep.expand`."""
     path = Path(path)
     raw = read_yaml(path)
     if not isinstance(raw, dict):
@@ -445,8 +562,5 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> Experim
     raw.setdefault("name", path.stem)
     data = apply_overrides(raw, overrides or [])
     cfg = validate(data, where=str(path))
-    # Validate every grid point now, so a bad axis value fails before any training.
-    from dropout_lab.sweep import expand
-
-    expand(cfg, where=str(path))
+    check_grid_size(cfg.sweep, max_trials, where=str(path))
     return cfg

@@ -1,6 +1,10 @@
-"""Typed errors. Library code raises these; only the CLI turns them into a message and exit 2."""
+"""Typed errors. Library code raises these; only the CLI turns them into a message and an
+exit code: 2 for input the user can fix, 3 for a fault of the environment (disk full,
+permission denied, read-only file system), see docs/reliability.md."""
 
 from __future__ import annotations
+
+import errno
 
 
 class DropoutLabError(Exception):
@@ -39,3 +43,34 @@ class DivergedError(Exception):
 
 class ExecutorError(DropoutLabError):
     """An executor cannot start: bad --workers/--threads, Ray not installed or unreachable."""
+
+
+# errno values that mean "the machine refused", not "the input is wrong".
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM,
+                                errno.EROFS, errno.EIO, errno.EMFILE, errno.ENFILE})
+
+
+class EnvironmentFault(DropoutLabError):
+    """The machine refused an operation on a path (disk full, permission denied, read-only
+    file system): the input was fine, so it gets its own exit code."""
+
+    exit_code = 3
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, what: str = "cannot access",
+                      path: object = None) -> EnvironmentFault:
+        """One line naming the path and the cause, e.g. ``cannot write runs/x/summary.csv:
+        No space left on device``."""
+        where = path if path is not None else exc.filename  # the path the user knows
+        cause = exc.strerror or str(exc) or type(exc).__name__
+        return cls(f"{what} {where if where is not None else '(unknown path)'}: {cause}")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: handled like Ctrl-C, with exit code 128 + the signal
+    number (143 for SIGTERM, 129 for SIGHUP)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum

@@ -97,6 +97,9 @@ def parse(text: str) -> Expectation:
         raise ExpectationError("empty --expect expression")
     op, at = _find_operator(src)
     left, right = _side(src[:at], src), _side(src[at + len(op):], src)
+    for side in (left, right):  # float() reads "nan"/"inf": no comparison with them means much
+        if isinstance(side, float) and not abs(side) < float("inf"):  # NaN or +-inf
+            raise ExpectationError(f"'{src}': {side} is not a finite number to compare with")
     if not isinstance(left, Term) and not isinstance(right, Term):
         raise ExpectationError(f"'{src}': compares two numbers; one side must be a metric "
                                "term such as test_acc[p=0.5]")

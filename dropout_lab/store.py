@@ -7,27 +7,37 @@
     runs/<name>/trials/<id>/result.json    written last: a trial is done only when it says so
     runs/<name>/trials/<id>/error.txt      traceback of a failed trial
     runs/<name>/trials/<id>/weights.npz    trained weights kept by eval.save_weights
+    runs/<name>/.lock                      held (flock) by the one sweep writing here
 
 Only the driver writes here (workers return their outcome), so no shared file system is
-needed for distributed sweeps.
+needed for distributed sweeps. Readers tolerate damage: a trial whose result.json cannot be
+read, is not a result, or names other params than the grid is reported ``corrupt`` (one
+warning line naming the file), skipped by every reader, and run again by a resumed sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import datetime as _dt
+import fcntl
 import io
 import json
 import math
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from dropout_lab.errors import StoreError
+from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 
 SWEEP_FILE = "sweep.yaml"
 RESULT_FILE = "result.json"
@@ -36,6 +46,18 @@ CONFIG_FILE = "config.yaml"
 ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.csv"
 WEIGHTS_FILE = "weights.npz"
+LOCK_FILE = ".lock"
+
+CORRUPT = "corrupt"  # the status readers see for a trial whose stored files are damaged
+STATUSES = ("done", "failed", "diverged", "pending", CORRUPT)
+_TRIAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # never a path: ids name folders
+
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr per damaged file: readers go on without it, and the user
+    learns which file to look at (stdout stays clean for --json)."""
+    print(message, file=sys.stderr, flush=True)
 
 
 def _current_umask() -> int:
@@ -48,14 +70,20 @@ _UMASK = _current_umask()
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A refusal of the machine (disk full, permission denied, read-only) is an
+    EnvironmentFault naming ``path``; the old file, if any, is left as it was."""
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """:func:`atomic_write_text` for bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise EnvironmentFault.from_os_error(exc, "cannot write", path) from None
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
         with os.fdopen(fd, "wb") as fh:
@@ -63,9 +91,103 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise EnvironmentFault(f"cannot write {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_stale_temporary(path: Path) -> bool:
+    """A temporary file of :func:`atomic_write_text` or of the write check, left by a run that
+    was killed between creating and renaming it."""
+    name = path.name
+    return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".write-check."))
+
+
+def check_output_path(path: Path, option: str, folder: bool = False) -> Path:
+    """An output path the user named (``report -o``, ``plot -o``): its parent folder must
+    exist (it is never created silently), and the path must not be the wrong kind of thing.
+    StoreError (exit 2) naming the option; EnvironmentFault (exit 3) when the machine refuses
+    a file there."""
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise StoreError(f"{option} {path}: the folder {parent} {what} (create it first)")
+    if folder and path.exists() and not path.is_dir():
+        raise StoreError(f"{option} {path}: exists and is not a folder")
+    if not folder and path.is_dir():
+        raise StoreError(f"{option} {path}: is a folder; name the file to write")
+    # Probe now, so a folder the machine refuses costs no rendering first (exit 3).
+    probe_in = path if folder and path.is_dir() else parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=probe_in)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EnvironmentFault.from_os_error(exc, "cannot write", path) from None
+    return path
+
+
+class SweepLock:
+    """An advisory lock (``flock``) on ``runs/<name>/.lock``, held for a whole sweep.
+
+    The OS releases it when the process dies, even by SIGKILL, so a crashed sweep never
+    leaves a stale lock; the file's text (pid, host, start time) is only for the message."""
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / LOCK_FILE
+        self._fd: int | None = None
+
+    def holder(self) -> str:
+        """Who holds the lock, as written by the holder (best effort)."""
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8"))
+            return f"pid {info['pid']} on {info['host']} since {info['started']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another process"
+
+    def acquire(self, wait: bool = False) -> None:
+        """Take the lock, or raise StoreError naming the holder (``wait``: block until free)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
+        except OSError as exc:
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                raise EnvironmentFault.from_os_error(exc, "cannot lock", self.path) from None
+            raise StoreError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not wait:
+                    raise StoreError(
+                        f"{self.path.parent} is in use by another sweep ({self.holder()}); "
+                        "wait for it to finish, or pass --wait to wait for it") from None
+                fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
+            started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
+            info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                               "started": started})
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+
+    def release(self) -> None:
+        """Give the lock back (closing the descriptor releases the flock)."""
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+
+    def __enter__(self) -> SweepLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _clean(value: Any) -> Any:
@@ -112,9 +234,75 @@ class SweepStore:
             os.unlink(probe)
         except OSError as exc:
             reason = exc.strerror or str(exc)
-            raise StoreError(f"cannot write the runs directory {self.root}: {reason} "
-                             f"({exc.filename or self.root}); choose another with --runs-dir"
-                             ) from None
+            message = (f"cannot write the runs directory {self.root}: {reason} "
+                       f"({exc.filename or self.root}); choose another with --runs-dir")
+            if exc.errno in ENVIRONMENT_ERRNOS:  # the machine refused: exit 3
+                raise EnvironmentFault(message) from None
+            raise StoreError(message) from None  # not a folder, ...: exit 2
+
+    def discard_damaged(self, trial_id: str) -> None:
+        """Make room for a trial that runs again: a trial folder that is a file, or a
+        result.json that is a folder (damage no atomic write can replace), is removed."""
+        d = self.trial_dir(trial_id)
+        try:
+            if d.exists() and not d.is_dir():
+                d.unlink()
+            elif (d / RESULT_FILE).is_dir():
+                shutil.rmtree(d / RESULT_FILE)
+        except OSError as exc:
+            raise EnvironmentFault.from_os_error(exc, "cannot clean up", d) from None
+
+    def lock(self, wait: bool = False) -> SweepLock:
+        """Take this sweep's lock (see :class:`SweepLock`); use it as a context manager."""
+        lock = SweepLock(self.root)
+        lock.acquire(wait)
+        return lock
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete temporary files an earlier killed run left behind (call under the lock:
+        another writer's files in flight would look the same)."""
+        removed = []
+        for folder in [self.root, *self._trial_dirs()]:
+            try:
+                entries = list(folder.iterdir())
+            except OSError:
+                continue
+            for p in entries:
+                if is_stale_temporary(p) and p.is_file():
+                    with contextlib.suppress(OSError):
+                        p.unlink()
+                        removed.append(p)
+        return removed
+
+    def _trial_dirs(self) -> list[Path]:
+        try:
+            return [p for p in self.trials_dir.iterdir() if p.is_dir()]
+        except OSError:
+            return []
+
+    def check_compatible(self, base: dict[str, Any], axes: dict[str, list[Any]]) -> None:
+        """Refuse to reuse this folder for another experiment: the stored base config must be
+        the current one, except for keys that are sweep axes (adding an axis is allowed)."""
+        try:
+            doc = self.read_sweep()
+        except StoreError:
+            return  # no sweep yet, or a broken sweep.yaml: it is rewritten
+        stored = doc.get("config")
+        if not isinstance(stored, dict):
+            return
+        swept = set(axes) | set(doc.get("sweep") or {})
+        old, new = _flatten(stored), _flatten(base)
+        differ = sorted(k for k in set(old) | set(new)
+                        if k != "name" and k not in swept
+                        and not any(k.startswith(a + ".") for a in swept)
+                        and old.get(k, _MISSING) != new.get(k, _MISSING))
+        if differ:
+            shown = ", ".join(f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+                              for k in differ[:3])
+            more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
+            raise StoreError(
+                f"{self.root} holds a sweep of another config ({shown}{more}); pass --fresh "
+                "to replace it, or give this config another name (--set name=NEW)")
 
     def reset(self) -> None:
         """``--fresh``: remove every stored trial of this sweep."""
@@ -170,32 +358,105 @@ class SweepStore:
         atomic_write_text(self.root / SUMMARY_FILE, buf.getvalue())
 
     # -- reading ------------------------------------------------------------------------------
-    def load_result(self, trial_id: str) -> dict[str, Any] | None:
+    def check_result(self, trial_id: str, params: dict[str, Any] | None = None
+                     ) -> tuple[dict[str, Any] | None, str | None]:
+        """(result, None) for a readable result.json, (None, None) when there is none yet,
+        (None, reason) when it is damaged: not JSON, not a result of this trial, or params
+        that disagree with the grid's (``params``) for the same trial id."""
         path = self.trial_dir(trial_id) / RESULT_FILE
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except OSError:  # absent (or the runs dir is not a folder): not done
-            return None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return None  # unreadable: treated as not done, the trial runs again
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, None
+        except NotADirectoryError:  # the runs dir or the trial folder is a file
+            return None, None if not path.parent.exists() else "not readable"
+        except UnicodeDecodeError:
+            return None, "not a text file"
+        except OSError as exc:
+            return None, f"not readable ({exc.strerror or exc})"
+        try:
+            r = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            return None, "not valid JSON"
+        if not isinstance(r, dict):
+            return None, f"not a result (a JSON {type(r).__name__})"
+        if r.get("trial_id") != trial_id:
+            return None, f"trial_id {r.get('trial_id')!r} is not its folder's id"
+        if r.get("status") not in STATUSES or r.get("status") == CORRUPT:
+            return None, f"unknown status {r.get('status')!r}"
+        for key, kind in (("params", dict), ("final", dict), ("timing", dict), ("env", dict)):
+            if key in r and r[key] is not None and not isinstance(r[key], kind):
+                return None, f"{key!r} is a {type(r[key]).__name__}, not a {kind.__name__}"
+        if r["status"] == "done" and not isinstance(r.get("final"), dict):
+            return None, "status done but no final metrics"
+        stored = r.get("params") or {}
+        if params is not None:
+            wrong = [k for k in set(stored) & set(params) if stored[k] != params[k]]
+            if wrong:
+                return None, (f"params {', '.join(sorted(wrong))} disagree with the grid "
+                              "(sweep.yaml) for this trial id")
+        return r, None
 
-    def is_done(self, trial_id: str) -> bool:
-        r = self.load_result(trial_id)
+    def load_result(self, trial_id: str, params: dict[str, Any] | None = None
+                    ) -> dict[str, Any] | None:
+        """The stored result, or None when there is none or it is damaged (a warning line
+        names the file; the trial counts as not done, so a resume runs it again)."""
+        r, problem = self.check_result(trial_id, params)
+        if problem:
+            self._warn_corrupt(trial_id, problem)
+        return r
+
+    def _warn_corrupt(self, trial_id: str, problem: str) -> None:
+        path = self.trial_dir(trial_id) / RESULT_FILE
+        if str(path) not in _WARNED:  # once per file and process
+            _WARNED.add(str(path))
+            _warn(f"warning: {path}: corrupt trial skipped ({problem})")
+
+    def is_done(self, trial_id: str, params: dict[str, Any] | None = None) -> bool:
+        r = self.load_result(trial_id, params)
         return r is not None and r.get("status") == "done"
 
     def load_metrics(self, trial_id: str) -> list[dict[str, Any]]:
+        """The per-epoch rows; a damaged file gives the rows before the damage (one warning)."""
         path = self.trial_dir(trial_id) / METRICS_FILE
-        if not path.exists():
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            self._warn_file(path, f"not readable ({exc})")
+            return []
+        rows = []
+        for line in lines:
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = None
+            if not isinstance(row, dict):
+                self._warn_file(path, "a line is not a JSON object")
+                break
+            rows.append(row)
+        return rows
+
+    @staticmethod
+    def _warn_file(path: Path, problem: str) -> None:
+        if str(path) not in _WARNED:
+            _WARNED.add(str(path))
+            _warn(f"warning: {path}: damaged, skipped ({problem})")
 
     def load_weights(self, trial_id: str) -> dict[str, np.ndarray]:
         """The arrays of weights.npz ({} when the trial kept none)."""
         path = self.trial_dir(trial_id) / WEIGHTS_FILE
         if not path.exists():
             return {}
-        with np.load(path, allow_pickle=False) as npz:
-            return {k: npz[k] for k in npz.files}
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return {k: npz[k] for k in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            self._warn_file(path, f"not readable ({exc})")
+            return {}
 
     def read_sweep(self) -> dict[str, Any]:
         """The sweep document (config, axes, current grid). StoreError if this is no sweep."""
@@ -208,17 +469,62 @@ class SweepStore:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise StoreError(f"{path}: unreadable ({exc})") from None
-        if not isinstance(doc, dict) or "trials" not in doc:
-            raise StoreError(f"{path}: not a dropout-lab sweep file")
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise StoreError(f"{path}: unreadable ({first})") from None
+        except (OSError, UnicodeDecodeError, RecursionError) as exc:
+            raise StoreError(f"{path}: unreadable ({getattr(exc, 'strerror', None) or exc})"
+                             ) from None
+        problem = _sweep_doc_problem(doc)
+        if problem:
+            raise StoreError(f"{path}: not a dropout-lab sweep file ({problem})")
         return doc
 
     def results(self) -> list[dict[str, Any]]:
-        """Results of the current grid, in grid order; trials not yet run have status 'pending'."""
+        """Results of the current grid, in grid order, with the params of the grid; trials not
+        yet run have status 'pending', damaged ones 'corrupt' (readers skip both)."""
         doc = self.read_sweep()
         out = []
         for t in doc["trials"]:
-            r = self.load_result(t["trial_id"])
-            out.append(r if r is not None else
-                       {"trial_id": t["trial_id"], "status": "pending", "params": t["params"]})
+            r, problem = self.check_result(t["trial_id"], t["params"])
+            if problem:
+                self._warn_corrupt(t["trial_id"], problem)
+                out.append({"trial_id": t["trial_id"], "status": CORRUPT, "params": t["params"],
+                            "error": f"{RESULT_FILE}: {problem}"})
+            elif r is None:
+                out.append({"trial_id": t["trial_id"], "status": "pending",
+                            "params": t["params"]})
+            else:
+                out.append(dict(r, params=t["params"]))  # the grid names the params
         return out
+
+
+_WARNED: set[str] = set()
+_MISSING = object()
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}: dotted keys, as sweep axes name them."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _sweep_doc_problem(doc: Any) -> str | None:
+    """What makes ``doc`` not a sweep document, or None (checked so readers can trust it)."""
+    if not isinstance(doc, dict):
+        return f"a {type(doc).__name__}, not a mapping"
+    trials = doc.get("trials")
+    if not isinstance(trials, list):
+        return "no list of trials"
+    if not isinstance(doc.get("config", {}), dict) or not isinstance(doc.get("sweep") or {}, dict):
+        return "config or sweep is not a mapping"
+    for i, t in enumerate(trials):
+        if not isinstance(t, dict) or not isinstance(t.get("trial_id"), str) \
+                or not _TRIAL_ID.match(t["trial_id"]) or not isinstance(t.get("params"), dict):
+            return f"trial {i} is not a trial_id with params"
+    return None

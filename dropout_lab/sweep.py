@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from dropout_lab.config import ExperimentConfig, set_dotted, validate
+from dropout_lab.config import MAX_TRIALS, ExperimentConfig, check_grid_size, set_dotted, validate
 
 
 @dataclass(frozen=True)
@@ -29,37 +29,47 @@ def trial_id_of(config: ExperimentConfig) -> str:
 
     The same point of the grid always gets the same id, whichever sweep file it came from,
     so a re-run finds the trials it already has."""
-    content = config.model_dump(mode="json", exclude={"sweep", "name"})
+    return _id_of_dump(config.model_dump(mode="json", exclude={"sweep"}))
+
+
+def _id_of_dump(dump: dict[str, Any]) -> str:
+    """:func:`trial_id_of` from the config's JSON dump (sweep already excluded)."""
+    content = {k: v for k, v in dump.items() if k != "name"}
     blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def expand(config: ExperimentConfig, where: str = "config") -> list[Trial]:
-    """Every combination of the sweep axes, in the order the axes and values are written."""
+def expand(config: ExperimentConfig, where: str = "config",
+           max_trials: int = MAX_TRIALS) -> list[Trial]:
+    """Every combination of the sweep axes, in the order the axes and values are written.
+
+    The size is checked from the axis lengths before anything is built; then each grid point
+    is validated exactly once (the error names the point) and dumped once."""
+    check_grid_size(config.sweep, max_trials, where)
     axes = list(config.sweep.items())
-    base = config.model_dump(mode="json", exclude={"sweep"})
+    base = json.dumps(config.model_dump(mode="json", exclude={"sweep"}))
     trials: list[Trial] = []
-    seen: dict[str, Trial] = {}
+    seen: set[str] = set()
     for combo in itertools.product(*(values for _, values in axes)):
-        data = json.loads(json.dumps(base))  # deep copy of plain JSON data
-        params = {}
+        data = json.loads(base)  # deep copy of plain JSON data
         for (key, _), value in zip(axes, combo, strict=False):
             set_dotted(data, key, value)
-            params[key] = value
-        label = ", ".join(f"{k}={v!r}" for k, v in params.items())
-        cfg = validate(data, where=f"{where}: sweep point {label}" if params else where)
-        params = {k: _normalized(cfg, k) for k in params}
-        trial = Trial(trial_id_of(cfg), params, cfg)
-        if trial.trial_id in seen:  # duplicate values on an axis: keep one trial
+        label = ", ".join(f"{k}={v!r}" for (k, _), v in zip(axes, combo, strict=False))
+        cfg = validate(data, where=f"{where}: sweep point {label}" if axes else where)
+        dump = cfg.model_dump(mode="json", exclude={"sweep"})
+        trial_id = _id_of_dump(dump)
+        if trial_id in seen:  # duplicate values on an axis: keep one trial
             continue
-        seen[trial.trial_id] = trial
-        trials.append(trial)
+        seen.add(trial_id)
+        # The validated values (so ``1`` written for a float p reads back ``1.0``).
+        params = {key: _at(dump, key) for key, _ in axes}
+        trials.append(Trial(trial_id, params, cfg))
     return trials
 
 
-def _normalized(cfg: ExperimentConfig, key: str) -> Any:
-    """The validated value at a dotted key (so ``1`` written for a float p reads back ``1.0``)."""
-    node: Any = cfg.model_dump(mode="json")
+def _at(dump: dict[str, Any], key: str) -> Any:
+    """The value at a dotted key of a config dump."""
+    node: Any = dump
     for part in key.split("."):
         node = node[part]
     return node

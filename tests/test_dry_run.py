@@ -29,19 +29,37 @@ def test_dry_run_writes_nothing_and_lists_every_trial(cli, tiny_config, tmp_path
     assert doc["estimate_seconds"] > 0 and doc["threads"] == 1
 
 
-def test_dry_run_after_a_partial_run_shows_skips_and_reruns(cli, write_config, tmp_path):
+def test_dry_run_after_a_partial_run_shows_skips_and_reruns(cli, write_config, tmp_path,
+                                                            monkeypatch):
     runs = tmp_path / "runs"
-    cfg = dict(TINY, sweep={"dataset.train_size": [60, 5000], "seed": [0, 1]})
+    cfg = dict(TINY, sweep={"dataset.train_size": [60, 100], "seed": [0, 1]})
     path = write_config(cfg)
     code, _, _ = cli("sweep", path, "--runs-dir", runs, "--workers", "1")
-    assert code == 1  # the train_size 5000 trials fail
+    assert code == 0
+    # The train_size 100 trials failed (a train_size above the data is now refused before
+    # training, so the failure is written as a failed run would have written it).
+    for result in runs.glob("tiny/trials/*/result.json"):
+        r = json.loads(result.read_text())
+        if r["params"]["dataset.train_size"] == 100:
+            result.write_text(json.dumps(dict(r, status="failed", final=None)))
+    # ... and that shape cannot be probed either.
+    import dropout_lab.trial
+
+    real_prepare = dropout_lab.trial.prepare
+
+    def prepare(config, threads):
+        if config.dataset.train_size == 100:
+            raise RuntimeError("probe of this shape fails")
+        return real_prepare(config, threads)
+
+    monkeypatch.setattr(dropout_lab.trial, "prepare", prepare)
     before = _snapshot(runs)
     code, out, _ = cli("sweep", path, "--runs-dir", runs, "--dry-run", "--json")
     assert code == 0
     assert _snapshot(runs) == before  # not one file written or touched
     actions = {(t["params"]["dataset.train_size"], t["action"], t["stored_status"])
                for t in json.loads(out)["trials"]}
-    assert actions == {(60, "skip", "done"), (5000, "rerun", "failed")}
+    assert actions == {(60, "skip", "done"), (100, "rerun", "failed")}
     # The failing shape cannot be probed: the estimate says so instead of guessing.
     assert json.loads(out)["estimate_seconds"] is None
 

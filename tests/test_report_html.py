@@ -39,6 +39,7 @@ def test_report_is_self_contained(report):
 def test_output_option_and_notes(cli, tmp_path):
     sweep = write_sweep(tmp_path)  # no statistics: three plots skipped, noted in the page
     target = tmp_path / "out" / "r.html"
+    target.parent.mkdir()  # -o never creates a missing folder (tests/reliability)
     code, _, err = cli("report", sweep, "-o", target)
     assert code == 0, err
     html = target.read_text(encoding="utf-8")

@@ -116,7 +116,10 @@ def test_changed_grid_reports_exactly_the_current_trials(cli, tiny_config, tmp_p
     assert len(SweepStore(runs / "tiny").results()) == 2
 
 
-def test_failed_trial_gives_exit_1_and_is_rerun(cli, write_config, tmp_path):
+def test_failed_trial_gives_exit_1_and_is_rerun(cli, write_config, tmp_path, monkeypatch):
+    # The data preflight refuses a train_size above the data before training; without it,
+    # the trial raises when it runs, as any runtime error would.
+    monkeypatch.setattr("dropout_lab.data.preflight", lambda cfg: None)
     data = copy.deepcopy(TINY)
     data["sweep"] = {"dataset.train_size": [60, 100000]}
     path = write_config(data)

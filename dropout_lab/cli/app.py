@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import signal
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dropout_lab.errors import DropoutLabError
+from dropout_lab.errors import DropoutLabError, EnvironmentFault, Terminated
 
 app = typer.Typer(
     name="dropout-lab",
@@ -29,21 +32,38 @@ def abort(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _terminate(signum: int, frame: object) -> None:
+    """SIGTERM/SIGHUP (CI cancellation, ``timeout``, SLURM, a closed terminal) take the
+    Ctrl-C path: stop dispatching, keep finished trials, write the summary."""
+    raise Terminated(signum)
+
+
+def install_signal_handlers() -> None:
+    """SIGTERM and SIGHUP behave like Ctrl-C (exit 128 + signal number, see
+    docs/reliability.md). Only the real command line installs them, not tests in-process."""
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _terminate)
+
+
 def run_app(argv: list[str] | None = None) -> int:
-    """Run the Typer app; a DropoutLabError escaping a command becomes exit 2, no traceback."""
+    """Run the Typer app; a DropoutLabError escaping a command becomes its exit code (2 bad
+    input, 3 environment fault), an interruption 130/143, never a traceback."""
     try:
+        install_signal_handlers()
         app(args=argv, prog_name="dropout-lab", standalone_mode=True)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except DropoutLabError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         return exc.exit_code
+    except KeyboardInterrupt as exc:  # outside a command (click's own parsing, start-up)
+        return getattr(exc, "exit_code", 130)
     return 0
 
 
 def guard(fn):
-    """Decorator for commands: domain errors -> message + exit 2 (also under CliRunner)."""
-    import functools
+    """Decorator for commands: domain errors -> message + exit code (2 bad input, 3
+    environment fault), Ctrl-C/SIGTERM -> 130/143, also under CliRunner."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -51,6 +71,11 @@ def guard(fn):
             return fn(*args, **kwargs)
         except DropoutLabError as exc:
             raise abort(str(exc), exc.exit_code) from None
+        except OSError as exc:  # disk full, permission denied, read-only: the environment
+            fault = EnvironmentFault.from_os_error(exc)
+            raise abort(str(fault), fault.exit_code) from None
+        except KeyboardInterrupt as exc:
+            raise abort("interrupted", getattr(exc, "exit_code", 130)) from None
 
     return wrapper
 

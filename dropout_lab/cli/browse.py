@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.table import Table
 from dropout_lab.cli.app import guard, out, print_whole
 from dropout_lab.comparison.values import show as show_value
 from dropout_lab.errors import StoreError
-from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
+from dropout_lab.store import CORRUPT, RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 
 def register(app: typer.Typer) -> None:
@@ -25,18 +26,30 @@ def register(app: typer.Typer) -> None:
 
 
 def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
-    c = {"done": 0, "failed": 0, "pending": 0, "total": len(results)}
+    c = {"done": 0, "failed": 0, "pending": 0, "corrupt": 0, "total": len(results)}
     for r in results:
         st = r.get("status")
-        c["done" if st == "done" else "failed" if st in ("failed", "diverged") else "pending"] += 1
+        c["done" if st == "done" else "failed" if st in ("failed", "diverged")
+          else CORRUPT if st == CORRUPT else "pending"] += 1
+    if not c[CORRUPT]:  # shown only when there is damage
+        del c[CORRUPT]
     return c
 
 
 def _last_modified(root: Path) -> float:
-    """Newest of sweep.yaml and the trials' result.json files."""
-    times = [p.stat().st_mtime for p in [root / SWEEP_FILE, *root.glob(f"trials/*/{RESULT_FILE}")]
-             if p.exists()]
+    """Newest of sweep.yaml and the trials' result.json files (unreadable ones left out)."""
+    times = []
+    for p in [root / SWEEP_FILE, *root.glob(f"trials/*/{RESULT_FILE}")]:
+        with contextlib.suppress(OSError):
+            times.append(p.stat().st_mtime)
     return max(times, default=root.stat().st_mtime)
+
+
+def _is_sweep(folder: Path) -> bool:
+    try:
+        return (folder / SWEEP_FILE).is_file()
+    except OSError:  # an unreadable folder: not listed
+        return False
 
 
 def _when(ts: float) -> str:
@@ -52,13 +65,14 @@ def ls(
     if not runs_dir.is_dir():
         raise StoreError(f"{runs_dir}: no such runs folder")
     sweeps = []
-    for child in sorted(p for p in runs_dir.iterdir() if (p / SWEEP_FILE).is_file()):
+    for child in sorted(p for p in runs_dir.iterdir() if _is_sweep(p)):
         entry: dict[str, Any] = {"name": child.name, "path": str(child)}
         try:
             entry.update(_counts(SweepStore(child).results()))
-        except StoreError as exc:  # one broken sweep must not hide the others
+            entry["modified"] = _when(_last_modified(child))
+        except (StoreError, OSError) as exc:  # one broken sweep must not hide the others
             entry["error"] = str(exc)
-        entry["modified"] = _when(_last_modified(child))
+            entry.setdefault("modified", "")
         sweeps.append(entry)
     if json_out:
         typer.echo(json.dumps({"runs_dir": str(runs_dir), "sweeps": sweeps}, indent=2))
@@ -84,7 +98,11 @@ def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
     reason = result.get("error") or result.get("reason") or ""
     path = store.trial_dir(result["trial_id"]) / "error.txt"
     if not reason and path.exists():
-        lines = [x for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        try:  # damaged or unreadable: no reason shown, never a crash
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            text = ""
+        lines = [x for x in text.splitlines() if x.strip()]
         reason = lines[-1] if lines else ""
     return str(reason).splitlines()[-1] if reason else ""
 
@@ -121,7 +139,8 @@ def show(
     for col in ("status", "test_acc", "gap_acc", "train s"):
         table.add_column(col, justify="right")
     table.add_column("error")
-    styles = {"done": "green", "failed": "red", "diverged": "red", "pending": "yellow"}
+    styles = {"done": "green", "failed": "red", "diverged": "red", "pending": "yellow",
+              CORRUPT: "red"}
     for r in results:
         final = r.get("final") or {}
         params = r.get("params") or {}

@@ -11,6 +11,7 @@ from dropout_lab.cli.app import err, guard, out
 from dropout_lab.cli.compare import AT_HELP
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
+from dropout_lab.store import check_output_path
 
 
 def register(app: typer.Typer) -> None:
@@ -36,6 +37,8 @@ def plot(
     Figures whose data is absent are skipped with a note."""
     from dropout_lab.report.plots import render_all, write_plots  # matplotlib: only when drawing
 
+    if out_dir is not None:
+        check_output_path(out_dir, "--out", folder=True)
     c = build_comparison(sweep_dir, by=by, level=confidence, at=parse_at(at),
                          include_collapsed=include_collapsed, epochs=True, weights=True)
     plots, notes = render_all(c)

@@ -11,6 +11,7 @@ from dropout_lab.cli.app import err, guard, out
 from dropout_lab.cli.compare import AT_HELP
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
+from dropout_lab.store import check_output_path
 
 
 def register(app: typer.Typer) -> None:
@@ -37,6 +38,8 @@ def report(
     from dropout_lab.report.html import write_report
     from dropout_lab.report.plots import render_all
 
+    if output is not None:
+        check_output_path(output, "--output")
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
                          level=confidence, at=parse_at(at), include_collapsed=include_collapsed,
                          epochs=True, weights=True)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -11,7 +15,7 @@ from rich.table import Table
 
 from dropout_lab import executors
 from dropout_lab.cli.app import abort, err, guard, out, print_whole
-from dropout_lab.config import ExperimentConfig, load_config
+from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
 from dropout_lab.executors import budget as budgets
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
@@ -44,14 +48,21 @@ def sweep(
                                      help="stop after this many failed trials"),
     dry: bool = typer.Option(False, "--dry-run",
                              help="list the trials and estimate the run time; write nothing"),
+    wait: bool = typer.Option(False, "--wait",
+                              help="if another sweep is writing the same folder, wait for it "
+                              "(default: exit 2 at once)"),
+    max_trials: int = typer.Option(MAX_TRIALS, "--max-trials", min=1,
+                                   help="refuse grids larger than this"),
 ) -> None:
     """Train an MLP at every point of CONFIG's grid; skip trials already done.
 
-    Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input,
-    130 when interrupted (Ctrl-C; run the same command again to resume)."""
-    cfg = load_config(config, set_)
+    Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input
+    (or the sweep folder is in use), 3 when the machine refuses a write (disk full,
+    permission denied), 130 when interrupted by Ctrl-C, 143 by SIGTERM (run the same command
+    again to resume)."""
+    cfg = load_config(config, set_, max_trials)
     executors.check(executor, ray_address)  # before planning: a typo costs nothing
-    planned = plan(cfg, runs_dir, fresh)
+    planned = plan(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = planned
 
     if dry:
@@ -69,11 +80,11 @@ def sweep(
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
                              workers=selected.budget.workers, header=selected.describe())
     try:
-        with progress:
+        with progress, _stdout_reserved(json_out):
             report = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
-                               max_failures=max_failures, planned=planned)
+                               max_failures=max_failures, planned=planned, wait=wait)
     except SweepInterrupted as exc:
-        raise abort(str(exc), 130) from None
+        raise abort(str(exc), exc.exit_code) from None
     finally:
         selected.executor.close()
 
@@ -100,6 +111,26 @@ def sweep(
     if report.stopped_early:
         err.print(f"[yellow]{report.stopped_early}[/]")
     raise typer.Exit(0 if report.all_done else 1)
+
+
+@contextlib.contextmanager
+def _stdout_reserved(json_out: bool) -> Iterator[None]:
+    """Under --json, stdout carries one JSON document only: while the sweep runs, file
+    descriptor 1 points at stderr, so whatever a library or a worker writes there (Ray's
+    "(raylet) A worker died" lines) lands on stderr instead."""
+    if not json_out:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        with contextlib.suppress(ValueError, OSError):
+            sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: str) -> None:

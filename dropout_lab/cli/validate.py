@@ -9,7 +9,7 @@ import yaml
 from rich.syntax import Syntax
 
 from dropout_lab.cli.app import guard, out
-from dropout_lab.config import load_config
+from dropout_lab.config import MAX_TRIALS, load_config
 from dropout_lab.sweep import expand
 
 
@@ -21,10 +21,12 @@ def register(app: typer.Typer) -> None:
 def validate(
     config: Path = typer.Argument(..., help="YAML config file"),
     set_: list[str] = typer.Option([], "--set", help="override KEY=VALUE (YAML value); repeatable"),
+    max_trials: int = typer.Option(MAX_TRIALS, "--max-trials", min=1,
+                                   help="refuse grids larger than this"),
 ) -> None:
     """Check CONFIG (every grid point), print the resolved config and the number of trials."""
-    cfg = load_config(config, set_)
-    trials = expand(cfg)
+    cfg = load_config(config, set_, max_trials)
+    trials = expand(cfg, max_trials=max_trials)
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
     axes = " x ".join(f"{k} ({len(v)})" for k, v in cfg.sweep.items()) or "no axes"

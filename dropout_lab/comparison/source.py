@@ -13,16 +13,13 @@ def load(sweep_dir: Path, epochs: bool = False, weights: bool = False) -> SweepD
     """Every trial of the current grid with its result; ``epochs`` also reads metrics.jsonl
     (``--at N``, learning curves), ``weights`` the first-layer weights (weight images)."""
     store = SweepStore(Path(sweep_dir))
-    doc = store.read_sweep()
+    doc = store.read_sweep()  # read again by results(): a few KB, kept simple
     axes = dict(doc.get("sweep") or {})
     base = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     trials = []
-    for t in doc["trials"]:
-        tid = t["trial_id"]
-        result = store.load_result(tid)
-        if not isinstance(result, dict):
-            result = {"trial_id": tid, "status": "pending"}
-        rec = TrialRecord(tid, dict(t.get("params") or {}), dict(result))
+    for result in store.results():  # damaged trials come back as status 'corrupt'
+        tid = result["trial_id"]
+        rec = TrialRecord(tid, dict(result["params"]), result)
         if epochs and rec.status == "done":
             rec.epochs = store.load_metrics(tid)
         if weights and rec.status == "done":

@@ -4,38 +4,51 @@ from __future__ import annotations
 
 import importlib
 import json
-from functools import lru_cache
+from collections import OrderedDict
+from typing import TYPE_CHECKING
 
-from dropout_lab.config import DatasetConfig
-from dropout_lab.data import registry, transforms
+from dropout_lab.data import checks, registry, transforms
 from dropout_lab.data.base import Dataset
+
+if TYPE_CHECKING:  # config imports this package's registry: no import back at run time
+    from dropout_lab.config import DatasetConfig
 
 __all__ = ["Dataset", "load_dataset", "preflight", "registry"]
 
 
 def preflight(cfg: DatasetConfig) -> None:
-    """Make sure a data set can be loaded before any training starts (raise DataError if not).
-
-    Data sets bundled with a package or generated need nothing; file-based ones are located
-    (and fetched when allowed) here, so a missing file is one clear message, exit 2."""
+    """Make sure a data set can be loaded and trained on before any training starts (raise
+    DataError if not): file-based ones are located (and fetched when allowed), sizes are
+    checked against memory, then the content is checked once (:mod:`.checks`), so a missing
+    file or a bad label is one clear message, exit 2, not a grid of failed trials."""
     spec = registry.get_spec(cfg.name)
-    if spec.needs_files and spec.preflight:
+    if spec.preflight:  # locate/fetch files, limits checked before anything is allocated
         module, fn = spec.preflight.split(":")
         getattr(importlib.import_module(module), fn)(cfg)
+    # Then the content, once (the arrays stay cached in this process).
+    checks.check_content(_load_raw(cfg), cfg)
 
 
-@lru_cache(maxsize=4)
-def _load_raw(cfg_json: str) -> Dataset:
-    cfg = DatasetConfig.model_validate_json(cfg_json)
-    spec = registry.get_spec(cfg.name)
-    return spec.load_fn()(cfg, cfg.seed)
+_RAW_CACHE: OrderedDict[str, Dataset] = OrderedDict()
+_RAW_CACHE_SIZE = 4  # data sets kept in memory per process (least recently used dropped)
+
+
+def _load_raw(cfg: DatasetConfig) -> Dataset:
+    """The data set's raw arrays, loaded once per process for the options that decide them."""
+    key = json.dumps(cfg.model_dump(mode="json", include=set(_RAW_KEYS)), sort_keys=True)
+    if key in _RAW_CACHE:
+        _RAW_CACHE.move_to_end(key)
+        return _RAW_CACHE[key]
+    data = registry.get_spec(cfg.name).load_fn()(cfg, cfg.seed)
+    _RAW_CACHE[key] = data
+    while len(_RAW_CACHE) > _RAW_CACHE_SIZE:
+        _RAW_CACHE.popitem(last=False)
+    return data
 
 
 def load_dataset(cfg: DatasetConfig, trial_seed: int) -> Dataset:
     """Load (once per process, then from memory) and apply subset/split/normalization."""
-    raw_key = cfg.model_dump(mode="json", include=set(_RAW_KEYS))
-    raw = _load_raw(json.dumps(raw_key, sort_keys=True))
-    return transforms.apply(raw, cfg, trial_seed)
+    return transforms.apply(_load_raw(cfg), cfg, trial_seed)
 
 
 # The options that decide the raw arrays; the others are applied per trial by transforms.

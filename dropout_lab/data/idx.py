@@ -19,6 +19,7 @@ memory-mapped (see :func:`load_cached`), so a sweep parses each file once.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import re
 import struct
@@ -29,7 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dropout_lab.data import files
 from dropout_lab.data.base import Dataset
+from dropout_lab.data.checks import check_allocation
 from dropout_lab.errors import DataError
 
 if TYPE_CHECKING:
@@ -50,21 +53,35 @@ MAX_DIMS = 16  # far more than any real IDX file; a larger count means the heade
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's content, gunzipped when it starts with the gzip magic bytes."""
+    """The file's content, gunzipped when it starts with the gzip magic bytes.
+
+    A gzip member is streamed: its IDX header is read first, and no more than the bytes that
+    header declares (plus one, to notice trailing data) are decompressed, so a small file
+    that expands to gigabytes is refused before it is expanded."""
     try:
-        raw = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            if fh.read(2) != GZIP_MAGIC:
+                fh.seek(0)
+                return fh.read()
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if raw[:2] != GZIP_MAGIC:
-        return raw
     try:
-        return gzip.decompress(raw)
+        with gzip.open(path, "rb") as fh:
+            head = fh.read(4)
+            if len(head) == 4 and head[:2] == b"\0\0" and 1 <= head[3] <= MAX_DIMS:
+                head += fh.read(4 * head[3])
+            try:
+                _, _, expected = _header(head, str(path))
+            except DataError:
+                return head  # not IDX, or truncated: parse() says which
+            check_allocation(expected, f"{path}: the IDX header's array")
+            return head + fh.read(expected + 1)
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{path}: corrupted or truncated gzip data ({exc})") from None
 
 
-def parse(content: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse IDX ``content`` into a native-endian array; ``name`` is used in error messages."""
+def _header(content: bytes, name: str) -> tuple[tuple[int, ...], np.dtype, int]:
+    """(dims, dtype, header bytes + data bytes the header declares) of IDX ``content``."""
     if len(content) < 4:
         raise DataError(f"{name}: not an IDX file ({len(content)} bytes, the header alone is 4+)")
     zero, code, ndim = struct.unpack(">HBB", content[:4])
@@ -81,7 +98,14 @@ def parse(content: bytes, name: str = "<bytes>") -> np.ndarray:
     dims = struct.unpack(f">{ndim}I", content[4:header])
     dtype = TYPE_CODES[code]
     # Python ints: a product of uint32 sizes must not overflow before we compare it.
-    expected = int(np.prod([int(d) for d in dims], dtype=object)) * dtype.itemsize
+    return dims, dtype, header + int(np.prod([int(d) for d in dims], dtype=object)) * dtype.itemsize
+
+
+def parse(content: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse IDX ``content`` into a native-endian array; ``name`` is used in error messages."""
+    dims, dtype, total = _header(content, name)
+    header = 4 + 4 * len(dims)
+    expected = total - header
     actual = len(content) - header
     if actual != expected:
         shape = " x ".join(str(d) for d in dims)
@@ -142,8 +166,6 @@ def cache_paths(source: Path, fallback_dir: Path) -> list[Path]:
     """Where the parsed copy of ``source`` may live, in order of preference: beside it (in
     ``.dropout-lab-npy/``), else under ``fallback_dir`` (in a folder named after a hash of
     the source's full path), for read-only data folders."""
-    import hashlib
-
     name = _cache_name(source)
     key = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
     return [source.parent / CACHE_SUBDIR / name, fallback_dir / key / name]
@@ -228,8 +250,6 @@ def read_split(images_path: Path, labels_path: Path, fallback_dir: Path
 
 
 def _locate_user_folder(cfg: DatasetConfig) -> dict[str, Path]:
-    from dropout_lab.data import files
-
     if not cfg.path:
         raise DataError(
             "data set 'idx' reads your own folder of IDX files: set dataset.path to a folder "
@@ -251,8 +271,6 @@ def load(cfg: DatasetConfig, seed: int) -> Dataset:
     """Registry loader for ``idx``: any four IDX files with the MNIST names, no checksum.
 
     Images of any shape are flattened; classes are 0..max label (at least 2)."""
-    from dropout_lab.data import files
-
     found = _locate_user_folder(cfg)
     fallback = files.parsed_cache_dir()
     x_train, y_train = read_split(found[STEMS[0]], found[STEMS[1]], fallback)

@@ -14,6 +14,7 @@ import numpy as np
 
 from dropout_lab.config import DatasetConfig
 from dropout_lab.data.base import Dataset
+from dropout_lab.data.checks import MAX_CLASSES, check_allocation
 from dropout_lab.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -51,12 +52,39 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         if missing:
             raise DataError(f"{path}: missing array(s) {', '.join(missing)} "
                             f"(it holds: {', '.join(npz.files) or 'nothing'})")
+        for k in KEYS:
+            _check_declared_size(npz, k, path)
         try:
             return {k: npz[k] for k in KEYS}
         except ValueError as exc:  # object arrays refused (allow_pickle=False), bad headers
             raise DataError(f"{path}: cannot load ({exc})") from None
         except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise DataError(f"{path}: damaged .npz file ({exc})") from None
+
+
+def _check_declared_size(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> None:
+    """Read the .npy header of one member (a few bytes) and refuse a declared shape whose
+    bytes the member does not hold or this machine could not allocate, before NumPy
+    allocates it (a 100 kB file can declare 100000 x 100000 float64 = 80 GB)."""
+    try:
+        info = npz.zip.getinfo(f"{key}.npy")
+        with npz.zip.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    except KeyError:
+        return  # a member without the .npy suffix: NumPy reports it below
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: {key} has a damaged header ({exc})") from None
+    if dtype.hasobject:
+        return  # refused by allow_pickle=False when it is read, with NumPy's own message
+    nbytes = int(np.prod([int(d) for d in shape], dtype=object)) * dtype.itemsize
+    if nbytes > info.file_size:
+        raise DataError(f"{path}: {key} declares shape {shape} ({nbytes:,} bytes) but holds "
+                        f"{info.file_size:,} bytes")
+    check_allocation(nbytes, f"{path}: {key} of shape {shape}")
 
 
 def load(cfg: DatasetConfig, seed: int) -> Dataset:
@@ -80,6 +108,9 @@ def load(cfg: DatasetConfig, seed: int) -> Dataset:
             raise DataError(f"{path}: y_{split} must hold integer class labels, got {y.dtype}")
         if y.min() < 0:
             raise DataError(f"{path}: y_{split} has a negative label {int(y.min())}")
+        if y.max() >= MAX_CLASSES:
+            raise DataError(f"{path}: y_{split} label {int(y.max())} is outside "
+                            f"0..{MAX_CLASSES - 1}")
         x = x.reshape(len(x), -1)
         if not np.isfinite(x).all():
             raise DataError(f"{path}: x_{split} contains NaN or infinite values")

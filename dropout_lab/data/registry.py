@@ -26,7 +26,7 @@ class DatasetSpec:
     description: str
     options: frozenset[str] = field(default_factory=frozenset)
     needs_files: bool = False
-    preflight: str | None = None  # "module:function" fn(cfg): locate/fetch files or raise
+    preflight: str | None = None  # "module:function" fn(cfg): locate/fetch files, check sizes
 
     def load_fn(self) -> Callable[[DatasetConfig, int], Dataset]:
         module, fn = self.loader.split(":")
@@ -64,6 +64,7 @@ register(DatasetSpec(
     "synthetic", "dropout_lab.data.synthetic:load",
     "generated classification task (Gaussian class clusters), fully determined by the seed",
     frozenset({"n_train", "n_test", "n_features", "n_classes", "noise"}),
+    preflight="dropout_lab.data.synthetic:preflight",
 ))
 for _name, _description in (
     ("mnist", "handwritten digits 0-9 (60k train / 10k test, 28x28, 10 classes)"),

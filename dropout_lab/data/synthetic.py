@@ -9,13 +9,24 @@ import numpy as np
 
 from dropout_lab.config import DatasetConfig
 from dropout_lab.data.base import Dataset
+from dropout_lab.data.checks import check_allocation
+
+
+def _sizes(cfg: DatasetConfig) -> tuple[int, int, int, int]:
+    return cfg.n_train or 1000, cfg.n_test or 1000, cfg.n_features or 20, cfg.n_classes or 4
+
+
+def preflight(cfg: DatasetConfig) -> None:
+    """Refuse a size this machine cannot hold before generating anything."""
+    n_train, n_test, d, _ = _sizes(cfg)
+    # float64 draws plus their float32 copy: 12 bytes per value
+    check_allocation((n_train + n_test) * d * 12,
+                     f"synthetic data of {n_train + n_test:,} x {d:,}")
 
 
 def load(cfg: DatasetConfig, seed: int) -> Dataset:
-    n_train = cfg.n_train or 1000
-    n_test = cfg.n_test or 1000
-    d = cfg.n_features or 20
-    k = cfg.n_classes or 4
+    """Registry loader for ``synthetic``: two Gaussian clusters per class."""
+    n_train, n_test, d, k = _sizes(cfg)
     noise = 1.0 if cfg.noise is None else cfg.noise
     rng = np.random.default_rng(seed)
     clusters_per_class = 2

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from dropout_lab.config import DatasetConfig
 from dropout_lab.data.base import Dataset
 from dropout_lab.errors import DataError
+from dropout_lab.seeds import rng as stream
+
+if TYPE_CHECKING:  # annotations only: config imports the data registry at run time
+    from dropout_lab.config import DatasetConfig
 
 
 def stratified_split(
@@ -42,8 +47,6 @@ def apply(ds: Dataset, cfg: DatasetConfig, seed: int) -> Dataset:
 
     Subsets and the validation split are drawn from the trial seed; normalization statistics
     come from the training split only, so nothing about the test data leaks into training."""
-    from dropout_lab.seeds import rng as stream
-
     g = stream(seed, "subset")
     x_train, y_train = ds.x_train, ds.y_train
     if cfg.train_size is not None:

@@ -13,7 +13,8 @@ and a dead worker costs exactly one trial (recorded as failed) and is replaced.
   ``set_num_threads`` from the backend at each trial. Equal threads per trial give
   bit-identical results whatever the number of workers (see ``executors/budget.py``).
 * Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the driver decides
-  what happens (it stops the workers; finished trials are already stored).
+  what happens (it stops the workers; finished trials are already stored). A worker whose
+  driver is gone (killed) exits quietly at its next message.
 * Messages are small: ``started``, ``epoch`` and, at the end, the outcome.
 """
 
@@ -50,6 +51,12 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
     limits = threadpool_limits(limits=threads)  # noqa: F841 (held for the process's lifetime)
     from dropout_lab.trial import run_trial
 
+    def send(message: tuple[Any, ...]) -> None:
+        try:
+            conn.send(message)
+        except OSError:  # BrokenPipeError: the driver is gone (killed); nobody to tell
+            os._exit(0)  # quietly: no traceback, no cleanup that could write anything
+
     while True:
         try:
             job = conn.recv()
@@ -57,14 +64,14 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
             return
         if job is None:
             return
-        conn.send(("started", job.trial_id))
+        send(("started", job.trial_id))
 
         def on_epoch(trial_id: str, epoch: int, epochs: int) -> None:
-            conn.send(("epoch", trial_id, epoch, epochs))
+            send(("epoch", trial_id, epoch, epochs))
 
         outcome = run_trial(job.config, job.trial_id, job.params, threads=threads,
                             workers=workers, on_epoch=on_epoch)
-        conn.send(("outcome", outcome))
+        send(("outcome", outcome))
 
 
 @contextlib.contextmanager
