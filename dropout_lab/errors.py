@@ -39,3 +39,7 @@ class DivergedError(Exception):
 
 class ExecutorError(DropoutLabError):
     """An executor cannot start: bad --workers/--threads, Ray not installed or unreachable."""
+
+
+class OutputError(DropoutLabError):
+    """An output option (--columns, --sort, --filter, --to) names something that is not there."""

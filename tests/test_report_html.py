@@ -31,7 +31,7 @@ def test_report_is_self_contained(report):
     assert not re.search(r'(src|href)="(?!data:)', html)
     assert "<script" not in html and "@import" not in html and "<link" not in html
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 5
+    assert len(images) == 6
     assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in images)
     assert list(report.parent.glob("*.html")) == [report]  # one file, no side folder
 
@@ -42,7 +42,7 @@ def test_output_option_and_notes(cli, tmp_path):
     code, _, err = cli("report", sweep, "-o", target)
     assert code == 0, err
     html = target.read_text(encoding="utf-8")
-    assert html.count("<img") == 2 and "reliability: skipped" in html
+    assert html.count("<img") == 3 and "reliability: skipped" in html
     assert "note: reliability: skipped" in err
 
 
@@ -70,7 +70,7 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert dom.returncode == 0, dom.stderr[-2000:]
     assert "<table" in dom.stdout and "dropout.p" in dom.stdout
     assert "0.9200 ± 0.0497" in dom.stdout  # the table text as the browser parsed it
-    assert dom.stdout.count("<img") == 5
+    assert dom.stdout.count("<img") == 6
     shot = tmp_path / "shot.png"
     res = _chromium(["--window-size=1200,1600", f"--screenshot={shot}", report.as_uri()],
                     tmp_path)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from dropout_lab import __version__
 from dropout_lab.errors import DropoutLabError
 
 app = typer.Typer(
@@ -14,7 +18,7 @@ app = typer.Typer(
     "and the data set; train an MLP at every point; measure the generalization gap and "
     "co-adaptation.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -41,15 +45,45 @@ def run_app(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dropout-lab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    pass
+
+
+def error_doc(exc: DropoutLabError) -> dict[str, object]:
+    """The JSON form of an error: ``error`` (the human line), ``code`` (the exit code),
+    ``key`` (the config key or option at fault where known, else null), ``kind`` (its type)."""
+    return {"error": str(exc), "code": exc.exit_code, "key": getattr(exc, "key", None),
+            "kind": type(exc).__name__}
+
+
+def _wants_json(kwargs: dict[str, object]) -> bool:
+    """--json on a command (``json_out``), or compare's ``-f json`` (``fmt``)."""
+    return kwargs.get("json_out") is True or kwargs.get("fmt") == "json"
+
+
 def guard(fn):
-    """Decorator for commands: domain errors -> message + exit 2 (also under CliRunner)."""
-    import functools
+    """Decorator for commands: domain errors -> message + exit 2 (also under CliRunner).
+
+    Under --json the error is also a JSON object on stdout, so a script reading stdout always
+    gets a document; the human line still goes to stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except DropoutLabError as exc:
+            if _wants_json(kwargs):
+                typer.echo(json.dumps(error_doc(exc), indent=2))
             raise abort(str(exc), exc.exit_code) from None
 
     return wrapper

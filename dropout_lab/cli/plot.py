@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -21,6 +22,7 @@ def plot(
     out_dir: Path = typer.Option(None, "--out", "-o",
                                  help="where to write the PNG files (default SWEEP_DIR/plots)"),
     by: str = typer.Option(DEFAULT_BY, "--by", help="the axis on the x axis / in the legend"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the bands"),
 ) -> None:
     """Draw PNG figures of a sweep into SWEEP_DIR/plots (headless).
@@ -33,6 +35,9 @@ def plot(
     c = build_comparison(sweep_dir, by=by, level=confidence)
     plots, notes = render_all(c)
     paths = write_plots(plots, out_dir or Path(sweep_dir) / "plots")
+    if json_out:
+        typer.echo(json.dumps({"plots": [str(p) for p in paths], "notes": notes}, indent=2))
+        return
     for p in paths:
         out.print(escape(str(p)), highlight=False)
     for note in notes:

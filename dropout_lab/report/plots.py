@@ -28,6 +28,12 @@ from dropout_lab.store import SweepStore  # noqa: E402
 
 DPI = 100
 MAX_BLOCKS = 6  # blocks drawn per figure; the rest are noted
+# The values a metric can take: bands are clipped to them (accuracies are fractions, a gap
+# of accuracies a difference of two fractions).
+METRIC_RANGE: dict[str, tuple[float, float]] = {
+    "test_acc": (0.0, 1.0), "train_acc": (0.0, 1.0), "val_acc": (0.0, 1.0),
+    "gap_acc": (-1.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,11 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str) -> 
                     label=_block_label(c, block))
             band = [(x, s) for x, s in pts if s.lo is not None]
             if band:
-                ax.fill_between([x for x, _ in band], [s.lo for _, s in band],
-                                [s.hi for _, s in band], color=color, alpha=0.2, linewidth=0)
+                lo, hi = METRIC_RANGE.get(m, (-math.inf, math.inf))
+                # A t-interval can leave the metric's range (accuracy above 1): clip the band.
+                ax.fill_between([x for x, _ in band], [max(lo, s.lo) for _, s in band],
+                                [min(hi, s.hi) for _, s in band], color=color, alpha=0.2,
+                                linewidth=0)
         ax.set_xticks(ticks, ticklabels)
         ax.set_xlabel(_axis_label(c))
         ax.set_ylabel(label)
@@ -162,6 +171,80 @@ def learning_curves_figure(c: Comparison, store: SweepStore) -> Figure | None:
         ax.grid(alpha=0.3)
         ax.legend(title=f"{c.by} (solid test, dashed train)", fontsize=7, title_fontsize=7)
     fig.suptitle(f"{c.name}: learning curves, mean over seeds")
+    return fig
+
+
+@dataclass(frozen=True)
+class EpochBand:
+    """One metric over the epochs, over seeds: mean, lowest and highest seed per epoch."""
+
+    epochs: list[int]
+    mean: list[float]
+    lo: list[float]
+    hi: list[float]
+
+
+def epoch_band(runs: list[list[dict[str, Any]]], metric: str) -> EpochBand | None:
+    """Per epoch, the mean and the range (min, max) of ``metric`` over the runs (seeds) that
+    recorded it at that epoch: mean = sum(v) / n. None when no run has the metric."""
+    by_epoch: dict[int, list[float]] = {}
+    for rows in runs:
+        for row in rows:
+            v = row.get(metric)
+            if isinstance(v, (int, float)) and math.isfinite(v) and "epoch" in row:
+                by_epoch.setdefault(int(row["epoch"]), []).append(float(v))
+    if not by_epoch:
+        return None
+    epochs = sorted(by_epoch)
+    return EpochBand(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs],
+                     [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs])
+
+
+# Panels of the curves figure: (metric, y label)
+CURVE_PANELS = [("test_loss", "test loss (nats)"), ("test_acc", "test accuracy (fraction)"),
+                ("gap_acc", "gap: train acc - test acc")]
+
+
+def epoch_curves_figure(c: Comparison, store: SweepStore) -> Figure | None:
+    """Loss, test accuracy and gap over the epochs, one line per value of ``c.by`` (per p):
+    mean over seeds, band from the lowest to the highest seed; one row of panels per block."""
+    blocks = c.blocks[:MAX_BLOCKS]
+    drawn: list[tuple[Block, list[tuple[Any, dict[str, EpochBand]]]]] = []
+    for block in blocks:
+        lines = []
+        for row in block.rows:
+            runs = [store.load_metrics(r["trial_id"]) for r in row.results]
+            bands = {m: b for m, _ in CURVE_PANELS if (b := epoch_band(runs, m)) is not None}
+            if bands:
+                lines.append((row.value, bands))
+        if lines:
+            drawn.append((block, lines))
+    if not drawn:
+        return None
+    fig = Figure(figsize=(4.6 * len(CURVE_PANELS), 3.4 * len(drawn)), layout="constrained")
+    axes = fig.subplots(len(drawn), len(CURVE_PANELS), squeeze=False)
+    colors = _colors(len(c.values))
+    color_of = {show(v): col for v, col in zip(c.values, colors, strict=True)}
+    for (block, lines), row_axes in zip(drawn, axes, strict=True):
+        for ax, (metric, label) in zip(row_axes, CURVE_PANELS, strict=True):
+            for value, bands in lines:
+                band = bands.get(metric)
+                if band is None:
+                    continue
+                color = color_of[show(value)]
+                ax.plot(band.epochs, band.mean, color=color, label=show(value))
+                lo, hi = METRIC_RANGE.get(metric, (-math.inf, math.inf))
+                ax.fill_between(band.epochs, [max(lo, v) for v in band.lo],
+                                [min(hi, v) for v in band.hi], color=color, alpha=0.2,
+                                linewidth=0)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.set_title(f"{metric}" + (f" ({_block_label(c, block)})" if c.block_axes else ""),
+                         fontsize=9)
+            ax.grid(alpha=0.3)
+        row_axes[0].legend(title=f"{c.by}: mean, band = seed range", fontsize=7,
+                           title_fontsize=7)
+    fig.suptitle(f"{c.name}: curves over epochs per {c.by}")
     return fig
 
 
@@ -249,6 +332,7 @@ def reliability_figure(c: Comparison, store: SweepStore) -> Figure | None:
 FIGURES: dict[str, tuple[str, Callable[[Comparison, SweepStore], Figure | None]]] = {
     "accuracy_vs_p": ("Test accuracy and generalization gap", accuracy_figure),
     "learning_curves": ("Learning curves", learning_curves_figure),
+    "epoch_curves": ("Loss, accuracy and gap over epochs", epoch_curves_figure),
     "coadaptation_vs_p": ("Co-adaptation", coadaptation_figure),
     "ablation_curves": ("Ablation curves", ablation_figure),
     "reliability": ("MC-dropout reliability diagram", reliability_figure),
@@ -256,6 +340,7 @@ FIGURES: dict[str, tuple[str, Callable[[Comparison, SweepStore], Figure | None]]
 
 _ABSENT = {
     "learning_curves": "no per-epoch metrics (metrics.jsonl) in the finished trials",
+    "epoch_curves": "no per-epoch metrics (metrics.jsonl) in the finished trials",
     "coadaptation_vs_p": "no co-adaptation statistics in the results (eval.coadaptation)",
     "ablation_curves": "no ablation curves in the results (eval.coadaptation)",
     "reliability": "no uncertainty statistics in the results (eval.uncertainty)",
