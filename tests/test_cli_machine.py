@@ -98,3 +98,21 @@ def test_command_summaries_are_whole_sentences_on_one_line(cli):
     # The ls summary spans two docstring lines; the list must not cut it at the line break.
     flat = " ".join(line.strip("│ ") for line in out.splitlines())
     assert "in the current grid, trial folders on disk" in " ".join(flat.split())
+
+
+@pytest.mark.parametrize("args, key", [
+    (("show", "--json"), "sweep_dir"),
+    (("ls", "--json", "--no-such-option"), None),
+    (("compare", "-f", "json"), "sweep_dir"),
+])
+def test_command_line_errors_under_json_are_json_too(cli, args, key):
+    code, out, err = cli(*args)
+    assert code == 2
+    doc = json.loads(out)
+    assert doc["kind"] == "UsageError" and doc["code"] == 2 and doc["key"] == key
+    assert doc["error"] in " ".join(err.replace("│", " ").split()) or doc["error"][:20] in err
+
+
+def test_command_line_errors_without_json_leave_stdout_empty(cli):
+    code, out, _ = cli("show")
+    assert code == 2 and out == ""

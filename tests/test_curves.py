@@ -13,7 +13,7 @@ from dropout_lab.config import validate
 from dropout_lab.executors.local import LocalExecutor
 from dropout_lab.executors.serial import SerialExecutor
 from dropout_lab.report.plots import epoch_band
-from dropout_lab.report.progress import SweepProgress, epoch_numbers
+from dropout_lab.report.progress import SweepProgress, epoch_numbers, fmt_number
 from dropout_lab.runner import run_sweep
 from dropout_lab.store import SweepStore
 
@@ -75,6 +75,7 @@ def test_progress_shows_the_latest_loss_and_test_accuracy():
     assert epoch_numbers({"fit_loss": 0.31204, "test_acc": 0.9012}) == \
         "  loss 0.3120  test acc 0.9012"
     assert epoch_numbers(None) == ""
+    assert epoch_numbers({"fit_loss": 1.2345e36}) == "  loss 1.234e+36"  # never 37 digits
     p = SweepProgress(total=2, skipped=0, stream=io.StringIO(), live=False)
     p.started("abc")
     p.epoch("abc", 2, 5, {"fit_loss": 0.5, "test_acc": 0.75, "epoch": 2})
@@ -104,3 +105,10 @@ def test_plot_and_report_include_the_epoch_curves(cli, tmp_path):
     assert code == 0, err
     html = (sweep / "report.html").read_text()
     assert 'alt="Loss, accuracy and gap over epochs"' in html
+
+
+@pytest.mark.parametrize("value, text", [(0.5, "0.5000"), (12345.678, "12345.6780"),
+                                         (1e36, "1e+36"), (-3.2e-7, "-3.2e-07"), (0.0, "0.0000"),
+                                         (float("nan"), "nan")])
+def test_fmt_number(value, text):
+    assert fmt_number(value) == text

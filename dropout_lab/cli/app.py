@@ -8,12 +8,48 @@ import json
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from dropout_lab import __version__
 from dropout_lab.errors import DropoutLabError
 
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """--json anywhere, or compare's -f/--format json."""
+    if "--json" in argv or "--format=json" in argv:
+        return True
+    pairs = zip(argv, argv[1:], strict=False)  # each argument with the next one
+    return any(a in ("-f", "--format") and b == "json" for a, b in pairs)
+
+
+# Typer ships its own copy of click: its UsageError is the base of the public BadParameter
+# (the one raised for an unknown option, a missing argument, a bad value).
+UsageError = typer.BadParameter.__bases__[0]
+assert UsageError.__name__ == "UsageError"
+
+
+class JsonErrorsGroup(TyperGroup):
+    """The root command group: under --json, a command-line error (an unknown option, a
+    missing argument) is also a JSON object on stdout, like the errors of the commands."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta["dropout_lab.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            if _asks_for_json(ctx.meta.get("dropout_lab.argv", [])):
+                key = exc.param.name if getattr(exc, "param", None) is not None else None
+                typer.echo(json.dumps({"error": exc.format_message(), "code": exc.exit_code,
+                                       "key": key, "kind": "UsageError"}, indent=2))
+            raise
+
+
 app = typer.Typer(
     name="dropout-lab",
+    cls=JsonErrorsGroup,
     help="Sweep the dropout probability p (the probability of DROPPING a unit), the model size "
     "and the data set; train an MLP at every point; measure the generalization gap and "
     "co-adaptation.",

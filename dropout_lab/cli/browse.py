@@ -19,6 +19,7 @@ from dropout_lab.cli.show_trial import is_trial_folder, show_trial
 from dropout_lab.errors import StoreError
 from dropout_lab.report.compare import show as show_value
 from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
+from dropout_lab.report.progress import fmt_number
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
@@ -182,7 +183,7 @@ def show(
         table.add_row(
             r["trial_id"], *[show_value(params.get(k)) for k in axes],
             f"[{styles.get(status, '')}]{status}",
-            *[f"{final[k]:.4f}" if isinstance(final.get(k), (int, float)) else "-"
+            *[fmt_number(final[k]) if isinstance(final.get(k), (int, float)) else "-"
               for k in ("test_acc", "gap_acc")],
             f"{secs:.1f}" if isinstance(secs, (int, float)) else "-",
             escape(_error_line(store, r)))

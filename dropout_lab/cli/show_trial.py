@@ -15,7 +15,7 @@ from rich.table import Table
 
 from dropout_lab.cli.app import out
 from dropout_lab.errors import StoreError
-from dropout_lab.report.progress import fmt_seconds
+from dropout_lab.report.progress import fmt_number, fmt_seconds
 from dropout_lab.runs import read_result
 from dropout_lab.store import CONFIG_FILE, ERROR_FILE, METRICS_FILE, RESULT_FILE, dumps
 
@@ -144,9 +144,9 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
 
 
 def _fmt(v: Any) -> str:
-    """Short numbers (4 significant decimals), never 37-digit fixed point."""
+    """Short numbers, never 37-digit fixed point (see fmt_number)."""
     if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.4f}"
+        return fmt_number(v)
     if isinstance(v, (list, dict)):
         return json.dumps(v)
     return str(v)

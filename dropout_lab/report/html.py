@@ -25,6 +25,12 @@ table { border-collapse: collapse; margin: 0.5rem 0 0.3rem; font-variant-numeric
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; vertical-align: top;
          white-space: nowrap; }
 .scroll { overflow-x: auto; }
+/* Wide comparisons (ten metrics) fit 1400 px: a cell may break between the mean and its
+   "± half-width", never inside a number; the scroll box is the fallback for even more. */
+table.compare { font-size: 0.9em; }
+table.compare td { white-space: normal; padding: 0.25rem 0.4rem; }
+table.compare th { white-space: normal; padding: 0.25rem 0.4rem; }
+.v { white-space: nowrap; }
 th { background: #f1f3f5; }
 tr.best td { background: #e6f4ea; } tr.best td.value { font-weight: bold; }
 tr.tie td.value { color: #1e7b34; }
@@ -37,10 +43,13 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85em;
 
 
 def _pm(mean: float | None, half: float | None, signed: bool = False) -> str:
+    """``0.9200 ± 0.0497`` as HTML: two unbreakable pieces, so a narrow column wraps between
+    them and never inside a number."""
     if mean is None:
         return "-"
     m = f"{mean:+.4f}" if signed else f"{mean:.4f}"
-    return f"{m} ± {'-' if half is None else f'{half:.4f}'}"
+    hw = "-" if half is None else f"{half:.4f}"
+    return f'<span class="v">{escape(m)}</span> <span class="v">± {escape(hw)}</span>'
 
 
 def _row_html(c: Comparison, row: Row) -> str:
@@ -51,14 +60,14 @@ def _row_html(c: Comparison, row: Row) -> str:
     for name in c.metrics:
         cell = row.cells[name]
         s = cell.summary
-        text = escape(_pm(s.mean, s.half_width))
+        text = _pm(s.mean, s.half_width)
         if row.is_baseline:
             text += '<div class="diff">baseline</div>'
         elif cell.diff is not None and cell.diff.summary.mean is not None:
             d = cell.diff.summary
             sig = d.excludes_zero
             text += (f'<div class="diff{" sig" if sig else ""}">Δ '
-                     f'{escape(_pm(d.mean, d.half_width, signed=True))}{" *" if sig else ""}</div>')
+                     f'{_pm(d.mean, d.half_width, signed=True)}{" *" if sig else ""}</div>')
         cells.append(f"<td>{text}</td>")
     return f'<tr class="{cls}">' + "".join(cells) + "</tr>"
 

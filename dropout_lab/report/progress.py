@@ -19,6 +19,16 @@ def fmt_seconds(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def fmt_number(v: float) -> str:
+    """4 decimals for ordinary values; 4 significant digits in exponent form for huge or tiny
+    ones (a loss of 1e36 is ``1e+36``, never 37 digits of fixed point)."""
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-4):
+        return f"{v:.4g}"
+    return f"{v:.4f}"
+
+
 def epoch_numbers(row: dict[str, Any] | None) -> str:
     """``  loss 0.3120  test acc 0.9012`` from an epoch row (loss: the mean training loss of the
     epoch's mini-batches, with dropout on, as the optimizer saw it)."""
@@ -28,7 +38,7 @@ def epoch_numbers(row: dict[str, Any] | None) -> str:
     for label, key in (("loss", "fit_loss"), ("test acc", "test_acc")):
         value = row.get(key)
         if isinstance(value, (int, float)):
-            parts.append(f"{label} {value:.4f}")
+            parts.append(f"{label} {fmt_number(value)}")
     return "".join(f"  {p}" for p in parts)
 
 
