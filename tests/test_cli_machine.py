@@ -47,6 +47,7 @@ def test_schema_is_the_pydantic_json_schema_and_describes_a_real_config(cli, tmp
     ("note", "{tmp}/missing", "hello", "--json"),
     ("rm", "{tmp}/missing", "--yes", "--json"),
     ("export", "{tmp}/missing", "--to", "tensorboard", "{tmp}/tb", "--json"),
+    ("datasets", "fetch", "digits", "--json"),
 ])
 def test_errors_under_json_are_one_json_object_on_stdout(cli, tmp_path, args):
     code, out, err = cli(*[a.format(tmp=tmp_path) for a in args])

@@ -154,3 +154,13 @@ def test_pipe_output_of_sweep_is_the_full_table(cli, tiny_config, tmp_path):
     assert "ablation auc" in out and "hidden" not in out
     assert json.loads(cli("ls", tmp_path / "runs", "--json")[1])["sweeps"][0]["name"] == "tiny"
     assert Path(tmp_path / "runs" / "tiny").is_dir()
+
+
+def test_a_text_column_short_enough_is_not_called_shortened():
+    t = Table()
+    for h in ("name", "tags", "note", "x" * 30):
+        t.add_column(h)
+    t.add_row("alpha", "a, b", "a note far longer than ten characters", "1")
+    con, _ = _console(64)
+    fitted = fit_table(t, 64, con)  # 90 wide; 62 with the note cut to 10 characters
+    assert fitted.shortened == ["note"] and fitted.hidden == []

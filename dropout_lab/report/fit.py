@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from rich.console import Console
 from rich.table import Column, Table
+from rich.text import Text
 
 from dropout_lab.errors import OutputError
 
@@ -35,9 +36,10 @@ LS_PRIORITIES: dict[str, int] = {
     "name": 0, "done": 0, "failed": 1, "total": 1, "on disk": 3, "last modified": 4,
     "tags": 2, "note": 6,
 }
-# show: the trial id, the status and test accuracy stay.
+# show: the trial id, the axes (set by the caller), the status and test accuracy stay; the
+# seed tells rows apart, so it goes after the timing and the error text.
 SHOW_PRIORITIES: dict[str, int] = {
-    "trial": 0, "status": 0, "test_acc": 0, "gap_acc": 1, "train s": 4, "error": 3,
+    "trial": 0, "status": 0, "test_acc": 0, "gap_acc": 1, "seed": 2, "train s": 4, "error": 3,
 }
 # Free-text columns: shortened (with an ellipsis) before other columns are hidden.
 TEXT_COLUMNS = frozenset({"error", "note", "tags"})
@@ -65,6 +67,12 @@ class Fitted:
 
 def title_of(column: Column) -> str:
     return str(column.header)
+
+
+def _widest_cell(column: Column) -> int:
+    """Characters of the column's longest cell (markup removed)."""
+    return max((Text.from_markup(c).cell_len if isinstance(c, str) else SHORTEST_TEXT + 1
+                for c in column.cells), default=0)
 
 
 def natural_width(table: Table, console: Console) -> int:
@@ -107,7 +115,7 @@ def fit_table(table: Table, width: int, console: Console,
     if natural_width(fitted.table, console) <= width:
         return fitted
     for col in columns:
-        if title_of(col) in TEXT_COLUMNS:
+        if title_of(col) in TEXT_COLUMNS and _widest_cell(col) > SHORTEST_TEXT:
             col = copy.copy(col)
             col.overflow, col.no_wrap, col.max_width = "ellipsis", True, SHORTEST_TEXT
             columns = [col if title_of(c) == title_of(col) else c for c in columns]
