@@ -1,30 +1,40 @@
 # Two commands do all of the set-up on a fresh machine:
-#   make demo   creates .venv if absent, installs dropout-lab, runs the quickstart sweep
-#   make test   the same set-up, then the whole test suite
+#   make demo   creates .venv if absent, installs dropout-lab alone (NumPy backend: no torch,
+#               no Ray), runs the quickstart sweep
+#   make test   creates .venv if absent, installs dropout-lab with every extra the tests use
+#               (torch, ray, mlflow, tensorboard, dev tools), then runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# Two stamps: the demo's light install, and the test install on top of it. Each is redone
+# when pyproject.toml changes.
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.installed-test-stamp
+TEST_EXTRAS := dev,torch,ray,mlflow,tensorboard
 
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,ray]"
+	$(BIN)/python -m pip install --quiet -e .
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[$(TEST_EXTRAS)]"
+	touch $(TEST_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/dropout-lab sweep configs/quickstart.yaml
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	bash tests/setup_browser.sh
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check dropout_lab tests benchmarks
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 clean:

@@ -74,3 +74,7 @@ class Terminated(KeyboardInterrupt):
         super().__init__(signum)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class OutputError(DropoutLabError):
+    """An output option (--columns, --sort, --filter, --to) names something that is not there."""

@@ -78,11 +78,32 @@ class NullEvents:
     def started(self, trial_id: str) -> None:
         pass
 
-    def epoch(self, trial_id: str, epoch: int, epochs: int) -> None:
+    def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         pass
 
     def finished(self, trial_id: str, status: str) -> None:
         pass
+
+
+class _StoringEvents:
+    """Appends each epoch's row to the trial's metrics.jsonl as it arrives, then passes every
+    event on to the display (executors that stream epochs: local, serial)."""
+
+    def __init__(self, store: SweepStore, inner: Events):
+        self.store, self.inner = store, inner
+
+    def started(self, trial_id: str) -> None:
+        self.store.start_metrics(trial_id)
+        self.inner.started(trial_id)
+
+    def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+        self.store.append_metrics_row(trial_id, row)
+        self.inner.epoch(trial_id, epoch, epochs, row)
+
+    def finished(self, trial_id: str, status: str) -> None:
+        finished = getattr(self.inner, "finished", None)
+        if finished is not None:
+            finished(trial_id, status)
 
 
 def preflight(trials: list[Trial]) -> None:
@@ -151,6 +172,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
     report = SweepReport(store.root, config)
     failures = 0
     outcomes = None
+    events = _StoringEvents(store, events)  # each epoch's row is appended to metrics.jsonl
     try:
         if fresh:
             store.reset()

@@ -324,6 +324,19 @@ class SweepStore:
         atomic_write_text(self.trial_dir(trial_id) / CONFIG_FILE,
                           yaml.safe_dump(config, sort_keys=False))
 
+    def start_metrics(self, trial_id: str) -> None:
+        """A trial starts (again): empty its metrics.jsonl, which epochs then append to."""
+        path = self.trial_dir(trial_id) / METRICS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("", encoding="utf-8")
+
+    def append_metrics_row(self, trial_id: str, row: dict[str, Any]) -> None:
+        """Append one epoch's row the moment it arrives, flushed, so ``tail -f`` shows it.
+        (write_outcome rewrites the file whole at the end: the same rows, atomically.)"""
+        with open(self.trial_dir(trial_id) / METRICS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(dumps(row) + "\n")
+            fh.flush()
+
     def write_outcome(self, trial_id: str, result: dict[str, Any],
                       metrics: list[dict[str, Any]], error: str | None,
                       arrays: dict[str, np.ndarray] | None = None) -> None:
@@ -333,7 +346,8 @@ class SweepStore:
             buf = io.BytesIO()
             np.savez_compressed(buf, **arrays)
             atomic_write_bytes(d / WEIGHTS_FILE, buf.getvalue())
-        atomic_write_text(d / METRICS_FILE, "".join(dumps(r) + "\n" for r in metrics))
+        if metrics or not (d / METRICS_FILE).exists():  # keep the rows a lost worker streamed
+            atomic_write_text(d / METRICS_FILE, "".join(dumps(r) + "\n" for r in metrics))
         if error:
             atomic_write_text(d / ERROR_FILE, error)
         else:

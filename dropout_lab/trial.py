@@ -28,7 +28,8 @@ from dropout_lab.schedules import hyperparameters_at
 
 EVAL_CHUNK = 4096  # rows per evaluation forward pass: bounds memory on large data sets
 
-EpochCallback = Callable[[str, int, int], None]  # (trial_id, epoch, epochs)
+# (trial_id, epoch, epochs, row): the row reaches the driver, which appends it to metrics.jsonl
+EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
 
 
 @dataclass
@@ -208,7 +209,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
 
         def report(row: dict[str, Any]) -> None:
             if on_epoch is not None:
-                on_epoch(trial_id, row["epoch"], config.train.epochs)
+                on_epoch(trial_id, row["epoch"], config.train.epochs, row)
 
         t_train = time.perf_counter()
         try:

@@ -4,6 +4,7 @@ file is accepted, a tampered one rejected with nothing left behind, mirrors trie
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import threading
 from functools import partial
@@ -202,6 +203,10 @@ def test_cli_fetch_accepts_matching_files(cli, serve, tmp_path, monkeypatch):
     assert code == 0, err
     assert "4 files verified" in out
     assert leftovers(files.dataset_cache_dir("mnist")) == sorted(s + ".gz" for s in mnist.STEMS)
+    code, out, err = cli("datasets", "fetch", "mnist", "--json")  # present: nothing to fetch
+    assert code == 0, err
+    assert json.loads(out) == {"name": "mnist", "files": 4,
+                               "folder": str(files.dataset_cache_dir("mnist"))}
 
 
 def test_cli_fetch_of_a_data_set_with_nothing_to_download(cli):

@@ -18,7 +18,8 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
-ALL = ["accuracy_vs_p", "learning_curves", "layers_vs_p", "coadaptation_vs_p", "weights",
+ALL = ["accuracy_vs_p", "learning_curves", "epoch_curves", "layers_vs_p", "coadaptation_vs_p",
+       "weights",
        "ablation_curves", "reliability"]
 
 
@@ -44,7 +45,8 @@ def test_absent_statistics_are_skipped_with_a_note(cli, tmp_path):
     out_dir = tmp_path / "figs"
     code, out, err = cli("plot", sweep, "--out", out_dir)
     assert code == 0, err
-    assert sorted(f.stem for f in out_dir.glob("*.png")) == ["accuracy_vs_p", "learning_curves"]
+    assert sorted(f.stem for f in out_dir.glob("*.png")) == ["accuracy_vs_p", "epoch_curves",
+                                                              "learning_curves"]
     assert "coadaptation_vs_p: skipped" in err and "reliability: skipped" in err
     assert not (sweep / "plots").exists()
 

@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 
 import typer
 
-from dropout_lab.cli import browse, compare, datasets, plot, report, sweep, validate
+from dropout_lab.cli import (
+    browse,
+    compare,
+    datasets,
+    export,
+    gc,
+    note,
+    plot,
+    report,
+    rm,
+    schema,
+    sweep,
+    validate,
+)
 from dropout_lab.cli.app import app, run_app
 
 # One place registers every command (each module defines ``register(app)``).
-for _module in (sweep, validate, datasets, compare, plot, report, browse):
+for _module in (sweep, validate, datasets, compare, plot, report, browse, note, rm, gc, export,
+                schema):
     _module.register(app)
+
+
+def _one_line_summaries() -> None:
+    """The command list shows each command's first paragraph as written, line breaks and all
+    (a summary broken mid-sentence): give each command that paragraph on one line."""
+    for info in app.registered_commands:
+        if info.short_help is None and info.callback is not None:
+            doc = inspect.getdoc(info.callback) or ""
+            info.short_help = " ".join(doc.split("\n\n")[0].split())
+
+
+_one_line_summaries()
 
 
 def main() -> None:

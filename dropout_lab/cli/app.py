@@ -3,21 +3,59 @@
 from __future__ import annotations
 
 import functools
+import json
 import signal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
+from dropout_lab import __version__
 from dropout_lab.errors import DropoutLabError, EnvironmentFault, Terminated
+
+
+def _asks_for_json(argv: list[str]) -> bool:
+    """--json anywhere, or compare's -f/--format json."""
+    if "--json" in argv or "--format=json" in argv:
+        return True
+    pairs = zip(argv, argv[1:], strict=False)  # each argument with the next one
+    return any(a in ("-f", "--format") and b == "json" for a, b in pairs)
+
+
+# Typer ships its own copy of click: its UsageError is the base of the public BadParameter
+# (the one raised for an unknown option, a missing argument, a bad value).
+UsageError = typer.BadParameter.__bases__[0]
+assert UsageError.__name__ == "UsageError"
+
+
+class JsonErrorsGroup(TyperGroup):
+    """The root command group: under --json, a command-line error (an unknown option, a
+    missing argument) is also a JSON object on stdout, like the errors of the commands."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        ctx.meta["dropout_lab.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except UsageError as exc:
+            if _asks_for_json(ctx.meta.get("dropout_lab.argv", [])):
+                key = exc.param.name if getattr(exc, "param", None) is not None else None
+                typer.echo(json.dumps({"error": exc.format_message(), "code": exc.exit_code,
+                                       "key": key, "kind": "UsageError"}, indent=2))
+            raise
+
 
 app = typer.Typer(
     name="dropout-lab",
+    cls=JsonErrorsGroup,
     help="Sweep the dropout probability p (the probability of DROPPING a unit), the model size "
     "and the data set; train an MLP at every point; measure the generalization gap and "
     "co-adaptation.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -61,18 +99,51 @@ def run_app(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"dropout-lab {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="print the version and exit"),
+) -> None:
+    pass
+
+
+def error_doc(exc: DropoutLabError) -> dict[str, object]:
+    """The JSON form of an error: ``error`` (the human line), ``code`` (the exit code),
+    ``key`` (the config key or option at fault where known, else null), ``kind`` (its type)."""
+    return {"error": str(exc), "code": exc.exit_code, "key": getattr(exc, "key", None),
+            "kind": type(exc).__name__}
+
+
+def _wants_json(kwargs: dict[str, object]) -> bool:
+    """--json on a command (``json_out``), or compare's ``-f json`` (``fmt``)."""
+    return kwargs.get("json_out") is True or kwargs.get("fmt") == "json"
+
+
 def guard(fn):
     """Decorator for commands: domain errors -> message + exit code (2 bad input, 3
-    environment fault), Ctrl-C/SIGTERM -> 130/143, also under CliRunner."""
+    environment fault), Ctrl-C/SIGTERM -> 130/143, also under CliRunner.
+
+    Under --json the error is also a JSON object on stdout, so a script reading stdout always
+    gets a document; the human line still goes to stderr."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except DropoutLabError as exc:
+            if _wants_json(kwargs):
+                typer.echo(json.dumps(error_doc(exc), indent=2))
             raise abort(str(exc), exc.exit_code) from None
         except OSError as exc:  # disk full, permission denied, read-only: the environment
             fault = EnvironmentFault.from_os_error(exc)
+            if _wants_json(kwargs):
+                typer.echo(json.dumps(error_doc(fault), indent=2))
             raise abort(str(fault), fault.exit_code) from None
         except KeyboardInterrupt as exc:
             raise abort("interrupted", getattr(exc, "exit_code", 130)) from None

@@ -14,10 +14,17 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from dropout_lab.cli.app import guard, out, print_whole
+from dropout_lab import runs
+from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.show_trial import is_trial_folder, show_trial
 from dropout_lab.comparison.values import show as show_value
 from dropout_lab.errors import StoreError
+from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
+from dropout_lab.report.progress import fmt_number
 from dropout_lab.store import CORRUPT, RESULT_FILE, SWEEP_FILE, SweepStore, dumps
+
+COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
+WIDE_HELP = "show every column at full width, even wider than the terminal"
 
 
 def register(app: typer.Typer) -> None:
@@ -56,42 +63,76 @@ def _when(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
+def _natural_key(value: Any) -> tuple:
+    """Sort key for a parameter value: numbers (and lists of them, model.hidden) by value,
+    so [32] comes before [128]; anything else by its text, after the numbers."""
+    if isinstance(value, bool) or value is None:
+        return (2, str(value))
+    if isinstance(value, (int, float)):
+        return (0, (float(value),))
+    if isinstance(value, list) and all(isinstance(v, (int, float)) for v in value):
+        return (0, (len(value), *map(float, value)))
+    return (1, json.dumps(value, sort_keys=True))
+
+
 @guard
 def ls(
     runs_dir: Path = typer.Argument(Path("runs"), help="folder holding sweeps (default ./runs)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+    sort: str = typer.Option("name", "--sort",
+                             help=f"sort by {', '.join(runs.SORT_KEYS)}; '-modified' = newest "
+                             "first"),
+    filter_: list[str] = typer.Option([], "--filter",
+                                      help="keep sweeps with tag=NAME, name=GLOB or "
+                                      "status=done|failed|pending; repeatable (all must hold)"),
+    columns: str = typer.Option(None, "--columns", help=COLUMNS_HELP),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
-    """List the sweeps in RUNS_DIR: name, trials done / failed / total, last modified."""
+    """List the sweeps in RUNS_DIR: name, trials done / failed / total in the current grid,
+    trial folders on disk (earlier grids included), tags, note, last modified."""
     if not runs_dir.is_dir():
         raise StoreError(f"{runs_dir}: no such runs folder")
+    filters = [runs.parse_filter(f) for f in filter_]
     sweeps = []
     for child in sorted(p for p in runs_dir.iterdir() if _is_sweep(p)):
         entry: dict[str, Any] = {"name": child.name, "path": str(child)}
         try:
-            entry.update(_counts(SweepStore(child).results()))
-            entry["modified"] = _when(_last_modified(child))
+            results = SweepStore(child).results()
+            entry.update(_counts(results))
+            history = runs.history(SweepStore(child), [r["trial_id"] for r in results])
+            entry.update(on_disk=history["on_disk"], in_grid_on_disk=history["in_grid"])
         except (StoreError, OSError) as exc:  # one broken sweep must not hide the others
             entry["error"] = str(exc)
-            entry.setdefault("modified", "")
+        entry.update(runs.read_meta(child))
+        try:
+            entry["modified"] = _when(_last_modified(child))
+        except OSError:
+            entry["modified"] = ""
         sweeps.append(entry)
+    sweeps = runs.sort_sweeps([s for s in sweeps if runs.matches(s, filters)], sort)
     if json_out:
         typer.echo(json.dumps({"runs_dir": str(runs_dir), "sweeps": sweeps}, indent=2))
         return
     if not sweeps:
         out.print(f"no sweeps in {escape(str(runs_dir))}", highlight=False)
         return
-    table = Table(title=f"sweeps in {runs_dir}", title_justify="left")
+    table = Table(title=f"sweeps in {runs_dir}", title_justify="left",
+                  caption="done/failed/total: the current grid; on disk: every trial folder",
+                  caption_justify="left")
     for col, just in [("name", "left"), ("done", "right"), ("failed", "right"),
-                      ("total", "right"), ("last modified", "left")]:
+                      ("total", "right"), ("on disk", "right"), ("tags", "left"),
+                      ("note", "left"), ("last modified", "left")]:
         table.add_column(col, justify=just)
     for s in sweeps:
+        tags, note = escape(", ".join(s.get("tags", []))), escape(s.get("note", ""))
         if "error" in s:
-            table.add_row(s["name"], "-", "-", "-", f"[red]{escape(s['error'])}")
+            table.add_row(s["name"], "-", "-", "-", "-", tags, f"[red]{escape(s['error'])}",
+                          s["modified"])
             continue
         table.add_row(s["name"], str(s["done"]),
                       f"[red]{s['failed']}" if s["failed"] else "0", str(s["total"]),
-                      s["modified"])
-    print_whole(table)
+                      str(s["on_disk"]), tags, note, s["modified"])
+    print_table(table, out, LS_PRIORITIES, parse_columns(columns), wide)
 
 
 def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
@@ -109,20 +150,30 @@ def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
 
 @guard
 def show(
-    sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
+    sweep_dir: Path = typer.Argument(..., help="a sweep folder (runs/quickstart) or one trial "
+                                     "folder (runs/quickstart/trials/<id>)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+    columns: str = typer.Option(None, "--columns", help=COLUMNS_HELP),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
-    """Show a sweep: its resolved config, its axes and the status of every trial."""
+    """Show a sweep: its resolved config, its axes and the status of every trial; or one
+    trial: config, final metrics, health, timing, environment and a summary of its curves."""
+    if is_trial_folder(sweep_dir):
+        show_trial(sweep_dir, json_out)
+        return
     store = SweepStore(sweep_dir)
     doc = store.read_sweep()
     results = store.results()
     axes = doc.get("sweep") or {}
+    results = sorted(results, key=lambda r: tuple(
+        _natural_key((r.get("params") or {}).get(k)) for k in axes))
+    history = runs.history(store, [r["trial_id"] for r in results])
     if json_out:
         trials = [{"trial_id": r["trial_id"], "status": r.get("status"), "params": r.get("params"),
                    "final": r.get("final"), "error": _error_line(store, r) or None}
                   for r in results]
         payload = {"sweep_dir": str(sweep_dir), "config": doc.get("config"), "axes": axes,
-                   "counts": _counts(results), "trials": trials}
+                   "counts": _counts(results), "history": history, "trials": trials}
         typer.echo(json.dumps(json.loads(dumps(payload)), indent=2))
         return
     text = yaml.safe_dump(doc.get("config") or {}, sort_keys=False)
@@ -131,6 +182,10 @@ def show(
     out.print("axes: " + ("; ".join(f"{k} = {', '.join(show_value(v) for v in vals)}"
                                     for k, vals in axes.items()) or "none"), highlight=False)
     c = _counts(results)
+    out.print(f"on disk: {history['on_disk']} trial folder(s), {history['in_grid']} of the "
+              f"current grid" + (f", {history['other']} from earlier grids ('dropout-lab gc "
+                                 f"{escape(str(sweep_dir))}' lists them)"
+                                 if history["other"] else ""), highlight=False, soft_wrap=False)
     table = Table(title=f"trials: {c['done']} done, {c['failed']} failed, {c['pending']} pending, "
                         f"{c['total']} total", title_justify="left")
     table.add_column("trial")
@@ -149,8 +204,9 @@ def show(
         table.add_row(
             r["trial_id"], *[show_value(params.get(k)) for k in axes],
             f"[{styles.get(status, '')}]{status}",
-            *[f"{final[k]:.4f}" if isinstance(final.get(k), (int, float)) else "-"
+            *[fmt_number(final[k]) if isinstance(final.get(k), (int, float)) else "-"
               for k in ("test_acc", "gap_acc")],
             f"{secs:.1f}" if isinstance(secs, (int, float)) else "-",
             escape(_error_line(store, r)))
-    print_whole(table)
+    priorities = {**SHOW_PRIORITIES, **{k: 0 for k in axes if k != "seed"}}
+    print_table(table, out, priorities, parse_columns(columns), wide)

@@ -10,7 +10,7 @@ from rich.markup import escape
 from dropout_lab.cli.app import err, guard, print_whole
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
-from dropout_lab.errors import CompareError, DropoutLabError
+from dropout_lab.errors import CompareError
 from dropout_lab.expect import evaluate
 from dropout_lab.report.render import FORMATS, json_text, render_seeds_for, seeds_for, to_json_doc
 
@@ -62,16 +62,8 @@ def compare(
 
     Exit code: 0 (every --expect holds), 1 (one fails), 2 (bad folder, option or expression).
     Expectation verdicts go to stderr (and into the JSON document with --format json)."""
-    try:
-        _compare(sweep_dir, by, baseline, metric, best_by, at, include_collapsed, fmt, expect,
-                 confidence, power, seeds_for_delta, quiet)
-    except DropoutLabError as exc:
-        if fmt != "json":
-            raise
-        # Machine-readable to the end: the error as a JSON object on stdout, the line on stderr.
-        typer.echo(json_text({"error": str(exc), "code": exc.exit_code}), nl=False)
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(exc.exit_code) from None
+    _compare(sweep_dir, by, baseline, metric, best_by, at, include_collapsed, fmt, expect,
+             confidence, power, seeds_for_delta, quiet)
 
 
 def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], best_by: str,

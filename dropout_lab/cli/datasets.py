@@ -82,6 +82,7 @@ def list_(
 def fetch(
     name: str = typer.Argument(..., help="data set to download: " + ", ".join(mnist.FAMILY)),
     force: bool = typer.Option(False, "--force", help="download again even if present"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Download NAME from its public mirrors into the cache, checking every file's SHA-256."""
     registry.get_spec(name)  # an unknown name: ConfigError with a suggestion
@@ -94,5 +95,9 @@ def fetch(
         err.print(escape(message), highlight=False)
 
     folder = mnist.fetch(name, force=force, report=report)
+    if json_out:
+        typer.echo(json.dumps({"name": name, "folder": str(folder),
+                               "files": len(mnist.FAMILY[name].files)}, indent=2))
+        return
     out.print(f"{name}: {len(mnist.FAMILY[name].files)} files verified in "
               f"[bold]{escape(str(folder))}[/]", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -27,6 +28,7 @@ def plot(
     at: str = typer.Option("last", "--at", help=AT_HELP),
     include_collapsed: bool = typer.Option(False, "--include-collapsed",
                                            help="keep trials flagged collapsed in the means"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the bands"),
 ) -> None:
     """Draw PNG figures of a sweep into SWEEP_DIR/plots (headless).
@@ -43,6 +45,9 @@ def plot(
                          include_collapsed=include_collapsed, epochs=True, weights=True)
     plots, notes = render_all(c)
     paths = write_plots(plots, out_dir or Path(sweep_dir) / "plots")
+    if json_out:
+        typer.echo(json.dumps({"plots": [str(p) for p in paths], "notes": notes}, indent=2))
+        return
     for p in paths:
         out.print(escape(str(p)), highlight=False)
     for note in notes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -29,6 +30,7 @@ def report(
                                            help="keep trials flagged collapsed in the means"),
     baseline: str = typer.Option(None, "--baseline", help="reference value of --by"),
     metric: list[str] = typer.Option([], "--metric", "-m", help="metric to show (repeatable)"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level"),
 ) -> None:
     """Write one self-contained HTML report (tables + plots) to SWEEP_DIR/report.html.
@@ -45,6 +47,10 @@ def report(
                          epochs=True, weights=True)
     plots, notes = render_all(c)
     path = write_report(c, plots, notes, output or Path(sweep_dir) / "report.html")
+    if json_out:
+        typer.echo(json.dumps({"report": str(path), "plots": [p.name for p in plots],
+                               "notes": notes}, indent=2))
+        return
     out.print(escape(str(path)), highlight=False)
     for note in notes:
         err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)

@@ -14,9 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from dropout_lab import executors
-from dropout_lab.cli.app import abort, err, guard, out, print_whole
+from dropout_lab.cli.app import abort, err, guard, out
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
 from dropout_lab.executors import budget as budgets
+from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
 from dropout_lab.runner import DryRun, SweepInterrupted, dry_run, largest_weights, plan, run_sweep
@@ -29,7 +30,8 @@ def register(app: typer.Typer) -> None:
 @guard
 def sweep(
     config: Path = typer.Argument(..., help="YAML config file"),
-    set_: list[str] = typer.Option([], "--set", help="override KEY=VALUE (YAML value); repeatable"),
+    set_: list[str] = typer.Option([], "--set", help="override KEY=VALUE (YAML value; KEY=a,b "
+                                   "makes KEY an axis); repeatable"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where sweeps are stored"),
     fresh: bool = typer.Option(False, "--fresh", help="discard stored trials and start over"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
@@ -53,6 +55,11 @@ def sweep(
                               "(default: exit 2 at once)"),
     max_trials: int = typer.Option(MAX_TRIALS, "--max-trials", min=1,
                                    help="refuse grids larger than this"),
+    columns: str = typer.Option(None, "--columns",
+                                help="columns of the final table, e.g. dropout.p,test_acc"),
+    wide: bool = typer.Option(False, "--wide",
+                              help="every column of the final table, even wider than the "
+                              "terminal"),
 ) -> None:
     """Train an MLP at every point of CONFIG's grid; skip trials already done.
 
@@ -69,7 +76,7 @@ def sweep(
         chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),
                                 largest_weights(trials), workers=workers, threads=threads)
         _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, planned),
-                       cfg, json_out, executor)
+                       cfg, json_out, executor, parse_columns(columns), wide)
         raise typer.Exit(0)
 
     selected = executors.create(executor, len(pending), len(trials), workers=workers,
@@ -100,8 +107,11 @@ def sweep(
         }
         typer.echo(json.dumps(doc, indent=2))
     else:
-        print_whole(results_table(report.results(), list(cfg.sweep),
-                                title=f"{cfg.name}: {len(trials)} trial(s)"))
+        # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
+        priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
+        print_table(results_table(report.results(), list(cfg.sweep),
+                                  title=f"{cfg.name}: {len(trials)} trial(s)"),
+                    out, priorities, parse_columns(columns), wide)
         out.print(f"results in [bold]{escape(str(report.sweep_dir))}[/]", highlight=False)
     bad = [t for t in report.trials if t.result.get("status") in ("failed", "diverged")]
     for t in bad:
@@ -133,7 +143,8 @@ def _stdout_reserved(json_out: bool) -> Iterator[None]:
         os.close(saved)
 
 
-def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: str) -> None:
+def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: str,
+                   columns: list[str] | None = None, wide: bool = False) -> None:
     """The trial table of ``--dry-run`` (or its JSON document) and the time estimate."""
     if json_out:
         doc = {
@@ -164,7 +175,7 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
         table.add_row(p.trial.trial_id, *[json.dumps(p.trial.params.get(a)) for a in axes],
                       action, "?" if p.weights is None else f"{p.weights:,}",
                       "" if p.seconds is None else fmt_seconds(p.seconds))
-    print_whole(table)
+    print_table(table, out, {"action": 0, **{a: 0 for a in axes if a != "seed"}}, columns, wide)
     where = f"executor {executor}, " if executor != "local" else ""
     if not dr.pending:
         estimate = "nothing to run"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -20,13 +21,19 @@ def register(app: typer.Typer) -> None:
 @guard
 def validate(
     config: Path = typer.Argument(..., help="YAML config file"),
-    set_: list[str] = typer.Option([], "--set", help="override KEY=VALUE (YAML value); repeatable"),
+    set_: list[str] = typer.Option([], "--set", help="override KEY=VALUE (YAML value; KEY=a,b "
+                                   "makes KEY an axis); repeatable"),
     max_trials: int = typer.Option(MAX_TRIALS, "--max-trials", min=1,
                                    help="refuse grids larger than this"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Check CONFIG (every grid point), print the resolved config and the number of trials."""
     cfg = load_config(config, set_, max_trials)
     trials = expand(cfg, max_trials=max_trials)
+    if json_out:
+        typer.echo(json.dumps({"config": cfg.model_dump(mode="json"), "trials": len(trials),
+                               "axes": {k: list(v) for k, v in cfg.sweep.items()}}, indent=2))
+        return
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
     out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
     axes = " x ".join(f"{k} ({len(v)})" for k, v in cfg.sweep.items()) or "no axes"

@@ -101,8 +101,19 @@ _STATIC: list[Metric] = [
     Metric("brier_mc", ("uncertainty", "brier_mc"), "Brier score, MC dropout", "lower"),
 ]
 METRICS: dict[str, Metric] = {m.name: m for m in _STATIC}
-# Accuracies and fractions live in [0, 1]: intervals are clipped to it when shown.
-BOUNDED = {"test_acc", "train_acc", "mc_acc", "det_acc", "ablation_auc"}
+# The values a metric can take (accuracies are fractions, a gap of accuracies a difference of
+# two): a t interval does not know them, so intervals and bands are clipped when shown.
+RANGES: dict[str, tuple[float, float]] = {
+    **{m: (0.0, 1.0) for m in ("test_acc", "train_acc", "val_acc", "mc_acc", "det_acc",
+                               "ablation_auc")},
+    "gap_acc": (-1.0, 1.0),
+}
+
+
+def clip(name: str, lo: float, hi: float) -> tuple[float, float]:
+    """[lo, hi] clipped to the range metric ``name`` can take (unchanged when unbounded)."""
+    a, b = RANGES.get(name, (-math.inf, math.inf))
+    return max(a, lo), min(b, hi)
 
 # Shown by default when present, after the core four and the per-layer correlations.
 DEFAULT_EXTRAS = ("ablation_auc", "synergy", "mc_acc", "ece_mc", "mutual_information")

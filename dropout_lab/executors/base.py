@@ -23,7 +23,8 @@ class Events(Protocol):
 
     def started(self, trial_id: str) -> None: ...
 
-    def epoch(self, trial_id: str, epoch: int, epochs: int) -> None: ...
+    def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+        """One epoch finished; ``row`` is its metrics row (as metrics.jsonl stores it)."""
 
 
 class Executor(Protocol):

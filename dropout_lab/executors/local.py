@@ -66,8 +66,8 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
             return
         send(("started", job.trial_id))
 
-        def on_epoch(trial_id: str, epoch: int, epochs: int) -> None:
-            send(("epoch", trial_id, epoch, epochs))
+        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict) -> None:
+            send(("epoch", trial_id, epoch, epochs, row))
 
         outcome = run_trial(job.config, job.trial_id, job.params, threads=threads,
                             workers=workers, on_epoch=on_epoch)
@@ -240,7 +240,7 @@ class LocalExecutor:
             if kind == "started":
                 events.started(msg[1])
             elif kind == "epoch":
-                events.epoch(msg[1], msg[2], msg[3])
+                events.epoch(msg[1], msg[2], msg[3], msg[4])
             elif kind == "outcome":
                 slot.job = None
                 yield msg[1]

@@ -17,6 +17,7 @@ from dropout_lab.comparison import Comparison, Row
 from dropout_lab.comparison.values import show
 from dropout_lab.report.plots import Plot
 from dropout_lab.report.render import footnotes, pct, pm, seeds_text, title, value_mark
+from dropout_lab.stats import Summary
 from dropout_lab.store import atomic_write_text
 
 CSS = """
@@ -27,6 +28,12 @@ table { border-collapse: collapse; margin: 0.5rem 0 0.3rem; font-variant-numeric
 th, td { border: 1px solid #ccc; padding: 0.3rem 0.6rem; text-align: right; vertical-align: top;
          white-space: nowrap; }
 .scroll { overflow-x: auto; }
+/* Wide comparisons (ten metrics) fit 1400 px: a cell may break between the mean and its
+   "± half-width", never inside a number; the scroll box is the fallback for even more. */
+table.compare { font-size: 0.9em; }
+table.compare td { white-space: normal; padding: 0.25rem 0.4rem; }
+table.compare th { white-space: normal; padding: 0.25rem 0.4rem; }
+.v { white-space: nowrap; }
 th { background: #f1f3f5; }
 tr.best td { background: #e6f4ea; } tr.best td.value { font-weight: bold; }
 tr.tie td.value { color: #1e7b34; }
@@ -38,19 +45,29 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85em;
 """
 
 
+def _pm(s: Summary, signed: bool = False) -> str:
+    """The shared ``pm`` text (``0.9200 ± 0.0497``) as HTML: two unbreakable pieces, so a
+    narrow column wraps between them and never inside a number."""
+    text = pm(s, signed)
+    if " ± " not in text:
+        return escape(text)
+    mean, half = text.split(" ± ")
+    return f'<span class="v">{escape(mean)}</span> <span class="v">± {escape(half)}</span>'
+
+
 def _row_html(c: Comparison, row: Row) -> str:
     cls = "best" if row.best else ("tie" if row.tie else "")
     cells = [f'<td class="value">{escape(show(row.value) + value_mark(row))}</td>',
              f"<td>{escape(seeds_text(row))}</td>"]
     for name in c.metrics:
         cell = row.cells[name]
-        text = escape(pm(cell.summary))
+        text = _pm(cell.summary)
         if row.is_baseline:
             text += '<div class="diff">baseline</div>'
         elif cell.diff is not None and cell.diff.summary.mean is not None:
             sig = cell.diff.summary.excludes_zero
             text += (f'<div class="diff{" sig" if sig else ""}">Δ '
-                     f'{escape(pm(cell.diff.summary, signed=True))}{" *" if sig else ""}</div>')
+                     f'{_pm(cell.diff.summary, signed=True)}{" *" if sig else ""}</div>')
         cells.append(f"<td>{text}</td>")
     return f'<tr class="{cls}">' + "".join(cells) + "</tr>"
 

@@ -25,7 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from dropout_lab.comparison import Block, Comparison  # noqa: E402
-from dropout_lab.comparison.metrics import BOUNDED  # noqa: E402
+from dropout_lab.comparison.metrics import clip  # noqa: E402
 from dropout_lab.comparison.selection import describe  # noqa: E402
 from dropout_lab.comparison.values import show  # noqa: E402
 from dropout_lab.config import P_KEY  # noqa: E402
@@ -95,10 +95,9 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str) -> 
                     label=_block_label(c, block))
             band = [(x, s) for x, s in pts if s.lo is not None]
             if band:
-                lo, hi = [s.lo for _, s in band], [s.hi for _, s in band]
-                if m in BOUNDED:  # an accuracy's interval ends at 1 (and 0)
-                    lo, hi = [max(0.0, v) for v in lo], [min(1.0, v) for v in hi]
-                ax.fill_between([x for x, _ in band], lo, hi, color=color, alpha=0.2,
+                edges = [clip(m, s.lo, s.hi) for _, s in band]  # accuracies end at 1
+                ax.fill_between([x for x, _ in band], [a for a, _ in edges],
+                                [b for _, b in edges], color=color, alpha=0.2,
                                 linewidth=0)
         ax.set_xticks(ticks, ticklabels)
         ax.set_xlabel(_axis_label(c))
@@ -184,6 +183,79 @@ def learning_curves_figure(c: Comparison) -> Figure | None:
         ax.grid(alpha=0.3)
         ax.legend(title=f"{c.by} (solid test, dashed train)", fontsize=7, title_fontsize=7)
     fig.suptitle(f"{c.name}: learning curves, mean over seeds")
+    return fig
+
+
+@dataclass(frozen=True)
+class EpochBand:
+    """One metric over the epochs, over seeds: mean, lowest and highest seed per epoch."""
+
+    epochs: list[int]
+    mean: list[float]
+    lo: list[float]
+    hi: list[float]
+
+
+def epoch_band(runs: list[list[dict[str, Any]]], metric: str) -> EpochBand | None:
+    """Per epoch, the mean and the range (min, max) of ``metric`` over the runs (seeds) that
+    recorded it at that epoch: mean = sum(v) / n. None when no run has the metric."""
+    by_epoch: dict[int, list[float]] = {}
+    for rows in runs:
+        for row in rows:
+            v = row.get(metric)
+            if isinstance(v, (int, float)) and math.isfinite(v) and "epoch" in row:
+                by_epoch.setdefault(int(row["epoch"]), []).append(float(v))
+    if not by_epoch:
+        return None
+    epochs = sorted(by_epoch)
+    return EpochBand(epochs, [sum(by_epoch[e]) / len(by_epoch[e]) for e in epochs],
+                     [min(by_epoch[e]) for e in epochs], [max(by_epoch[e]) for e in epochs])
+
+
+# Panels of the curves figure: (metric, y label)
+CURVE_PANELS = [("test_loss", "test loss (nats)"), ("test_acc", "test accuracy (fraction)"),
+                ("gap_acc", "gap: train acc - test acc")]
+
+
+def epoch_curves_figure(c: Comparison) -> Figure | None:
+    """Loss, test accuracy and gap over the epochs, one line per value of ``c.by`` (per p):
+    mean over seeds, band from the lowest to the highest seed; one row of panels per block."""
+    blocks = c.blocks[:MAX_BLOCKS]
+    drawn: list[tuple[Block, list[tuple[Any, dict[str, EpochBand]]]]] = []
+    for block in blocks:
+        lines = []
+        for row in block.rows:
+            runs = [rec.epochs or [] for rec in row.records]
+            bands = {m: b for m, _ in CURVE_PANELS if (b := epoch_band(runs, m)) is not None}
+            if bands:
+                lines.append((row.value, bands))
+        if lines:
+            drawn.append((block, lines))
+    if not drawn:
+        return None
+    fig = Figure(figsize=(4.6 * len(CURVE_PANELS), 3.4 * len(drawn)), layout="constrained")
+    axes = fig.subplots(len(drawn), len(CURVE_PANELS), squeeze=False)
+    colors = _colors(len(c.values))
+    color_of = {show(v): col for v, col in zip(c.values, colors, strict=True)}
+    for (block, lines), row_axes in zip(drawn, axes, strict=True):
+        for ax, (metric, label) in zip(row_axes, CURVE_PANELS, strict=True):
+            for value, bands in lines:
+                band = bands.get(metric)
+                if band is None:
+                    continue
+                color = color_of[show(value)]
+                ax.plot(band.epochs, band.mean, color=color, label=show(value))
+                edges = [clip(metric, a, b) for a, b in zip(band.lo, band.hi, strict=True)]
+                ax.fill_between(band.epochs, [a for a, _ in edges], [b for _, b in edges],
+                                color=color, alpha=0.2, linewidth=0)
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(label)
+            ax.set_title(f"{metric}" + (f" ({_block_label(c, block)})" if c.block_axes else ""),
+                         fontsize=9)
+            ax.grid(alpha=0.3)
+        row_axes[0].legend(title=f"{c.by}: mean, band = seed range", fontsize=7,
+                           title_fontsize=7)
+    fig.suptitle(f"{c.name}: curves over epochs per {c.by}")
     return fig
 
 
@@ -310,6 +382,7 @@ def weights_figure(c: Comparison) -> Figure | None:
 FIGURES: dict[str, tuple[str, Callable[[Comparison], Figure | None]]] = {
     "accuracy_vs_p": ("Test accuracy and generalization gap", accuracy_figure),
     "learning_curves": ("Learning curves", learning_curves_figure),
+    "epoch_curves": ("Loss, accuracy and gap over epochs", epoch_curves_figure),
     "layers_vs_p": ("Co-adaptation per hidden layer", layers_figure),
     "coadaptation_vs_p": ("Reliance on single units", coadaptation_figure),
     "weights": ("First-layer weights", weights_figure),
@@ -319,6 +392,7 @@ FIGURES: dict[str, tuple[str, Callable[[Comparison], Figure | None]]] = {
 
 _ABSENT = {
     "learning_curves": "no per-epoch metrics (metrics.jsonl) in the finished trials",
+    "epoch_curves": "no per-epoch metrics (metrics.jsonl) in the finished trials",
     "coadaptation_vs_p": "no co-adaptation statistics in the results (eval.coadaptation)",
     "layers_vs_p": "no co-adaptation statistics in the results (eval.coadaptation)",
     "weights": "no first-layer weights stored (eval.save_weights) or inputs that are not a "

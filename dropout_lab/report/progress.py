@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console
 from rich.live import Live
@@ -17,6 +17,29 @@ def fmt_seconds(s: float) -> str:
         return f"{s:.1f}s"
     s = int(round(s))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def fmt_number(v: float) -> str:
+    """4 decimals for ordinary values; 4 significant digits in exponent form for huge or tiny
+    ones (a loss of 1e36 is ``1e+36``, never 37 digits of fixed point)."""
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    if v != 0 and (abs(v) >= 1e5 or abs(v) < 1e-4):
+        return f"{v:.4g}"
+    return f"{v:.4f}"
+
+
+def epoch_numbers(row: dict[str, Any] | None) -> str:
+    """``  loss 0.3120  test acc 0.9012`` from an epoch row (loss: the mean training loss of the
+    epoch's mini-batches, with dropout on, as the optimizer saw it)."""
+    if not row:
+        return ""
+    parts = []
+    for label, key in (("loss", "fit_loss"), ("test acc", "test_acc")):
+        value = row.get(key)
+        if isinstance(value, (int, float)):
+            parts.append(f"{label} {fmt_number(value)}")
+    return "".join(f"  {p}" for p in parts)
 
 
 class SweepProgress:
@@ -33,6 +56,7 @@ class SweepProgress:
         self.skipped = skipped
         self.queued = total
         self.running: dict[str, tuple[int, int]] = {}
+        self.last_row: dict[str, dict[str, Any]] = {}  # latest epoch row of a running trial
         self.done = 0
         self.failed = 0
         self.t0 = time.monotonic()
@@ -51,14 +75,18 @@ class SweepProgress:
             self._line(f"start  {trial_id}")
         self._refresh()
 
-    def epoch(self, trial_id: str, epoch: int, epochs: int) -> None:
+    def epoch(self, trial_id: str, epoch: int, epochs: int,
+              row: dict[str, Any] | None = None) -> None:
         self.running[trial_id] = (epoch, epochs)
+        if row is not None:
+            self.last_row[trial_id] = row
         self._refresh()
 
     def finished(self, trial_id: str, status: str) -> None:
         if trial_id not in self._starts:  # an executor that does not report starts
             self.queued -= 1
         self.running.pop(trial_id, None)
+        self.last_row.pop(trial_id, None)
         start = self._starts.pop(trial_id, None)
         if start is not None:
             self._durations.append(time.monotonic() - start)
@@ -101,8 +129,8 @@ class SweepProgress:
         if self.header:
             t.append(f"  {self.header}\n", style="dim")
         for tid, (ep, eps) in list(self.running.items())[:8]:
-            t.append(f"  {tid}  " + (f"epoch {ep}/{eps}" if eps else "running") + "\n",
-                     style="cyan")
+            t.append(f"  {tid}  " + (f"epoch {ep}/{eps}" if eps else "running")
+                     + epoch_numbers(self.last_row.get(tid)) + "\n", style="cyan")
         return t
 
     def _line(self, text: str) -> None:

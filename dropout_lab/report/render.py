@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dropout_lab.comparison import Comparison, Row
-from dropout_lab.comparison.metrics import BOUNDED
+from dropout_lab.comparison.metrics import clip
 from dropout_lab.comparison.selection import describe
 from dropout_lab.comparison.values import show
 from dropout_lab.stats import Summary, seeds_needed
@@ -39,13 +39,11 @@ def pm(s: Summary, signed: bool = False) -> str:
 
 
 def interval(name: str, s: Summary) -> list[float] | None:
-    """[lo, hi] of a level, clipped to [0, 1] for accuracies (a t interval does not know the
+    """[lo, hi] of a level, clipped to the metric's range (a t interval does not know the
     bound: 0.99 ± 0.07 is [0.92, 1.0], not [0.92, 1.06])."""
     if s.lo is None or s.hi is None:
         return None
-    if name in BOUNDED:
-        return [max(0.0, s.lo), min(1.0, s.hi)]
-    return [s.lo, s.hi]
+    return list(clip(name, s.lo, s.hi))
 
 
 def pct(level: float) -> str:

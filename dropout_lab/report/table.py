@@ -92,6 +92,5 @@ def results_table(results: list[dict[str, Any]], axes: list[str], title: str) ->
         table.add_row(*row["params"].values(), seeds if row["n"] == row["of"] else f"[red]{seeds}",
                       *cells)
     if flagged:
-        table.caption = ("health: flags of the row's trials (docs/metrics.md#health-flags); "
-                         "compare leaves collapsed trials out of its means")
+        table.caption = "health flags: see docs/metrics.md#health-flags"
     return table

@@ -1,0 +1,63 @@
+"""``dropout-lab export SWEEP --to mlflow|tensorboard``: hand a sweep to another viewer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from dropout_lab.cli.app import guard, out
+from dropout_lab.errors import OutputError
+from dropout_lab.export import TARGETS
+from dropout_lab.export import export as run_export
+
+
+def register(app: typer.Typer) -> None:
+    app.command("export")(export)
+
+
+@guard
+def export(
+    sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
+    dest: Path = typer.Argument(None, help="for --to tensorboard: the log folder to write"),
+    to: str = typer.Option(..., "--to", help=f"{' | '.join(TARGETS)}"),
+    tracking_uri: str = typer.Option(None, "--tracking-uri",
+                                     help="for --to mlflow: where to log (a folder as "
+                                     "file:///abs/path, sqlite:///mlflow.db, or a server); "
+                                     "default: MLflow's own (MLFLOW_TRACKING_URI)"),
+    experiment: str = typer.Option(None, "--experiment",
+                                   help="for --to mlflow: experiment name (default "
+                                   "dropout-lab/<sweep>)"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+) -> None:
+    """Export a sweep's trials to MLflow or TensorBoard.
+
+    MLflow: one parent run per sweep and a child run per trial of the current grid (params,
+    per-epoch metrics with steps, final metrics, tags). TensorBoard: event files, one run
+    folder per trial, one scalar per metric and epoch.
+
+    Needs the extra: pip install "dropout-lab[mlflow]" or "dropout-lab[tensorboard]"."""
+    if to == "mlflow":
+        if dest is not None:
+            raise OutputError("export --to mlflow takes no folder; use --tracking-uri "
+                              f"file://{dest.resolve()} to log into a folder")
+        summary = run_export(sweep_dir, "mlflow", tracking_uri=tracking_uri,
+                             experiment=experiment)
+    elif to == "tensorboard":
+        if tracking_uri or experiment:
+            raise OutputError("--tracking-uri and --experiment are for --to mlflow")
+        summary = run_export(sweep_dir, "tensorboard", dest=dest)
+    else:
+        summary = run_export(sweep_dir, to)  # raises the OutputError listing the targets
+    if json_out:
+        typer.echo(json.dumps(summary, indent=2))
+    elif to == "mlflow":
+        out.print(f"exported {summary['runs']} trial run(s) under parent run "
+                  f"{summary['parent_run_id']} (experiment {escape(summary['experiment'])}, "
+                  f"{escape(str(summary['tracking_uri']))})", highlight=False)
+    else:
+        out.print(f"wrote {summary['runs']} TensorBoard run(s), {summary['scalars']} scalars, "
+                  f"to {escape(summary['logdir'])}; view: tensorboard --logdir "
+                  f"{escape(str(dest))}", highlight=False)

@@ -1,0 +1,51 @@
+"""``dropout-lab gc SWEEP``: drop trial folders not in the current grid, failed or corrupt."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from dropout_lab.cli.app import guard, out
+from dropout_lab.runs import apply_gc, plan_gc
+from dropout_lab.store import SweepStore
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gc")(gc)
+
+
+@guard
+def gc(
+    sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
+    apply: bool = typer.Option(False, "--apply", help="remove them (default: only list them)"),
+    keep_failed: bool = typer.Option(False, "--keep-failed",
+                                     help="keep failed and diverged trials of the grid"),
+    json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
+) -> None:
+    """Clean a sweep folder: trials of earlier grids, failed or diverged trials (a re-run
+    retries them) and corrupt ones (unreadable result.json).
+
+    A dry run by default: it lists what would go; --apply removes it."""
+    store = SweepStore(sweep_dir)
+    plan = plan_gc(store, keep_failed=keep_failed)
+    if apply:
+        apply_gc(store, plan)
+    if json_out:
+        typer.echo(json.dumps({**plan.as_dict(), "applied": apply}, indent=2))
+        return
+    verb = "removed" if apply else "would remove"
+    for reason, ids in (("not in the current grid", plan.not_in_grid),
+                        ("failed or diverged", plan.failed), ("corrupt", plan.corrupt)):
+        for tid in ids:
+            out.print(f"{verb} {tid}  ({reason})", highlight=False)
+    total = len(plan.all)
+    if not total:
+        out.print(f"{escape(str(sweep_dir))}: nothing to clean", highlight=False)
+    elif apply:
+        out.print(f"{escape(str(sweep_dir))}: removed {total} trial folder(s)", highlight=False)
+    else:
+        out.print(f"{escape(str(sweep_dir))}: {total} trial folder(s) would be removed; "
+                  "run again with --apply to remove them", highlight=False)

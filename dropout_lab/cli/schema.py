@@ -1,0 +1,40 @@
+"""``dropout-lab schema``: the config's JSON Schema (from the pydantic models), for editors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from dropout_lab.cli.app import guard
+from dropout_lab.config import ExperimentConfig
+from dropout_lab.store import atomic_write_text
+
+
+def register(app: typer.Typer) -> None:
+    app.command("schema")(schema)
+
+
+def config_schema() -> dict:
+    """JSON Schema (draft 2020-12) of a config file, as pydantic derives it from the models."""
+    doc = ExperimentConfig.model_json_schema()
+    doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    doc["title"] = "dropout-lab config"
+    return doc
+
+
+@guard
+def schema(
+    output: Path = typer.Option(None, "--output", "-o",
+                                help="write the schema to this file instead of stdout"),
+) -> None:
+    """Print the JSON Schema of a config file, so an editor can check and complete the YAML.
+
+    For example, with the YAML language server, write the schema to a file and put
+    '# yaml-language-server: $schema=dropout-lab.schema.json' at the top of the config."""
+    text = json.dumps(config_schema(), indent=2) + "\n"
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        atomic_write_text(output, text)

@@ -1,0 +1,152 @@
+"""``dropout-lab show runs/<sweep>/trials/<id>``: one trial folder, read as it is on disk."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+
+from dropout_lab.cli.app import out
+from dropout_lab.errors import StoreError
+from dropout_lab.report.progress import fmt_number, fmt_seconds
+from dropout_lab.runs import read_result
+from dropout_lab.store import CONFIG_FILE, ERROR_FILE, METRICS_FILE, RESULT_FILE, dumps
+
+
+def is_trial_folder(path: Path) -> bool:
+    """A folder under ``trials/`` holding a trial's config or result."""
+    return path.parent.name == "trials" and (
+        (path / RESULT_FILE).exists() or (path / CONFIG_FILE).exists())
+
+
+def read_curves(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The rows of metrics.jsonl and how many lines could not be read (a torn last line)."""
+    rows, bad = [], 0
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return [], 0
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows, bad
+
+
+def _num(row: dict[str, Any], key: str) -> float | None:
+    v = row.get(key)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+
+def curve_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per metric over the epochs: first, last, best (min for losses and the gap, max for
+    accuracies) and the epoch of the best."""
+    summary: dict[str, Any] = {"epochs": len(rows)}
+    for key in ("fit_loss", "train_loss", "test_loss", "train_acc", "test_acc", "gap_acc"):
+        points = [(r.get("epoch", i + 1), _num(r, key)) for i, r in enumerate(rows)]
+        points = [(e, v) for e, v in points if v is not None]
+        if not points:
+            continue
+        best = (max if key.endswith("_acc") and key != "gap_acc" else min)(
+            points, key=lambda p: p[1])
+        summary[key] = {"first": points[0][1], "last": points[-1][1], "best": best[1],
+                        "best_epoch": best[0]}
+    return summary
+
+
+def show_trial(trial_dir: Path, json_out: bool) -> None:
+    """Config, final metrics, health (when the trial recorded it), timing, env, curves."""
+    result, corrupt = read_result(trial_dir / RESULT_FILE)
+    if corrupt:
+        raise StoreError(f"{trial_dir / RESULT_FILE}: unreadable (not a JSON object); "
+                         f"'dropout-lab gc {trial_dir.parent.parent}' removes corrupt trials")
+    config: Any = None
+    if (trial_dir / CONFIG_FILE).exists():
+        try:
+            config = yaml.safe_load((trial_dir / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError):
+            config = None
+    rows, bad = read_curves(trial_dir / METRICS_FILE)
+    result = result or {"trial_id": trial_dir.name, "status": "pending"}
+    error = (trial_dir / ERROR_FILE).read_text(encoding="utf-8") if (
+        trial_dir / ERROR_FILE).exists() else None
+    doc = {
+        "trial_dir": str(trial_dir), "trial_id": result.get("trial_id", trial_dir.name),
+        "status": result.get("status"), "params": result.get("params"), "config": config,
+        "final": result.get("final"), "health": result.get("health"),
+        "timing": result.get("timing"), "env": result.get("env"),
+        "curves": curve_summary(rows), "unreadable_metric_lines": bad,
+        "error": error,
+    }
+    if json_out:
+        typer.echo(json.dumps(json.loads(dumps(doc)), indent=2))
+        return
+    status = doc["status"] or "?"
+    out.print(f"[bold]trial {escape(str(doc['trial_id']))}[/]: {escape(status)}  "
+              f"{escape(json.dumps(doc['params'] or {}))}", highlight=False, soft_wrap=False)
+    if config is not None:
+        out.print("[bold]config[/]")
+        out.print(Syntax(yaml.safe_dump(config, sort_keys=False), "yaml", theme="ansi_dark",
+                         background_color="default"))
+    if doc["final"]:
+        out.print("[bold]final[/]  " + "  ".join(
+            f"{k} {_fmt(v)}" for k, v in doc["final"].items()), highlight=False, soft_wrap=False)
+    if doc["health"]:
+        out.print("[bold]health[/]")
+        for k, v in doc["health"].items():
+            out.print(f"  {escape(str(k))}: {escape(_fmt(v))}", highlight=False, soft_wrap=False)
+    timing = doc["timing"] or {}
+    parts = [f"{k.removesuffix('_seconds')} {fmt_seconds(v)}" for k, v in timing.items()
+             if k.endswith("_seconds") and isinstance(v, (int, float))]
+    if parts:
+        out.print("[bold]timing[/]  " + "  ".join(parts), highlight=False, soft_wrap=False)
+    env = doc["env"] or {}
+    if env:
+        versions = env.get("versions") or {}
+        plain = {k: v for k, v in env.items() if k != "versions" and v is not None}
+        out.print("[bold]env[/]  " + escape("  ".join(f"{k} {v}" for k, v in plain.items())),
+                  highlight=False, soft_wrap=False)  # wrapped at the terminal's width
+        if versions:
+            out.print("  versions: " + escape(", ".join(f"{k} {v}" for k, v in versions.items())),
+                      highlight=False, soft_wrap=False)
+    curves = doc["curves"]
+    if curves["epochs"]:
+        table = Table(title=f"curves over {curves['epochs']} epoch(s)", title_justify="left")
+        for col in ("metric", "first", "last", "best", "at epoch"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for key, s in curves.items():
+            if key == "epochs":
+                continue
+            table.add_row(key, _fmt(s["first"]), _fmt(s["last"]), _fmt(s["best"]),
+                          str(s["best_epoch"]))
+        out.print(table)
+    else:
+        out.print("curves: no epoch recorded", highlight=False, soft_wrap=False)
+    if bad:
+        out.print(f"[yellow]{bad} unreadable line(s) in {METRICS_FILE}[/]", highlight=False,
+                  soft_wrap=False)
+    if error:
+        out.print("[bold red]error[/]  " + escape(error.strip().splitlines()[-1]),
+                  highlight=False, soft_wrap=False)
+
+
+def _fmt(v: Any) -> str:
+    """Short numbers, never 37-digit fixed point (see fmt_number)."""
+    if isinstance(v, float):
+        return fmt_number(v)
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return str(v)
