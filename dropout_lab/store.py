@@ -292,13 +292,13 @@ class SweepStore:
             return
         swept = set(axes) | set(doc.get("sweep") or {})
         old, new = _flatten(stored), _flatten(base)
-        differ = sorted(k for k in set(old) | set(new)
+        # Keys on one side only (a field a newer version added) are not a difference.
+        differ = sorted(k for k in set(old) & set(new)
                         if k != "name" and k not in swept
                         and not any(k.startswith(a + ".") for a in swept)
-                        and old.get(k, _MISSING) != new.get(k, _MISSING))
+                        and old[k] != new[k])
         if differ:
-            shown = ", ".join(f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
-                              for k in differ[:3])
+            shown = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in differ[:3])
             more = f" and {len(differ) - 3} more" if len(differ) > 3 else ""
             raise StoreError(
                 f"{self.root} holds a sweep of another config ({shown}{more}); pass --fresh "
@@ -513,7 +513,6 @@ class SweepStore:
 
 
 _WARNED: set[str] = set()
-_MISSING = object()
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -79,6 +79,8 @@ def sweep(
                        cfg, json_out, executor, parse_columns(columns), wide)
         raise typer.Exit(0)
 
+    if not fresh:  # refuse another config before starting anything (checked again locked)
+        store.check_compatible(cfg.model_dump(mode="json", exclude={"sweep"}), dict(cfg.sweep))
     selected = executors.create(executor, len(pending), len(trials), workers=workers,
                                 threads=threads, ray_address=ray_address,
                                 largest_weights=lambda: largest_weights(trials))

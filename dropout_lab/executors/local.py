@@ -31,8 +31,10 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from dropout_lab.executors.base import Events, Job, lost_trial
-from dropout_lab.trial import TrialOutcome
+from dropout_lab.trial import TrialOutcome, run_trial
 
 # Read once by each BLAS/OpenMP runtime when it loads: set in the worker's environment so the
 # runtime starts with the right pool size (threadpoolctl then enforces it as well).
@@ -46,10 +48,7 @@ STOP_GRACE_SECONDS = 3.0  # after SIGTERM, how long a worker gets before SIGKILL
 def _worker_main(conn: Connection, threads: int, workers: int) -> None:
     """Body of a worker process: receive jobs, run them, send back events and outcomes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
-    from threadpoolctl import threadpool_limits
-
     limits = threadpool_limits(limits=threads)  # noqa: F841 (held for the process's lifetime)
-    from dropout_lab.trial import run_trial
 
     def send(message: tuple[Any, ...]) -> None:
         try:

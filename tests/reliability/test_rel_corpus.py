@@ -172,10 +172,8 @@ def _npz_huge_header(tmp: Path) -> Path:
     header = {"descr": "<f8", "fortran_order": False, "shape": (100000, 100000)}
     buf = io.BytesIO()
     np.lib.format.write_array_header_1_0(buf, header)
-    with zipfile.ZipFile(path, "a") as z:
-        names = z.namelist()
     with zipfile.ZipFile(path) as z:
-        members = {n: z.read(n) for n in names}
+        members = {n: z.read(n) for n in z.namelist()}
     members["x_train.npy"] = buf.getvalue()  # magic and header, then no data at all
     with zipfile.ZipFile(path, "w") as z:
         for n, data in members.items():
