@@ -22,6 +22,7 @@ from dropout_lab.backends.base import NetSpec, Network, init_weights
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.dropout import make_plan
+from dropout_lab.environment import trial_environment
 from dropout_lab.errors import DivergedError
 
 EVAL_CHUNK = 4096  # rows per evaluation forward pass: bounds memory on large data sets
@@ -151,6 +152,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         prep = prepare(config, threads)
         env["device"] = prep.device
         env["versions"].update(prep.backend.versions())
+        env.update(trial_environment())  # BLAS libraries + thread pools, once the backend is set
         setup_seconds = time.perf_counter() - t_start
 
         def report(row: dict[str, Any]) -> None:
