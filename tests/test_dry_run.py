@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import TINY
 
-from dropout_lab.runner import _makespan
+from dropout_lab.estimate import _makespan
 
 
 def _snapshot(root: Path) -> dict[str, float]:
