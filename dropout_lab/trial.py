@@ -18,7 +18,7 @@ import numpy as np
 
 from dropout_lab import __version__, seeds
 from dropout_lab.backends import registry as backends
-from dropout_lab.backends.base import NetSpec, Network, init_weights
+from dropout_lab.backends.base import NetSpec, Network, init_weights, train_epoch
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.dropout import make_plan
@@ -107,12 +107,8 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
     for epoch in range(1, cfg.train.epochs + 1):
         t0 = time.perf_counter()
         perm = order_rng.permutation(n)
-        fit_loss_sum = 0.0
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            loss = net.train_step(xb, yb, plan.sample(noise_rng, len(idx)))
-            fit_loss_sum += loss * len(idx)
+        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, bs, plan, noise_rng,
+                                   cfg.dropout.noise)  # a device backend may run it on the device
         fit_loss = fit_loss_sum / n
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(fit_loss):

@@ -261,15 +261,14 @@ class MLP(ABC, Generic[T]):
         raise AssertionError("unreachable")
 
     # -- backward -----------------------------------------------------------------------------
-    def _loss_and_grads(self, x: np.ndarray, y: np.ndarray, noise: Noise | None,
+    def _loss_and_grads(self, x: T, y: T, noise: tuple[list[T | None], list[T | None]] | None,
                         into_scratch: bool) -> tuple[T, Grads]:
-        """Mean cross-entropy (0-d backend array) and [(dW_l, db_l)]; with ``into_scratch``
-        every dW_l is written into this network's scratch buffer (valid until the next
-        step)."""
-        units, masks = self._noise(noise) or (None, None)
-        z, inputs, weights, hidden = self._forward_train(self._to_backend(np.asarray(x)),
-                                                         units, masks)
-        loss, g = self._softmax_xent(z, self._labels(y))  # g_{L-1} = (softmax - onehot) / N
+        """Mean cross-entropy (0-d backend array) and [(dW_l, db_l)] of a mini-batch already on
+        the backend; with ``into_scratch`` every dW_l is written into this network's scratch
+        buffer (valid until the next step)."""
+        units, masks = noise or (None, None)
+        z, inputs, weights, hidden = self._forward_train(x, units, masks)
+        loss, g = self._softmax_xent(z, y)  # g_{L-1} = (softmax - onehot) / N
         grads: Grads = [None] * self.n_layers  # type: ignore[list-item]
         for l in range(self.n_layers - 1, -1, -1):
             dW = self._matmul_tn(inputs[l], g, self._dW[l] if into_scratch else None)  # a_l^T g_l
@@ -287,7 +286,8 @@ class MLP(ABC, Generic[T]):
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, noise: Noise | None
                        ) -> tuple[float, Weights]:
         """Mean cross-entropy and its gradients [(dW, db)], without updating anything."""
-        loss, grads = self._loss_and_grads(x, y, noise, into_scratch=False)
+        loss, grads = self._loss_and_grads(self._to_backend(np.asarray(x)), self._labels(y),
+                                           self._noise(noise), into_scratch=False)
         return self._item(loss), [(self._to_numpy(dW).copy(), self._to_numpy(db).copy())
                                   for dW, db in grads]
 
@@ -298,6 +298,10 @@ class MLP(ABC, Generic[T]):
 
     def _train_step(self, x: np.ndarray, y: np.ndarray, noise: Noise | None) -> T:
         """One optimizer step; the loss stays a backend array (no host synchronisation)."""
+        return self._step(self._to_backend(np.asarray(x)), self._labels(y), self._noise(noise))
+
+    def _step(self, x: T, y: T, noise: tuple[list[T | None], list[T | None]] | None) -> T:
+        """One optimizer step on a mini-batch (and noise) already on the backend."""
         loss, grads = self._loss_and_grads(x, y, noise, into_scratch=True)
         self.t += 1
         self._optimizer_step(grads)

@@ -21,11 +21,12 @@ import re
 import numpy as np
 import torch
 
-from dropout_lab.backends.base import NetSpec, Weights
+from dropout_lab.backends.base import NetSpec, Weights, host_epoch
 from dropout_lab.backends.mlp import MLP, Grads
+from dropout_lab.backends.torch_device import DeviceEpochs
 from dropout_lab.backends.torch_foreach import foreach_optimizer_step
 from dropout_lab.config import TrainConfig
-from dropout_lab.dropout import Noise
+from dropout_lab.dropout import DropoutPlan, Noise
 from dropout_lab.errors import BackendError
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -39,6 +40,9 @@ class TorchNetwork(MLP[torch.Tensor]):
         self.device = torch.device(device)
         self.dtype = _DTYPES[spec.dtype]
         self.np_dtype = np.dtype(spec.dtype)
+        # Whether host <-> device copies cost anything (the GPU path); a test sets it on the CPU.
+        self.on_device = self.device.type != "cpu"
+        self._epochs: DeviceEpochs | None = None
         super().__init__(spec, weights, train)
 
     # The whole network runs without autograd: the backward pass is written out in MLP.
@@ -57,11 +61,33 @@ class TorchNetwork(MLP[torch.Tensor]):
         with torch.no_grad():
             return super().train_step(x, y, noise)
 
+    # -- GPU-ready epochs (torch_device.py) --------------------------------------------------
+    def train_epoch(self, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+                    plan: DropoutPlan, noise_rng: np.random.Generator, noise_on: str = "host"
+                    ) -> float:
+        """On a device other than the CPU, or with noise drawn on the device: the training
+        data stay on the device, no host synchronisation per step (DeviceEpochs). Else the
+        host loop, step by step, as the numpy backend."""
+        if not (self.on_device or noise_on == "device"):
+            return host_epoch(self, x, y, order, batch_size, plan, noise_rng)
+        epochs = self._epochs
+        if epochs is None or not epochs.serves(x, noise_on):
+            epochs = self._epochs = DeviceEpochs(self, x, y, plan, noise_rng, noise_on)
+        return epochs.run(order, batch_size)
+
+    def _device_step(self, x: torch.Tensor, y: torch.Tensor,
+                     noise: tuple[list[torch.Tensor | None], list[torch.Tensor | None]] | None
+                     ) -> torch.Tensor:
+        """One optimizer step on a mini-batch and noise already on the device."""
+        return self._step(x, y, noise)
+
     # -- speed path: the multi-tensor optimizer (torch_foreach.py) ----------------------------
     def _optimizer_step(self, grads: Grads) -> None:
         foreach_optimizer_step(self, grads)
 
     # -- array conversion ---------------------------------------------------------------------
+    # _to_backend and _labels are the only host -> device copies, _to_numpy and _item the only
+    # device -> host ones (tests/backends/test_torch_device_path.py counts them).
     def _to_backend(self, a: np.ndarray) -> torch.Tensor:
         """A tensor of the network's dtype on its device; on the CPU it shares ``a``'s memory."""
         a = np.ascontiguousarray(a, dtype=self.np_dtype)
@@ -70,6 +96,7 @@ class TorchNetwork(MLP[torch.Tensor]):
         return t if self.device.type == "cpu" else t.to(self.device)
 
     def _labels(self, y: np.ndarray) -> torch.Tensor:
+        """Integer labels (or indices) as int64 on the device."""
         t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
         return t if self.device.type == "cpu" else t.to(self.device)
 
