@@ -55,7 +55,12 @@ def init_weights(sizes: list[int] | tuple[int, ...], activation: str,
 
 @runtime_checkable
 class Network(Protocol):
-    """A built network on a backend. Inputs and outputs are NumPy arrays."""
+    """A built network on a backend. Inputs and outputs are NumPy arrays.
+
+    Optionally, a network class may define ``train_epoch(x, y, order, batch_size, plan,
+    noise_rng, noise_on) -> float`` to run a whole epoch itself (the torch backend does, to keep
+    data and noise on a GPU); the trainer calls :func:`train_epoch`, whose default is the
+    step-by-step loop over :meth:`train_step`."""
 
     def train_step(self, x: np.ndarray, y: np.ndarray, noise: Noise | None) -> float:
         """One optimizer step on a mini-batch; returns the mini-batch loss (with dropout on)."""
