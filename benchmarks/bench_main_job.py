@@ -38,6 +38,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from dropout_lab import seeds
+from dropout_lab.backends.base import train_epoch
 from dropout_lab.config import ExperimentConfig, load_config
 from dropout_lab.estimate import _makespan, dry_run
 from dropout_lab.sweep import expand
@@ -84,9 +85,8 @@ def measure_shape(cfg: ExperimentConfig, epochs: int, threads: int) -> dict[str,
     for _ in range(epochs):
         perm = order_rng.permutation(n)
         t0 = time.perf_counter()
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            net.train_step(data.x_train[idx], data.y_train[idx], plan.sample(noise_rng, len(idx)))
+        train_epoch(net, data.x_train, data.y_train, perm, bs, plan, noise_rng,
+                    cfg.dropout.noise)  # the trainer's own epoch
         t1 = time.perf_counter()
         epoch_metrics(net, data)
         t2 = time.perf_counter()
