@@ -129,6 +129,9 @@ class DropoutConfig(_Strict):
     p: float | list[float] = Field(0.5, description="probability of DROPPING a hidden unit")
     input_p: float = Field(0.0, description="probability of dropping an input feature")
     variant: Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"] = "inverted"
+    noise: Literal["host", "device"] = Field(
+        "host", description="where the torch backend draws dropout noise: host (NumPy, the same "
+        "masks as the numpy backend) or device (a torch.Generator on the device, no copies)")
 
     @field_validator("p")
     @classmethod

@@ -23,8 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-BERNOULLI_VARIANTS = ("inverted", "standard", "unscaled")
-
 
 @dataclass
 class Noise:
@@ -45,7 +43,8 @@ class DropoutPlan:
     probability per unit layer [input_p, p_1, ..., p_H].
     """
 
-    def __init__(self, variant: str, rates: list[float], sizes: list[int], dtype: str = "float32"):
+    def __init__(self, variant: str, rates: list[float], sizes: list[int],
+                 dtype: str = "float32") -> None:
         if len(rates) != len(sizes) - 1:
             raise ValueError("one rate per unit layer (input + hidden layers)")
         self.variant = variant
@@ -95,7 +94,8 @@ class DropoutPlan:
             buf = self._buffers[key] = np.empty(shape, dtype=self.dtype)
         return buf
 
-    def _bernoulli(self, rng, key, shape, p: float, scale: bool) -> np.ndarray:
+    def _bernoulli(self, rng: np.random.Generator, key: tuple, shape: tuple[int, int], p: float,
+                   scale: bool) -> np.ndarray:
         """r = 1[u >= t] (kept with probability 1-p), times 1/(1-p) when ``scale``.
 
         u is uniform on the 32-bit integers (two per raw 64-bit draw of the generator) and
@@ -112,7 +112,8 @@ class DropoutPlan:
             buf *= self.dtype.type(keep_value)
         return buf
 
-    def _gaussian(self, rng, key, shape, p: float) -> np.ndarray:
+    def _gaussian(self, rng: np.random.Generator, key: tuple, shape: tuple[int, int],
+                  p: float) -> np.ndarray:
         """r ~ N(1, sigma^2) with sigma^2 = p / (1 - p), the variance of inverted dropout."""
         buf = self._buffer(key, shape)
         rng.standard_normal(out=buf, dtype=self.dtype)

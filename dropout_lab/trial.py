@@ -18,10 +18,11 @@ import numpy as np
 
 from dropout_lab import __version__, seeds
 from dropout_lab.backends import registry as backends
-from dropout_lab.backends.base import NetSpec, Network, init_weights
+from dropout_lab.backends.base import NetSpec, Network, init_weights, train_epoch
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.dropout import make_plan
+from dropout_lab.environment import trial_environment
 from dropout_lab.errors import DivergedError
 from dropout_lab.health import HEALTH_SAMPLES, assess, chance_accuracy, dead_fraction
 from dropout_lab.schedules import hyperparameters_at
@@ -144,12 +145,8 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
         net.set_hyperparameters(lr, momentum)
         t0 = time.perf_counter()
         perm = order_rng.permutation(n)
-        fit_loss_sum = 0.0
-        for start in range(0, n, bs):
-            idx = perm[start : start + bs]
-            xb, yb = data.x_train[idx], data.y_train[idx]
-            loss = net.train_step(xb, yb, plan.sample(noise_rng, len(idx)))
-            fit_loss_sum += loss * len(idx)
+        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, bs, plan, noise_rng,
+                                   cfg.dropout.noise)  # a device backend may run it on the device
         fit_loss = fit_loss_sum / n
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(fit_loss):
@@ -205,6 +202,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         prep = prepare(config, threads)
         env["device"] = prep.device
         env["versions"].update(prep.backend.versions())
+        env.update(trial_environment())  # BLAS libraries + thread pools, once the backend is set
         setup_seconds = time.perf_counter() - t_start
 
         def report(row: dict[str, Any]) -> None:

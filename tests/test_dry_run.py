@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import TINY
 
-from dropout_lab.runner import _makespan
+from dropout_lab.estimate import _makespan
 
 
 def _snapshot(root: Path) -> dict[str, float]:
@@ -43,16 +43,16 @@ def test_dry_run_after_a_partial_run_shows_skips_and_reruns(cli, write_config, t
         if r["params"]["dataset.train_size"] == 100:
             result.write_text(json.dumps(dict(r, status="failed", final=None)))
     # ... and that shape cannot be probed either.
-    import dropout_lab.trial
+    import dropout_lab.estimate
 
-    real_prepare = dropout_lab.trial.prepare
+    real_prepare = dropout_lab.estimate.prepare
 
     def prepare(config, threads):
         if config.dataset.train_size == 100:
             raise RuntimeError("probe of this shape fails")
         return real_prepare(config, threads)
 
-    monkeypatch.setattr(dropout_lab.trial, "prepare", prepare)
+    monkeypatch.setattr(dropout_lab.estimate, "prepare", prepare)  # the probe's trial set-up
     before = _snapshot(runs)
     code, out, _ = cli("sweep", path, "--runs-dir", runs, "--dry-run", "--json")
     assert code == 0

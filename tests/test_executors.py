@@ -166,11 +166,12 @@ def test_a_killed_worker_fails_its_trial_only(write_config, tmp_path):
     ("pending", "grid", "cores", "weights", "expected"),
     [
         (8, 8, 2, 10**6, (2, 1)),   # many trials: one thread each, a worker per core
-        (1, 1, 4, 10**6, (1, 4)),   # one big trial: one worker with every core
-        (2, 2, 8, 10**6, (2, 4)),   # few big trials share the cores
+        (1, 1, 4, 10**6, (1, 3)),   # one big trial: one worker, every core but one
+        (2, 2, 8, 10**6, (2, 3)),   # few big trials share the cores (one core spare)
         (1, 1, 4, 1000, (1, 1)),    # one small trial: threads would not pay off
         (1, 8, 2, 10**6, (1, 1)),   # resuming: threads follow the grid, not what is left
         (3, 3, 8, None, (3, 2)),    # unknown size: treated as big
+        (1, 1, 2, 10**6, (1, 1)),   # one big trial on 2 cores: 2 threads would stall
     ],
 )
 def test_auto_budget(pending, grid, cores, weights, expected):
@@ -184,7 +185,7 @@ def test_explicit_budget_is_kept_and_oversubscription_warned():
     assert (b.workers, b.threads, b.auto) == (4, 2, False)
     assert "8 busy threads on 2 core(s)" in b.warning
     assert budgets.choose(8, 8, 4, 10**6, threads=2).workers == 2
-    assert budgets.choose(8, 8, 4, 10**6, workers=2).threads == 2
+    assert budgets.choose(8, 8, 4, 10**6, workers=2).threads == 1  # (4 - 1) // 2
     with pytest.raises(ExecutorError):
         budgets.choose(8, 8, 4, workers=0)
 

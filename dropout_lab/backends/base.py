@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from dropout_lab.config import TrainConfig
-from dropout_lab.dropout import Noise
+from dropout_lab.dropout import DropoutPlan, Noise
 
 # Optimizer state that keeps decaying (the momentum of a weight whose gradient is always zero,
 # e.g. one fed by a blank pixel) ends up *subnormal*, and x86 CPUs compute with subnormal
@@ -55,7 +55,12 @@ def init_weights(sizes: list[int] | tuple[int, ...], activation: str,
 
 @runtime_checkable
 class Network(Protocol):
-    """A built network on a backend. Inputs and outputs are NumPy arrays."""
+    """A built network on a backend. Inputs and outputs are NumPy arrays.
+
+    Optionally, a network class may define ``train_epoch(x, y, order, batch_size, plan,
+    noise_rng, noise_on) -> float`` to run a whole epoch itself (the torch backend does, to keep
+    data and noise on a GPU); the trainer calls :func:`train_epoch`, whose default is the
+    step-by-step loop over :meth:`train_step`."""
 
     def train_step(self, x: np.ndarray, y: np.ndarray, noise: Noise | None) -> float:
         """One optimizer step on a mini-batch; returns the mini-batch loss (with dropout on)."""
@@ -98,3 +103,29 @@ class Backend(Protocol):
 
     def build(self, spec: NetSpec, weights: Weights, train: TrainConfig, device: str) -> Network:
         """A network holding a copy of ``weights``, with the optimizer of ``train``."""
+
+
+def train_epoch(net: Network, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+                plan: DropoutPlan, noise_rng: np.random.Generator, noise_on: str = "host"
+                ) -> float:
+    """One epoch of mini-batches ``x[order]``, ``y[order]``; returns the sum over mini-batches
+    of loss x batch size. The noise of every step is ``plan.sample(noise_rng, batch)``
+    (``noise_on = "host"``). A network class that defines ``train_epoch`` (the torch backend,
+    for data resident on a GPU, noise drawn there, one loss read-back per epoch) runs the
+    epoch itself; the class is asked, not the instance, so a wrapper that forwards attributes
+    (a recorder in a test) still sees every step."""
+    own = getattr(type(net), "train_epoch", None)
+    if own is not None:
+        return float(own(net, x, y, order, batch_size, plan, noise_rng, noise_on))
+    return host_epoch(net, x, y, order, batch_size, plan, noise_rng)
+
+
+def host_epoch(net: Network, x: np.ndarray, y: np.ndarray, order: np.ndarray, batch_size: int,
+               plan: DropoutPlan, noise_rng: np.random.Generator) -> float:
+    """The epoch step by step from the host: gather a mini-batch, sample its noise, train."""
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        loss = net.train_step(x[idx], y[idx], plan.sample(noise_rng, len(idx)))
+        total += loss * len(idx)
+    return total

@@ -5,8 +5,12 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from dropout_lab.errors import BackendError, ConfigError
+
+if TYPE_CHECKING:  # the Protocol only: base imports config, which imports this registry
+    from dropout_lab.backends.base import Backend
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ def get_spec(name: str) -> BackendSpec:
         raise ConfigError(f"unknown backend {name!r}{hint} (known: {', '.join(names())})") from None
 
 
-def create(name: str):
+def create(name: str) -> Backend:
     """Instantiate a backend by name; a missing package is a BackendError naming it."""
     spec = get_spec(name)
     module, cls = spec.target.split(":")

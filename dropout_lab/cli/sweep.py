@@ -16,11 +16,12 @@ from rich.table import Table
 from dropout_lab import executors
 from dropout_lab.cli.app import abort, err, guard, out
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
+from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
 from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
-from dropout_lab.runner import DryRun, SweepInterrupted, dry_run, largest_weights, plan, run_sweep
+from dropout_lab.runner import SweepInterrupted, plan, run_sweep
 
 
 def register(app: typer.Typer) -> None:

@@ -17,8 +17,10 @@ busy threads than cores).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from dropout_lab.errors import ExecutorError
 
@@ -26,13 +28,79 @@ from dropout_lab.errors import ExecutorError
 # off (digits with hidden [512] has 38k weights); such trials always get one thread.
 SMALL_TRIAL_WEIGHTS = 100_000
 
+# Cores auto leaves to other processes when it gives a trial several BLAS threads: a thread
+# pool larger than the free cores stalls (threads spin waiting for a descheduled peer).
+HEADROOM_CORES = 1
 
-def available_cores() -> int:
-    """CPU cores this process may use (the affinity mask, e.g. a container's or SLURM's)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PROC_CGROUP = Path("/proc/self/cgroup")
+
+
+def available_cores(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP) -> int:
+    """CPUs this process may use: the affinity mask (a container's cpuset, SLURM, taskset),
+    further capped by a cgroup CPU quota (Docker ``--cpus``, Kubernetes limits), rounded up.
+    ``os.cpu_count`` counts the machine's cores, which a container may not be allowed to
+    use: threads beyond the quota are throttled, not run."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # macOS, Windows
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = cgroup_cpu_quota(cgroup_root, proc_cgroup)
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota - 1e-9)))
+    return cores
+
+
+def cgroup_cpu_quota(cgroup_root: Path = CGROUP_ROOT, proc_cgroup: Path = PROC_CGROUP
+                     ) -> float | None:
+    """CPUs' worth of time per second this process's cgroup may use (quota / period), or
+    None when there is no quota. cgroup v2: ``cpu.max`` ("max 100000" or "200000 100000");
+    v1: ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us`` (quota -1 = none). The process's own
+    cgroup is read from ``/proc/self/cgroup``; its ancestors are checked too (the tightest
+    quota wins), then the root."""
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[float] = []
+    for line in lines:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":  # v2 unified hierarchy: "0::/path"
+            for d in _dirs_up(cgroup_root, path):
+                limits += _v2_quota(d / "cpu.max")
+        elif "cpu" in controllers.split(","):  # v1: "4:cpu,cpuacct:/path"
+            for base in (cgroup_root / controllers, cgroup_root / "cpu"):
+                if base.is_dir():
+                    for d in _dirs_up(base, path):
+                        limits += _v1_quota(d)
+                    break
+    return min(limits) if limits else None
+
+
+def _dirs_up(base: Path, path: str) -> list[Path]:
+    """base/path and each of its ancestors up to base itself."""
+    parts = [p for p in path.strip("/").split("/") if p]
+    return [base.joinpath(*parts[:k]) for k in range(len(parts), -1, -1)]
+
+
+def _v2_quota(cpu_max: Path) -> list[float]:
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+    except (OSError, ValueError):
+        return []
+    return [] if quota == "max" else [int(quota) / int(period)]
+
+
+def _v1_quota(d: Path) -> list[float]:
+    try:
+        quota = int((d / "cpu.cfs_quota_us").read_text())
+        period = int((d / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return []
+    return [quota / period] if quota > 0 and period > 0 else []
 
 
 @dataclass(frozen=True)
@@ -54,9 +122,12 @@ def choose(pending: int, grid: int, cores: int, largest_trial_weights: int | Non
 
     ``largest_trial_weights`` is the weight count of the biggest trial of the grid (None when
     unknown: treated as big). Auto rule, from the grid size ``n`` and the cores ``c``:
-    small trials or ``n >= c`` -> 1 thread each; else ``c // n`` threads (``c // workers``
-    when ``--workers`` is given). Workers then fill
-    the cores: ``min(pending, c // threads)`` (at least 1)."""
+    small trials or ``n >= c`` -> 1 thread each; else ``(c - 1) // n`` threads
+    (``(c - 1) // workers`` when ``--workers`` is given), at least 1: one core's worth of
+    headroom, because a multi-threaded BLAS that shares its cores with one other busy process
+    runs several times slower than with one thread fewer (measured: 2 threads 4x slower than 1
+    on a busy 2-core machine, docs/parallel.md). Workers then fill the cores:
+    ``min(pending, c // threads)`` (at least 1)."""
     if workers is not None and workers < 1:
         raise ExecutorError(f"--workers must be at least 1, got {workers}")
     if threads is not None and threads < 1:
@@ -68,11 +139,11 @@ def choose(pending: int, grid: int, cores: int, largest_trial_weights: int | Non
         if small:
             threads = 1
         elif workers is not None:
-            threads = max(1, cores // workers)
+            threads = max(1, (cores - HEADROOM_CORES) // workers)
         elif grid >= cores:
             threads = 1
         else:
-            threads = max(1, cores // max(1, grid))
+            threads = max(1, (cores - HEADROOM_CORES) // max(1, grid))
     if workers is None:
         workers = max(1, min(max(1, pending), cores // threads))
     warning = None

@@ -27,7 +27,7 @@ from dropout_lab.backends.torch_backend import TorchBackend  # noqa: E402
 HAS_CUDA = torch.cuda.is_available()
 HAS_MPS = torch.backends.mps.is_available()
 no_gpu_only = pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA GPU")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_auto_and_cpu_resolve():

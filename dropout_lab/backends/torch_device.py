@@ -1,0 +1,117 @@
+"""The GPU-ready training epoch of the torch backend (``dropout.noise: device``).
+
+On a GPU the per-step costs of the host path are copies and synchronisations, not arithmetic:
+every mini-batch and every noise array crosses host -> device, and reading the loss back
+(``float(loss)``) waits for the GPU to finish. This path removes them:
+
+* the training set is copied to the device once (:meth:`DeviceEpochs.bind`), and each epoch
+  one index vector (the epoch's order, drawn from the ``order`` stream as on the host path);
+  mini-batches are gathered on the device;
+* with ``noise: device``, dropout noise is drawn on the device by a ``torch.Generator`` seeded
+  from the trial's ``dropout`` stream (one generator per named stream), with the formulas of
+  :mod:`dropout_lab.dropout`: r = 1[u >= p] / (1 - p) (inverted), 1[u >= p] (standard,
+  unscaled), N(1, p / (1 - p)) (gaussian), a weight mask per mini-batch (dropconnect);
+* the losses are summed on the device and read back once per epoch.
+
+With ``noise: host`` on a GPU the data stay resident and the loss is read once per epoch, but
+the masks are NumPy's (copied each step), so results match the numpy backend.
+
+The masks are other random numbers than NumPy's, so this path does not agree bit for bit with
+the numpy backend (``noise: host``, the default, does; the conformance suite uses it). No GPU
+was available where this was written: it is tested on the CPU device, with the host<->device
+transfers counted through the network's conversion primitives (tests/backends/).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from dropout_lab.dropout import DropoutPlan
+
+if TYPE_CHECKING:
+    from dropout_lab.backends.torch_backend import TorchNetwork
+
+Tensors = list[torch.Tensor | None]
+
+
+def generator_for(stream: np.random.Generator, device: torch.device) -> torch.Generator:
+    """A torch.Generator on ``device`` seeded by one draw from a named NumPy stream (the
+    trial's ``dropout`` stream), so each stream keeps its own independent generator."""
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(stream.integers(0, 2**63 - 1)))
+    return gen
+
+
+class DeviceNoise:
+    """Samples a :class:`~dropout_lab.dropout.DropoutPlan`'s noise on a torch device."""
+
+    def __init__(self, plan: DropoutPlan, gen: torch.Generator, device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self.plan, self.gen, self.device, self.dtype = plan, gen, device, dtype
+
+    def sample(self, batch: int) -> tuple[Tensors, Tensors] | None:
+        """(unit noise r_l, weight masks M_l) for one step of ``batch`` examples."""
+        plan = self.plan
+        if not plan.active:
+            return None
+        n = len(plan.sizes) - 1
+        units: Tensors = [None] * n
+        masks: Tensors = [None] * n
+        for l, p in enumerate(plan.rates):
+            if p <= 0:
+                continue
+            if plan.variant == "dropconnect":
+                masks[l] = self._bernoulli((plan.sizes[l], plan.sizes[l + 1]), p, scale=True)
+            elif plan.variant == "gaussian":
+                r = torch.randn((batch, plan.sizes[l]), generator=self.gen, device=self.device,
+                                dtype=self.dtype)
+                units[l] = r.mul_(float(np.sqrt(p / (1.0 - p)))).add_(1.0)  # N(1, p/(1-p))
+            else:
+                units[l] = self._bernoulli((batch, plan.sizes[l]), p,
+                                           scale=plan.variant == "inverted")
+        return units, masks
+
+    def _bernoulli(self, shape: tuple[int, int], p: float, scale: bool) -> torch.Tensor:
+        """1[u >= p] (kept with probability 1 - p), times 1/(1-p) when ``scale``."""
+        u = torch.rand(shape, generator=self.gen, device=self.device, dtype=self.dtype)
+        keep = (u >= p).to(self.dtype)
+        return keep.mul_(1.0 / (1.0 - p)) if scale else keep
+
+
+class DeviceEpochs:
+    """The training data of one trial resident on the network's device, and its epochs."""
+
+    def __init__(self, net: TorchNetwork, x: np.ndarray, y: np.ndarray, plan: DropoutPlan,
+                 noise_rng: np.random.Generator, noise_on: str) -> None:
+        self.net, self.source, self.noise_on = net, x, noise_on
+        self.plan, self.noise_rng = plan, noise_rng
+        self.x = net._to_backend(x)  # one copy of the training set, for the whole trial
+        self.y = net._labels(y)
+        self.device_noise = (DeviceNoise(plan, generator_for(noise_rng, net.device), net.device,
+                                         net.dtype) if noise_on == "device" else None)
+
+    def serves(self, x: np.ndarray, noise_on: str) -> bool:
+        """Whether this is the training set (and noise placement) it was built for."""
+        return x is self.source and noise_on == self.noise_on
+
+    def run(self, order: np.ndarray, batch_size: int) -> float:
+        """One epoch over the training set in ``order``; the sum of loss x batch size, read
+        back once (the epoch's only device -> host transfer)."""
+        net = self.net
+        idx_all = net._labels(order)  # the epoch's one host -> device copy (with noise: device)
+        total = torch.zeros((), dtype=net.dtype, device=net.device)
+        with torch.no_grad():
+            for start in range(0, len(order), batch_size):
+                idx = idx_all[start : start + batch_size]
+                n = int(idx.shape[0])
+                xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+                if self.device_noise is not None:
+                    noise = self.device_noise.sample(n)
+                else:  # host noise: NumPy's masks, as the numpy backend gets them (copied)
+                    noise = net._noise(self.plan.sample(self.noise_rng, n))
+                loss = net._device_step(xb, yb, noise)
+                total.add_(loss, alpha=n)  # stays on the device: no synchronisation
+        return net._item(total)
