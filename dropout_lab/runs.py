@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dropout_lab.errors import OutputError, StoreError
-from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, atomic_write_text
+from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepLock, SweepStore, atomic_write_text
 
 META_FILE = "meta.json"
 FAILED = ("failed", "diverged")
@@ -175,9 +175,12 @@ def plan_gc(store: SweepStore, keep_failed: bool = False) -> GcPlan:
 
 
 def apply_gc(store: SweepStore, plan: GcPlan) -> None:
-    """Remove the planned trial folders."""
-    for tid in plan.all:
-        shutil.rmtree(store.trial_dir(tid), ignore_errors=False)
+    """Remove the planned trial folders, holding the sweep's lock: a sweep running in this
+    folder is never cut short (StoreError naming it instead)."""
+    with SweepLock(store.root) as lock:
+        lock.acquire()
+        for tid in plan.all:
+            shutil.rmtree(store.trial_dir(tid), ignore_errors=False)
 
 
 def remove_sweep(root: Path) -> int:
@@ -188,5 +191,10 @@ def remove_sweep(root: Path) -> int:
     if not (root / SWEEP_FILE).is_file():
         raise StoreError(f"{root}: not a sweep folder (no {SWEEP_FILE}); nothing removed")
     n = len(trial_folders(SweepStore(root)))
-    shutil.rmtree(root)
+    lock = SweepLock(root)
+    lock.acquire()  # StoreError naming the running sweep, if one holds the folder
+    try:
+        shutil.rmtree(root)
+    finally:
+        lock.release()
     return n

@@ -229,3 +229,12 @@ def test_compare_reports_mdd_and_seeds_for(cli, tmp_path):
     assert code == 0 and "seeds needed" in out
     code, _, err = cli("compare", sweep, "--seeds-for", "-1")
     assert code == 2 and "positive difference" in err
+
+
+def test_the_sweep_table_orders_model_sizes_numerically(tmp_path):
+    from dropout_lab.report.table import group_rows
+
+    results = [{"status": "done", "params": {"model.hidden": h, "seed": 0},
+                "final": {"test_acc": 0.9}} for h in ([128], [32], [32, 32], [1024])]
+    rows = group_rows(results, ["model.hidden", "seed"])
+    assert [r["params"]["model.hidden"] for r in rows] == ["[32]", "[128]", "[1024]", "[32, 32]"]

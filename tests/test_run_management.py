@@ -204,3 +204,18 @@ def test_show_orders_model_sizes_by_number(cli, tmp_path):
     code, out, _ = cli("show", sweep, "--json")
     assert [t["params"]["model.hidden"] for t in json.loads(out)["trials"]] == \
         [[32], [128], [64, 64]]
+
+
+def test_rm_and_gc_apply_refuse_a_sweep_that_is_running(cli, tmp_path):
+    """A sweep holds runs/<name>/.lock while it runs: rm and gc --apply name it and remove
+    nothing (the lock is taken here exactly as a running sweep takes it)."""
+    from dropout_lab.store import SweepLock
+
+    sweep = write_sweep(tmp_path)
+    with SweepLock(sweep) as running:
+        running.acquire()
+        code, _, err = cli("rm", sweep, "--yes")
+        assert code == 2 and "in use by another sweep" in err and sweep.is_dir()
+        code, _, err = cli("gc", sweep, "--apply")
+        assert code == 2 and "in use by another sweep" in err
+    assert cli("rm", sweep, "--yes")[0] == 0 and not sweep.exists()

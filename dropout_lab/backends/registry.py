@@ -49,9 +49,10 @@ def create(name: str) -> Backend:
         mod = importlib.import_module(module)
     except ImportError as exc:
         need = spec.requires or exc.name
+        how = f"pip install 'dropout-lab[{name}]'" if spec.requires else f"pip install {need}"
         raise BackendError(
             f"backend {name!r} needs the package {need!r}, which is not installed "
-            f"(pip install {need})"
+            f"({how})"
         ) from None
     return getattr(mod, cls)()
 

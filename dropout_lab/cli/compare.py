@@ -6,12 +6,15 @@ from pathlib import Path
 
 import typer
 from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
 
-from dropout_lab.cli.app import err, guard, print_whole
-from dropout_lab.comparison import build_comparison, parse_at
+from dropout_lab.cli.app import err, guard, out, print_whole
+from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
 from dropout_lab.expect import evaluate
+from dropout_lab.report.fit import parse_columns, print_table
 from dropout_lab.report.render import FORMATS, json_text, render_seeds_for, seeds_for, to_json_doc
 
 
@@ -52,6 +55,11 @@ def compare(
                                                "DELTA needs at the variance observed"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="print no table (only the gates; "
                                "with --format json, a document of the verdicts)"),
+    columns: str = typer.Option(None, "--columns",
+                                help="columns of the rich table, e.g. dropout.p,test_acc"),
+    wide: bool = typer.Option(False, "--wide",
+                              help="every column of the rich table, even wider than the "
+                              "terminal"),
 ) -> None:
     """Compare p values (or another axis) across seeds, with confidence intervals and CI gates.
 
@@ -63,12 +71,13 @@ def compare(
     Exit code: 0 (every --expect holds), 1 (one fails), 2 (bad folder, option or expression).
     Expectation verdicts go to stderr (and into the JSON document with --format json)."""
     _compare(sweep_dir, by, baseline, metric, best_by, at, include_collapsed, fmt, expect,
-             confidence, power, seeds_for_delta, quiet)
+             confidence, power, seeds_for_delta, quiet, parse_columns(columns), wide)
 
 
 def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], best_by: str,
              at: str, include_collapsed: bool, fmt: str, expect: list[str], confidence: float,
-             power: float, seeds_for_delta: float | None, quiet: bool) -> None:
+             power: float, seeds_for_delta: float | None, quiet: bool,
+             columns: list[str] | None = None, wide: bool = False) -> None:
     if fmt not in FORMATS:
         raise CompareError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
@@ -92,9 +101,7 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
         typer.echo(json_text(doc), nl=False)
     elif not quiet:
         if fmt == "rich":
-            table = FORMATS["rich"](c)
-            print_whole(table, measure=[r for r in table.renderables
-                                        if not isinstance(r, str) and hasattr(r, "columns")])
+            _print_fitted(c, columns, wide)
         else:
             typer.echo(FORMATS[fmt](c), nl=False)
     for v in verdicts:
@@ -105,3 +112,24 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
         failed = sum(not v.holds for v in verdicts)
         err.print(f"{len(verdicts) - failed}/{len(verdicts)} expectation(s) hold", highlight=False)
         raise typer.Exit(1 if failed else 0)
+
+
+def _priorities(c: Comparison) -> dict[str, int]:
+    """Which columns a narrow terminal hides first: the metrics after the --best-by one, in
+    the order shown; the axis, the --best-by metric and the seeds stay."""
+    order = {c.by: 0, "seeds": 1, c.best_by: 0, "epoch": 2}
+    for i, name in enumerate(m for m in c.metrics if m != c.best_by):
+        order.setdefault(name, 3 + i)
+    return order
+
+
+def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool) -> None:
+    """Each block's table fitted to the terminal (report/fit.py: hidden columns are named
+    under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
+    its natural width."""
+    priorities = _priorities(c)
+    for part in FORMATS["rich"](c).renderables:
+        if isinstance(part, Table):
+            print_table(part, out, priorities, columns, wide)
+        elif isinstance(part, Text):
+            out.print(part, soft_wrap=not out.is_terminal or wide)

@@ -174,7 +174,7 @@ def build(data: SweepData, by: str = P_KEY, baseline: str | Any | None = None,
     if not 0.0 < level < 1.0:
         raise CompareError(f"confidence level {level} is outside (0, 1)")
     if not 0.0 < power < 1.0:
-        raise CompareError(f"power {power} is outside (0, 1)")
+        raise CompareError(f"--power {power}: a probability of detecting a difference, in (0, 1)")
     axes = list(data.axes)
     base_config = data.base_config
 

@@ -14,6 +14,7 @@ from typing import Any
 from rich.table import Table
 
 from dropout_lab.comparison.metrics import metric, present_metrics
+from dropout_lab.comparison.values import order_key
 from dropout_lab.config import P_KEY
 
 BASE_COLUMNS = ("test_acc", "train_acc", "gap_acc", "gap_loss")
@@ -42,14 +43,15 @@ def group_rows(results: list[dict[str, Any]], axes: list[str]) -> list[dict[str,
         keys = [P_KEY] + [k for k in keys if k != P_KEY]
     shown = columns(results)
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    order: list[tuple] = []
+    values: dict[tuple, list[Any]] = {}  # the axis values of each row, for ordering
     for r in results:
-        key = tuple(_fmt_value(r.get("params", {}).get(k)) for k in keys)
-        if key not in groups:
-            order.append(key)
+        params = [r.get("params", {}).get(k) for k in keys]
+        key = tuple(_fmt_value(v) for v in params)
+        values.setdefault(key, params)
         groups[key].append(r)
     rows = []
-    for key in sorted(order, key=lambda k: tuple(_sort_key(x) for x in k[::-1])):
+    # numbers numerically, model sizes by depth then width ([32] before [128]), last axis first
+    for key in sorted(values, key=lambda k: tuple(order_key(v) for v in values[k][::-1])):
         members = groups[key]
         done = [r for r in members if r.get("status") == "done"]
         row: dict[str, Any] = {"params": dict(zip(keys, key, strict=False)), "n": len(done),
@@ -62,13 +64,6 @@ def group_rows(results: list[dict[str, Any]], axes: list[str]) -> list[dict[str,
             row["values"][name] = statistics.fmean(vals) if vals else None
         rows.append(row)
     return rows
-
-
-def _sort_key(text: str):
-    try:
-        return (0, float(text), "")
-    except ValueError:
-        return (1, 0.0, text)
 
 
 def results_table(results: list[dict[str, Any]], axes: list[str], title: str) -> Table:
