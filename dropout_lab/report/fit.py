@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from dropout_lab.config import P_KEY
 from dropout_lab.errors import OutputError
 
 DEFAULT_PRIORITY = 5
@@ -28,7 +29,7 @@ SHORTEST_TEXT = 10  # a shortened free-text column keeps at least this many char
 # End-of-sweep table (report/table.py): the axes and test accuracy stay; the statistics that
 # need most explanation go first.
 SWEEP_PRIORITIES: dict[str, int] = {
-    "dropout.p": 0, "seeds": 1, "test_acc": 0, "health": 1, "gap_acc": 1, "train_acc": 2,
+    P_KEY: 0, "seeds": 1, "test_acc": 0, "health": 1, "gap_acc": 1, "train_acc": 2,
     "gap_loss": 3, "corr[1]": 4, "corr[2]": 5, "corr[3]": 5, "corr[4]": 5, "ablation_auc": 6,
 }
 # ls: name and progress stay; the note is shortened before anything is hidden.
