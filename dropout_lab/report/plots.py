@@ -73,14 +73,22 @@ def _block_label(c: Comparison, block: Block) -> str:
     return block.label if c.block_axes else "all trials"
 
 
-def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str) -> Figure | None:
-    """One panel per metric: mean against the grouping key, one line per block, CI band."""
+def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
+                   ncols: int | None = None) -> Figure | None:
+    """One panel per metric: mean against the grouping key, one line per block, CI band;
+    ``ncols`` panels per row (default: all in one row)."""
     panels = [(m, label) for m, label in panels if m in c.present]
     if not panels:
         return None
     xpos, ticks, ticklabels = _x_positions(c)
-    fig = Figure(figsize=(4.6 * len(panels), 3.8), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    ncols = min(ncols or len(panels), len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig = Figure(figsize=(4.6 * ncols, 3.8 * nrows), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for spare in axes[len(panels):]:
+        spare.set_visible(False)
+    axes = axes[:len(panels)]
     blocks = c.blocks[:MAX_BLOCKS]
     colors = _colors(len(blocks))
     nseeds = max((r.cells[panels[0][0]].summary.n for b in blocks for r in b.rows), default=0)
@@ -130,14 +138,18 @@ def _layers(c: Comparison, family: str) -> list[str]:
 def layers_figure(c: Comparison) -> Figure | None:
     """Per hidden layer: correlation, scale-free DeCov and sparsity against the axis, one
     panel per (statistic, layer): the layers can move in opposite directions."""
-    panels = []
+    panels, depth = [], 0
     for family, label in (("corr", "mean |corr| between units"),
                           ("decov_std", "DeCov of standardized units"),
                           ("zero", "fraction of zero activations")):
-        panels += [(m, f"{label}, layer {m[len(family) + 1:-1]}") for m in _layers(c, family)]
+        layers = _layers(c, family)
+        depth = max(depth, len(layers))
+        panels += [(m, f"{label}, layer {m[len(family) + 1:-1]}") for m in layers]
     if not panels:
         return None
-    return _metric_panels(c, panels, f"co-adaptation per hidden layer against {c.by}")
+    # one row per statistic, one column per layer (when every statistic has every layer)
+    ncols = depth if depth and len(panels) % depth == 0 else None
+    return _metric_panels(c, panels, f"co-adaptation per hidden layer against {c.by}", ncols)
 
 
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)):
