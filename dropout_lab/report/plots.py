@@ -138,18 +138,18 @@ def _layers(c: Comparison, family: str) -> list[str]:
 def layers_figure(c: Comparison) -> Figure | None:
     """Per hidden layer: correlation, scale-free DeCov and sparsity against the axis, one
     panel per (statistic, layer): the layers can move in opposite directions."""
-    panels, depth = [], 0
-    for family, label in (("corr", "mean |corr| between units"),
-                          ("decov_std", "DeCov of standardized units"),
-                          ("zero", "fraction of zero activations")):
-        layers = _layers(c, family)
-        depth = max(depth, len(layers))
-        panels += [(m, f"{label}, layer {m[len(family) + 1:-1]}") for m in layers]
+    families = [(f, label) for f, label in (("corr", "mean |corr| between units"),
+                                            ("decov_std", "DeCov of standardized units"),
+                                            ("zero", "fraction of zero activations"))
+                if _layers(c, f)]
+    depth = max((len(_layers(c, f)) for f, _ in families), default=0)
+    # one row per hidden layer, one column per statistic (landscape, layers read downwards)
+    panels = [(f"{f}[{layer}]", f"{label}, layer {layer}")
+              for layer in range(1, depth + 1) for f, label in families]
     if not panels:
         return None
-    # one row per statistic, one column per layer (when every statistic has every layer)
-    ncols = depth if depth and len(panels) % depth == 0 else None
-    return _metric_panels(c, panels, f"co-adaptation per hidden layer against {c.by}", ncols)
+    return _metric_panels(c, panels, f"co-adaptation per hidden layer against {c.by}",
+                          len(families))
 
 
 def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)):
