@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
 TEST_EXTRAS := dev,torch,ray,mlflow,tensorboard
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,12 +27,18 @@ $(TEST_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/dropout-lab sweep configs/quickstart.yaml
 
-test: $(TEST_STAMP)
+# lint and typecheck run first (prerequisites run in order), so CI (.ci/run = make test) fails
+# when either fails, before spending a minute on the suite.
+test: lint typecheck
 	bash tests/setup_browser.sh
 	$(BIN)/python -m pytest
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check dropout_lab tests benchmarks
+
+# settings (strictness, per-module overrides) live in pyproject.toml [tool.mypy]
+typecheck: $(TEST_STAMP)
+	$(BIN)/mypy dropout_lab
 
 bench: $(TEST_STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -98,9 +98,7 @@ class _StoringEvents:
         self.inner.epoch(trial_id, epoch, epochs, row)
 
     def finished(self, trial_id: str, status: str) -> None:
-        finished = getattr(self.inner, "finished", None)
-        if finished is not None:
-            finished(trial_id, status)
+        self.inner.finished(trial_id, status)
 
 
 def preflight(trials: list[Trial]) -> None:
@@ -183,9 +181,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
             store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error,
                                 outcome.arrays)
             executed[outcome.trial_id] = outcome.result
-            finished = getattr(events, "finished", None)
-            if finished is not None:
-                finished(outcome.trial_id, outcome.status)
+            events.finished(outcome.trial_id, outcome.status)
             if outcome.status != "done":
                 failures += 1
                 if max_failures is not None and failures >= max_failures:

@@ -30,7 +30,7 @@ def parse_at(text: str | int) -> At:
     else:
         value = str(text).strip().lower()
         if value in ("last", "best"):
-            return value  # type: ignore[return-value]
+            return value
         if not value.isdigit():
             raise CompareError(f"--at {text}: use last, best or an epoch number (e.g. --at 20)")
         value = int(value)

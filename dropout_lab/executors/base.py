@@ -26,6 +26,9 @@ class Events(Protocol):
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         """One epoch finished; ``row`` is its metrics row (as metrics.jsonl stores it)."""
 
+    def finished(self, trial_id: str, status: str) -> None:
+        """The trial ended with ``status`` (its outcome is already written to the store)."""
+
 
 class Executor(Protocol):
     name: str

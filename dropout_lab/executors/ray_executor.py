@@ -69,7 +69,7 @@ class RayExecutor:
 
     name = "ray"
 
-    def __init__(self, address: str | None = None, num_cpus: int | None = None):
+    def __init__(self, address: str | None = None):
         ray = _import_ray()
         self.address = address
         self.workers = 1
@@ -84,7 +84,7 @@ class RayExecutor:
                 if address:
                     ray.init(address=address, **kwargs)
                 else:  # "local": always a new instance, even when RAY_ADDRESS is set
-                    ray.init(address="local", num_cpus=num_cpus, **kwargs)
+                    ray.init(address="local", **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"the Ray cluster at {address}" if address else "a local Ray instance"
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
