@@ -5,9 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import signal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.markup import escape
 from typer.core import TyperGroup
 
@@ -24,25 +26,35 @@ def _asks_for_json(argv: list[str]) -> bool:
 
 
 # Typer ships its own copy of click: its UsageError is the base of the public BadParameter
-# (the one raised for an unknown option, a missing argument, a bad value).
-UsageError = typer.BadParameter.__bases__[0]
-assert UsageError.__name__ == "UsageError"
+# (the one raised for an unknown option, a missing argument, a bad value). At run time it is
+# reached through that public name; the type checker reads the vendored modules, which also
+# type the Context a command group is called with (click's, not its subclass typer.Context).
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext
+    from typer._click.exceptions import UsageError
+else:
+    UsageError = typer.BadParameter.__bases__[0]
+    assert UsageError.__name__ == "UsageError"
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class JsonErrorsGroup(TyperGroup):
     """The root command group: under --json, a command-line error (an unknown option, a
     missing argument) is also a JSON object on stdout, like the errors of the commands."""
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         ctx.meta["dropout_lab.argv"] = list(args)
         return super().parse_args(ctx, args)
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: ClickContext) -> object:
         try:
             return super().invoke(ctx)
         except UsageError as exc:
             if _asks_for_json(ctx.meta.get("dropout_lab.argv", [])):
-                key = exc.param.name if getattr(exc, "param", None) is not None else None
+                param = getattr(exc, "param", None)  # BadParameter's; other UsageErrors have none
+                key = param.name if param is not None else None
                 typer.echo(json.dumps({"error": exc.format_message(), "code": exc.exit_code,
                                        "key": key, "kind": "UsageError"}, indent=2))
             raise
@@ -125,7 +137,7 @@ def _wants_json(kwargs: dict[str, object]) -> bool:
     return kwargs.get("json_out") is True or kwargs.get("fmt") == "json"
 
 
-def guard(fn):
+def guard(fn: Callable[P, R]) -> Callable[P, R]:
     """Decorator for commands: domain errors -> message + exit code (2 bad input, 3
     environment fault), Ctrl-C/SIGTERM -> 130/143, also under CliRunner.
 
@@ -133,7 +145,7 @@ def guard(fn):
     gets a document; the human line still goes to stderr."""
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
         except DropoutLabError as exc:
@@ -151,7 +163,8 @@ def guard(fn):
     return wrapper
 
 
-def print_whole(*renderables, measure: list | None = None) -> None:
+def print_whole(*renderables: RenderableType,
+                measure: list[RenderableType] | None = None) -> None:
     """Print tables at their natural width: numbers are never squeezed into ellipses, even
     when the terminal (or the 80 columns assumed for a pipe) is narrower. ``measure``: the
     renderables whose width counts (default all; leave out free text, which would not wrap)."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 import yaml
+from rich.console import JustifyMethod
 from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
@@ -63,7 +64,7 @@ def _when(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def _natural_key(value: Any) -> tuple:
+def _natural_key(value: Any) -> tuple[object, ...]:
     """Sort key for a parameter value: numbers (and lists of them, model.hidden) by value,
     so [32] comes before [128]; anything else by its text, after the numbers."""
     if isinstance(value, bool) or value is None:
@@ -119,9 +120,10 @@ def ls(
     table = Table(title=f"sweeps in {runs_dir}", title_justify="left",
                   caption="done/failed/total: the current grid; on disk: every trial folder",
                   caption_justify="left")
-    for col, just in [("name", "left"), ("done", "right"), ("failed", "right"),
-                      ("total", "right"), ("on disk", "right"), ("tags", "left"),
-                      ("note", "left"), ("last modified", "left")]:
+    headers: list[tuple[str, JustifyMethod]] = [
+        ("name", "left"), ("done", "right"), ("failed", "right"), ("total", "right"),
+        ("on disk", "right"), ("tags", "left"), ("note", "left"), ("last modified", "left")]
+    for col, just in headers:
         table.add_column(col, justify=just)
     for s in sweeps:
         tags, note = escape(", ".join(s.get("tags", []))), escape(s.get("note", ""))

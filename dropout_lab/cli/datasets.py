@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypedDict
 
 import typer
 from rich.markup import escape
@@ -30,22 +31,42 @@ def register(app: typer.Typer) -> None:
     app.add_typer(datasets_app, name="datasets")
 
 
-def _rows() -> list[dict]:
+class _RowKeys(TypedDict):
+    name: str
+    description: str
+    train: int | None
+    test: int | None
+    files: list[str]
+    download_mb: float | None
+    available: bool
+    where: str
+
+
+class DatasetRow(_RowKeys, total=False):
+    """One data set in ``datasets list --json`` (``sizes``: only for those not downloaded)."""
+
+    sizes: str
+
+
+def _rows() -> list[DatasetRow]:
     rows = []
     for name in registry.names():
         spec = registry.get_spec(name)
-        row = {"name": name, "description": spec.description}
+        # keys in the order of the JSON output
+        row: DatasetRow
         if name in mnist.FAMILY:
             fam = mnist.FAMILY[name]
             available, where = mnist.status(name)
-            row.update(train=fam.n_train, test=fam.n_test,
-                       files=[f.filename for f in fam.files],
-                       download_mb=round(fam.download_bytes / 1e6, 1),
-                       available=available, where=where)
+            row = {"name": name, "description": spec.description,
+                   "train": fam.n_train, "test": fam.n_test,
+                   "files": [f.filename for f in fam.files],
+                   "download_mb": round(fam.download_bytes / 1e6, 1),
+                   "available": available, "where": where}
         else:
             sizes, where = _NOT_DOWNLOADED.get(name, ("?", "?"))
-            row.update(train=None, test=None, sizes=sizes, files=[], download_mb=None,
-                       available=not spec.needs_files, where=where)
+            row = {"name": name, "description": spec.description,
+                   "train": None, "test": None, "sizes": sizes, "files": [], "download_mb": None,
+                   "available": not spec.needs_files, "where": where}
         rows.append(row)
     return rows
 

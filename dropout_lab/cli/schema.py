@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +17,7 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
-def config_schema() -> dict:
+def config_schema() -> dict[str, Any]:
     """JSON Schema (draft 2020-12) of a config file, as pydantic derives it from the models."""
     doc = ExperimentConfig.model_json_schema()
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"

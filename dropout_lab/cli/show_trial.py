@@ -56,8 +56,8 @@ def curve_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     accuracies) and the epoch of the best."""
     summary: dict[str, Any] = {"epochs": len(rows)}
     for key in ("fit_loss", "train_loss", "test_loss", "train_acc", "test_acc", "gap_acc"):
-        points = [(r.get("epoch", i + 1), _num(r, key)) for i, r in enumerate(rows)]
-        points = [(e, v) for e, v in points if v is not None]
+        values = [(r.get("epoch", i + 1), _num(r, key)) for i, r in enumerate(rows)]
+        points = [(e, v) for e, v in values if v is not None]
         if not points:
             continue
         best = (max if key.endswith("_acc") and key != "gap_acc" else min)(
