@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# A reusable noise buffer: ("w", layer) for a weight mask, ("u", layer, batch) for a unit mask.
+BufferKey = tuple[str, int] | tuple[str, int, int]
+
 
 @dataclass
 class Noise:
@@ -51,7 +54,7 @@ class DropoutPlan:
         self.rates = [float(r) for r in rates]
         self.sizes = list(sizes)
         self.dtype = np.dtype(dtype)
-        self._buffers: dict[tuple, np.ndarray] = {}
+        self._buffers: dict[BufferKey, np.ndarray] = {}
 
     @property
     def active(self) -> bool:
@@ -87,15 +90,15 @@ class DropoutPlan:
                 )
         return Noise(units, weights)
 
-    def _buffer(self, key: tuple, shape: tuple[int, int]) -> np.ndarray:
+    def _buffer(self, key: BufferKey, shape: tuple[int, int]) -> np.ndarray:
         # Reused between steps: sampling allocates nothing after the first batch.
         buf = self._buffers.get(key)
         if buf is None or buf.shape != shape:
             buf = self._buffers[key] = np.empty(shape, dtype=self.dtype)
         return buf
 
-    def _bernoulli(self, rng: np.random.Generator, key: tuple, shape: tuple[int, int], p: float,
-                   scale: bool) -> np.ndarray:
+    def _bernoulli(self, rng: np.random.Generator, key: BufferKey, shape: tuple[int, int],
+                   p: float, scale: bool) -> np.ndarray:
         """r = 1[u >= t] (kept with probability 1-p), times 1/(1-p) when ``scale``.
 
         u is uniform on the 32-bit integers (two per raw 64-bit draw of the generator) and
@@ -112,7 +115,7 @@ class DropoutPlan:
             buf *= self.dtype.type(keep_value)
         return buf
 
-    def _gaussian(self, rng: np.random.Generator, key: tuple, shape: tuple[int, int],
+    def _gaussian(self, rng: np.random.Generator, key: BufferKey, shape: tuple[int, int],
                   p: float) -> np.ndarray:
         """r ~ N(1, sigma^2) with sigma^2 = p / (1 - p), the variance of inverted dropout."""
         buf = self._buffer(key, shape)

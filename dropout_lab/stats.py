@@ -67,7 +67,8 @@ class Summary:
         return (self.n < 3 and self.sd is not None and self.mean is not None
                 and self.sd <= 1e-12 * max(1.0, abs(self.mean)))
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
+        """The JSON form: ``n``, ``mean``, ``sd``, ``ci`` ([lo, hi] or null)."""
         ci = None if self.lo is None else [self.lo, self.hi]
         return {"n": self.n, "mean": self.mean, "sd": self.sd, "ci": ci}
 
@@ -90,7 +91,7 @@ def summarize(values: Iterable[float], level: float = DEFAULT_LEVEL) -> Summary:
 class Paired:
     """The mean difference a - b over the seeds present in both, with its t interval."""
 
-    seeds: tuple
+    seeds: tuple[Hashable, ...]
     diffs: tuple[float, ...]
     summary: Summary
 
@@ -98,7 +99,8 @@ class Paired:
     def n(self) -> int:
         return self.summary.n
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
+        """The summary's JSON form plus ``excludes_zero`` and the paired ``seeds``."""
         return {**self.summary.to_dict(), "excludes_zero": self.summary.excludes_zero,
                 "seeds": list(self.seeds)}
 
@@ -116,7 +118,7 @@ def paired_difference(a: Mapping[Hashable, float], b: Mapping[Hashable, float],
     return Paired(tuple(seeds), diffs, summarize(diffs, level))
 
 
-def _seed_order(seed: Hashable) -> tuple:
+def _seed_order(seed: Hashable) -> tuple[int, Hashable, str]:
     return (0, seed, "") if isinstance(seed, (int, float)) else (1, 0, str(seed))
 
 

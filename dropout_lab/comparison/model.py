@@ -288,8 +288,8 @@ def _pair_with_baseline(block: Block, base_value: Any, level: float, shown: list
 
 def _mark_best(block: Block, name: str, better: str | None, level: float) -> None:
     """Best row by the metric's mean; ties: rows whose paired CI of (row - best) contains 0."""
-    scored = [(r, r.cells[name].summary.mean) for r in block.rows]
-    scored = [(r, x) for r, x in scored if x is not None]
+    means = [(r, r.cells[name].summary.mean) for r in block.rows]
+    scored = [(r, x) for r, x in means if x is not None]
     if not scored:
         return
     sign = 1.0 if better == "higher" else -1.0

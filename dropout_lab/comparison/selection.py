@@ -26,17 +26,19 @@ EPOCH_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "gap_acc", "ga
 def parse_at(text: str | int) -> At:
     """``last``, ``best`` or a positive epoch number; CompareError otherwise."""
     if isinstance(text, int) and not isinstance(text, bool):
-        value: Any = text
+        value = text
     else:
-        value = str(text).strip().lower()
-        if value in ("last", "best"):
-            return value
-        if not value.isdigit():
+        word = str(text).strip().lower()
+        if word == "last":
+            return "last"
+        if word == "best":
+            return "best"
+        if not word.isdigit():
             raise CompareError(f"--at {text}: use last, best or an epoch number (e.g. --at 20)")
-        value = int(value)
+        value = int(word)
     if value < 1:
         raise CompareError(f"--at {text}: epochs are counted from 1")
-    return int(value)
+    return value
 
 
 def describe(at: At) -> str:

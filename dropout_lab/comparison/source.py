@@ -4,6 +4,7 @@ the comparison). Parameters come from the grid in sweep.yaml, never from the res
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from dropout_lab.comparison.model import SweepData, TrialRecord
 from dropout_lab.store import SweepStore
@@ -15,7 +16,8 @@ def load(sweep_dir: Path, epochs: bool = False, weights: bool = False) -> SweepD
     store = SweepStore(Path(sweep_dir))
     doc = store.read_sweep()  # read again by results(): a few KB, kept simple
     axes = dict(doc.get("sweep") or {})
-    base = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    config = doc.get("config")
+    base: dict[str, Any] = config if isinstance(config, dict) else {}
     trials = []
     for result in store.results():  # damaged trials come back as status 'corrupt'
         tid = result["trial_id"]

@@ -32,7 +32,7 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def order_key(value: Any) -> tuple:
+def order_key(value: Any) -> tuple[object, ...]:
     """Numbers in numeric order, then lists (by length, then elementwise), then text."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return (0, float(value))
