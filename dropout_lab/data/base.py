@@ -19,17 +19,18 @@ class Dataset:
     n_classes: int
     x_val: np.ndarray | None = None
     y_val: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
+    info: dict[str, object] = field(default_factory=dict)
 
     @property
     def n_features(self) -> int:
         return int(self.x_train.shape[1])
 
     def astype(self, dtype: str) -> Dataset:
-        def cast(a: np.ndarray | None) -> np.ndarray | None:
-            return None if a is None else np.ascontiguousarray(a, dtype=dtype)
+        def cast(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a, dtype=dtype)
 
+        x_val = None if self.x_val is None else cast(self.x_val)
         return Dataset(
             self.name, cast(self.x_train), self.y_train, cast(self.x_test), self.y_test,
-            self.n_classes, cast(self.x_val), self.y_val, dict(self.info),
+            self.n_classes, x_val, self.y_val, dict(self.info),
         )

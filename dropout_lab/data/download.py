@@ -26,7 +26,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -193,7 +193,7 @@ def fetch_files(
 
 
 @contextlib.contextmanager
-def _fetch_lock(dest: Path):  # noqa: ANN202 - a context manager
+def _fetch_lock(dest: Path) -> Iterator[None]:
     """One fetch per folder at a time (a second one waits), so .part files can be cleaned.
     The lock is on the folder itself (flock works on a directory's descriptor): no file."""
     try:

@@ -184,7 +184,7 @@ def load_cached(source: str | Path, fallback_dir: Path) -> np.ndarray:
     for target in targets:
         if target.is_file():
             try:
-                return np.load(target, mmap_mode="r", allow_pickle=False)
+                return _map(target)
             except (OSError, ValueError):  # a damaged cache file: drop it, parse again
                 target.unlink(missing_ok=True)
     arr = read(source)
@@ -198,8 +198,14 @@ def load_cached(source: str | Path, fallback_dir: Path) -> np.ndarray:
         for stale in target.parent.glob(f"{source.name}.*-*.npy"):
             if stale != target and _STAMP.fullmatch(stale.name[len(source.name):]):
                 stale.unlink(missing_ok=True)
-        return np.load(target, mmap_mode="r", allow_pickle=False)
+        return _map(target)
     raise DataError(f"cannot write the parsed copy of {source} ({'; '.join(problems)})")
+
+
+def _map(target: Path) -> np.ndarray:
+    """A cached .npy file, memory-mapped read-only."""
+    arr: np.ndarray = np.load(target, mmap_mode="r", allow_pickle=False)  # np.load: typed Any
+    return arr
 
 
 def _write_npy_atomic(target: Path, arr: np.ndarray) -> None:

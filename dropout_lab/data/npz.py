@@ -66,9 +66,11 @@ def _check_declared_size(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> Non
     """Read the .npy header of one member (a few bytes) and refuse a declared shape whose
     bytes the member does not hold or this machine could not allocate, before NumPy
     allocates it (a 100 kB file can declare 100000 x 100000 float64 = 80 GB)."""
+    archive = npz.zip
+    assert archive is not None, "None only once closed; _read calls this inside its with block"
     try:
-        info = npz.zip.getinfo(f"{key}.npy")
-        with npz.zip.open(info) as fh:
+        info = archive.getinfo(f"{key}.npy")
+        with archive.open(info) as fh:
             version = np.lib.format.read_magic(fh)
             if version == (1, 0):
                 shape, _, dtype = np.lib.format.read_array_header_1_0(fh)

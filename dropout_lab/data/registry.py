@@ -29,8 +29,9 @@ class DatasetSpec:
     preflight: str | None = None  # "module:function" fn(cfg): locate/fetch files, check sizes
 
     def load_fn(self) -> Callable[[DatasetConfig, int], Dataset]:
-        module, fn = self.loader.split(":")
-        return getattr(importlib.import_module(module), fn)
+        module, name = self.loader.split(":")
+        fn: Callable[[DatasetConfig, int], Dataset] = getattr(importlib.import_module(module), name)
+        return fn
 
 
 _REGISTRY: dict[str, DatasetSpec] = {}

@@ -68,6 +68,8 @@ def apply(ds: Dataset, cfg: DatasetConfig, seed: int) -> Dataset:
         x_val, y_val = x_train[val], y_train[val]
         x_train, y_train = x_train[keep], y_train[keep]
     x_train = np.asarray(x_train, dtype=np.float32)
+    shift: float | np.ndarray  # x' = (x - shift) / scale
+    scale: float | np.ndarray
     if cfg.normalize == "scale01":
         lo, hi = float(x_train.min()), float(x_train.max())
         shift, scale = lo, (hi - lo) or 1.0
@@ -76,11 +78,9 @@ def apply(ds: Dataset, cfg: DatasetConfig, seed: int) -> Dataset:
         scale = x_train.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
 
-    def norm(a: np.ndarray | None) -> np.ndarray | None:
-        if a is None:
-            return None
+    def norm(a: np.ndarray) -> np.ndarray:
         return ((np.asarray(a, dtype=np.float32) - shift) / scale).astype(np.float32)
 
     info = dict(ds.info, n_train=int(len(y_train)), n_test=int(len(ds.y_test)))
     return Dataset(ds.name, norm(x_train), y_train, norm(ds.x_test), ds.y_test, ds.n_classes,
-                   norm(x_val), y_val, info)
+                   None if x_val is None else norm(x_val), y_val, info)
