@@ -33,14 +33,17 @@ def covariance(h: np.ndarray) -> np.ndarray:
     """C = (1/N) (h - mean)^T (h - mean), the d x d covariance of the units (1/N as in DeCov)."""
     h = np.asarray(h, dtype=np.float64)
     centred = h - h.mean(axis=0)
-    return centred.T @ centred / len(h)
+    c: np.ndarray = centred.T @ centred / len(h)
+    return c
 
 
 def live_units(h: np.ndarray) -> np.ndarray:
     """Boolean mask of units whose activation varies over the examples."""
     h = np.asarray(h, dtype=np.float64)
     var = h.var(axis=0)
-    return var > _LIVE_RTOL * np.maximum((h * h).mean(axis=0), np.finfo(np.float64).tiny)
+    live: np.ndarray = var > _LIVE_RTOL * np.maximum((h * h).mean(axis=0),
+                                                     np.finfo(np.float64).tiny)
+    return live
 
 
 def mean_abs_corr(c: np.ndarray, live: np.ndarray) -> float:
@@ -144,7 +147,8 @@ def per_example_nll(logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     lse = m + np.log(np.exp(z - m[..., None, :]).sum(axis=-2))
     y = np.asarray(y)
     picked = z[..., y, np.arange(len(y))]  # z[..., y_n, n]
-    return lse - picked
+    nll: np.ndarray = lse - picked
+    return nll
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -166,7 +170,8 @@ def ablation_auc(fractions: list[float] | tuple[float, ...], curve: list[float])
 def synergy_per_example(base: np.ndarray, loss_i: np.ndarray, loss_j: np.ndarray,
                         loss_ij: np.ndarray) -> np.ndarray:
     """s_n = l_n(ij) - l_n(i) - l_n(j) + l_n(none): its mean is dL(i,j) - dL(i) - dL(j)."""
-    return loss_ij - loss_i - loss_j + base
+    s: np.ndarray = loss_ij - loss_i - loss_j + base
+    return s
 
 
 def synergy_summary(per_pair: list[np.ndarray]) -> dict[str, Any]:
@@ -199,7 +204,7 @@ def sample_pairs(rng: np.random.Generator, units: np.ndarray, k: int) -> list[tu
     if total <= k:
         return [(int(units[a]), int(units[b])) for a in range(n) for b in range(a + 1, n)]
     chosen: set[tuple[int, int]] = set()
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     while len(pairs) < k:
         a, b = sorted(int(v) for v in rng.choice(n, size=2, replace=False))
         if (a, b) not in chosen:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dropout_lab.backends.base import Network
 from dropout_lab.dropout import DropoutPlan, Noise
 
 CHUNK = 4096  # rows per backend forward pass: bounds memory when max_samples is large
@@ -37,7 +38,7 @@ CHUNK = 4096  # rows per backend forward pass: bounds memory when max_samples is
 class Probe:
     """Evaluation-mode view of a trained network on held-out examples ``x``, ``y``."""
 
-    network: object  # a backends.base.Network
+    network: Network
     plan: DropoutPlan
     x: np.ndarray
     y: np.ndarray
@@ -52,7 +53,7 @@ class Probe:
     readout_w64: np.ndarray  # W_L in float64
 
     @classmethod
-    def build(cls, network, plan: DropoutPlan, test_scales: Sequence[float], x: np.ndarray,
+    def build(cls, network: Network, plan: DropoutPlan, test_scales: Sequence[float], x: np.ndarray,
               y: np.ndarray, n_classes: int) -> Probe:
         """One evaluation-mode pass through the backend, plus the read-out weights."""
         parts = [network.forward(x[s : s + CHUNK], return_hidden=True)
@@ -85,11 +86,13 @@ class Probe:
         if all(d is None for d in drop[:-1]):
             units = drop[-1]
             if units is None:
-                return self.readout.copy()
+                intact: np.ndarray = self.readout.copy()
+                return intact
             # Removing units S of the last layer: logits - s_L * h_L[:, S] @ W_L[S, :].
             removed = self.hidden64[:, units] @ self.readout_w64[units]
-            return self.readout - self.readout_scale * removed
-        ablate = []
+            ablated: np.ndarray = self.readout - self.readout_scale * removed
+            return ablated
+        ablate: list[np.ndarray | None] = []
         for d, width in zip(drop, self.widths, strict=True):
             mask = None
             if d is not None:
@@ -106,7 +109,7 @@ class Probe:
         once: delta_u = s_L h_L[:, u] (outer) W_L[u, :], and set k subtracts sum_{u in k} delta_u
         (a gather of the stacked deltas)."""
         if layer != self.n_hidden - 1:
-            drop: list = [None] * self.n_hidden
+            drop: list[Sequence[int] | None] = [None] * self.n_hidden
             out = []
             for units in unit_sets:
                 drop[layer] = list(units)
@@ -124,7 +127,8 @@ class Probe:
         np.multiply(self.hidden64[:, units].T[:, :, None], self.readout_w64[units][:, None, :],
                     out=deltas[:-1])
         deltas *= self.readout_scale
-        return self.readout[None] - deltas[index].sum(axis=1)
+        each: np.ndarray = self.readout[None] - deltas[index].sum(axis=1)
+        return each
 
     # -- Monte Carlo dropout -----------------------------------------------------------------
     @property
@@ -151,12 +155,13 @@ class Probe:
         out = np.empty((passes, n, len(b)))
         for t in range(passes):  # one pass at a time: h * r_t stays in cache
             noise = self.plan.sample(rng, n)
+            assert noise is not None, "None only when every rate is 0 (not stochastic)"
             r, m = noise.units[-1], noise.weights[-1]
             z = (h if r is None else h * r) @ (w if m is None else w * m)  # (h r_t)(W M_t)
             np.add(z, b, out=out[t])
         return out
 
-    def _forward(self, noise: Noise | None = None, ablate: list | None = None,
+    def _forward(self, noise: Noise | None = None, ablate: list[np.ndarray | None] | None = None,
                  x: np.ndarray | None = None) -> np.ndarray:
         """Backend forward over ``x`` (default: the sample) in chunks; noise rows are sliced
         with the chunk, so the random draws do not depend on the chunk size."""

@@ -13,7 +13,7 @@ The pure functions take probabilities or log-probabilities as NumPy arrays (floa
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -28,7 +28,8 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     """log softmax per row, with the row max subtracted first (no overflow)."""
     z = np.asarray(logits, dtype=np.float64)
     shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    log_p: np.ndarray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return log_p
 
 
 def nll(log_probs: np.ndarray, y: np.ndarray) -> float:
@@ -45,14 +46,16 @@ def entropy(probs: np.ndarray) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         terms = np.where(p > 0, p * np.log(p), 0.0)
-    return -terms.sum(axis=1)
+    h: np.ndarray = -terms.sum(axis=1)
+    return h
 
 
 def mutual_information(mean_probs: np.ndarray, mean_pass_entropy: np.ndarray) -> np.ndarray:
     """BALD per example: H[p_bar] - (1/T) sum_t H[p_t] (Houlsby et al. 2011; Gal et al. 2017).
 
     Non-negative by Jensen's inequality; rounding below zero is clipped to 0."""
-    return np.maximum(entropy(mean_probs) - mean_pass_entropy, 0.0)
+    mi: np.ndarray = np.maximum(entropy(mean_probs) - mean_pass_entropy, 0.0)
+    return mi
 
 
 def brier(probs: np.ndarray, y: np.ndarray) -> float:
@@ -67,7 +70,15 @@ def bin_edges(bins: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, bins + 1)
 
 
-def reliability(probs: np.ndarray, y: np.ndarray, bins: int) -> dict[str, list]:
+class Reliability(TypedDict):
+    """A reliability diagram: per confidence bin, mean confidence, accuracy and count."""
+
+    confidence: list[float]
+    accuracy: list[float]
+    count: list[int]
+
+
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int) -> Reliability:
     """Per equal-width confidence bin (b/B, (b+1)/B]: mean confidence, accuracy and count.
 
     Confidence is max_k p_k, the prediction argmax_k p_k. Empty bins have NaN confidence and
@@ -90,7 +101,7 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int) -> f
     return ece_from_reliability(rel, len(y))
 
 
-def ece_from_reliability(rel: dict[str, list], n: int) -> float:
+def ece_from_reliability(rel: Reliability, n: int) -> float:
     total = 0.0
     for c, a, k in zip(rel["confidence"], rel["accuracy"], rel["count"], strict=True):
         if k:
@@ -119,7 +130,7 @@ class McAverage:
         p = np.exp(logp)
         sum_p, sum_h = p.sum(axis=0), -(p * logp).sum(axis=(0, 2))
         lse = np.logaddexp.reduce(logp, axis=0) if len(z) > 1 else logp[0]
-        if self._sum_p is None:
+        if self._sum_p is None or self._lse is None or self._sum_h is None:  # the first pass
             self._sum_p, self._lse, self._sum_h = sum_p, lse, sum_h
         else:
             self._sum_p += sum_p
@@ -128,13 +139,23 @@ class McAverage:
         self.passes += len(z)
 
     def mean_probs(self) -> np.ndarray:
-        return self._sum_p / self.passes
+        """p_bar = (1/T) sum_t p_t."""
+        return _added(self._sum_p) / self.passes
 
     def mean_log_probs(self) -> np.ndarray:
-        return self._lse - math.log(self.passes)
+        """log p_bar = logsumexp_t log p_t - log T."""
+        return _added(self._lse) - math.log(self.passes)
 
     def mean_pass_entropy(self) -> np.ndarray:
-        return self._sum_h / self.passes
+        """(1/T) sum_t H[p_t]."""
+        return _added(self._sum_h) / self.passes
+
+
+def _added(total: np.ndarray | None) -> np.ndarray:
+    """A running total of :class:`McAverage`, which exists once a pass was added."""
+    if total is None:
+        raise ValueError("no Monte Carlo pass added yet")
+    return total
 
 
 def prediction_stats(probs: np.ndarray, log_probs: np.ndarray, y: np.ndarray, bins: int
