@@ -245,7 +245,9 @@ def evaluate(texts: list[str], c: Comparison) -> list[Verdict]:
         e = parse(text)
         if not isinstance(e.left, Term):  # number OP term -> term FLIP(OP) number
             e = Expectation(e.text, e.right, FLIP[e.op], e.left)
-        left = _resolve(e.left, c, e.text)
+        term = e.left
+        assert isinstance(term, Term), "parse() refuses number OP number"
+        left = _resolve(term, c, e.text)
         right = _resolve(e.right, c, e.text) if isinstance(e.right, Term) else e.right
         sel = dict(left.selectors)
         if isinstance(right, _Resolved):
@@ -289,6 +291,7 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
     lcell = lrow.cells[left.metric]
     if not isinstance(right, _Resolved):
         s = lcell.summary
+        assert s.mean is not None, "n >= 1, checked above"
         holds = bool(OPERATORS[e.op](s.mean, right))
         ci = f"[{_f(s.lo)}, {_f(s.hi)}]" if s.lo is not None else "undefined"
         return verdict(holds, f"mean {_f(s.mean)} {e.op} {right:g} is {str(holds).lower()} "
@@ -300,7 +303,7 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
         return verdict(False, f"no finished trial with {c.by}={show(right.value)}", "no_data")
     d = paired_difference(lcell.per_seed, rrow.cells[right.metric].per_seed, c.level).summary
     numbers = {"diff": d.mean, "ci": None if d.lo is None else [d.lo, d.hi], "n": d.n}
-    if d.lo is None:
+    if d.lo is None or d.hi is None:  # both None, or neither
         return verdict(False, f"d = {_f(d.mean)} over n={d.n} paired seed(s): the {pct} CI "
                        "needs at least 2 seeds present on both sides; add seeds",
                        "too_few_seeds", **numbers)

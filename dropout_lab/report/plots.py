@@ -21,6 +21,7 @@ import numpy as np
 
 matplotlib.use("Agg")  # headless even if a display is set; before anything draws
 
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -101,10 +102,10 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
             xs = [x for x, _ in pts]
             ax.plot(xs, [s.mean for _, s in pts], marker="o", color=color,
                     label=_block_label(c, block))
-            band = [(x, s) for x, s in pts if s.lo is not None]
+            band = [(x, s.lo, s.hi) for x, s in pts if s.lo is not None and s.hi is not None]
             if band:
-                edges = [clip(m, s.lo, s.hi) for _, s in band]  # accuracies end at 1
-                ax.fill_between([x for x, _ in band], [a for a, _ in edges],
+                edges = [clip(m, lo, hi) for _, lo, hi in band]  # accuracies end at 1
+                ax.fill_between([x for x, _, _ in band], [a for a, _ in edges],
                                 [b for _, b in edges], color=color, alpha=0.2,
                                 linewidth=0)
         ax.set_xticks(ticks, ticklabels)
@@ -152,11 +153,12 @@ def layers_figure(c: Comparison) -> Figure | None:
                           len(families))
 
 
-def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)):
+def _grid(n: int, ncols: int = 3, size: tuple[float, float] = (4.2, 3.4)
+          ) -> tuple[Figure, list[Axes]]:
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
     fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    axes: list[Axes] = list(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -361,10 +363,10 @@ def weights_figure(c: Comparison) -> Figure | None:
     block = c.blocks[0]
     grids = []
     for row in block.rows:
-        rec = next((r for r in row.records if r.weights and "W0" in r.weights), None)
-        if rec is None:
+        w = next((r.weights["W0"] for r in row.records if r.weights and "W0" in r.weights),
+                 None)
+        if w is None:
             continue
-        w = rec.weights["W0"]
         side = math.isqrt(w.shape[0])
         if side * side != w.shape[0]:
             return None  # inputs are not an image

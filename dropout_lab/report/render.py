@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Group
@@ -272,7 +272,7 @@ def render_csv(c: Comparison) -> str:
                 cell = row.cells[name]
                 s, d = cell.summary, cell.diff
                 ds = d.summary if d is not None else None
-                ci = interval(name, s) or [None, None]
+                ci: Sequence[float | None] = interval(name, s) or [None, None]
                 flags = ";".join(f"{f}={n}" for f, n in row.flags.items())
                 w.writerow([cellv(block.selectors[a]) for a in c.block_axes] + [cellv(v) for v in [
                     block.label, c.by, row.value, name, s.n, s.mean, s.sd, ci[0], ci[1],

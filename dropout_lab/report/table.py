@@ -27,7 +27,7 @@ def columns(results: list[dict[str, Any]]) -> list[str]:
             *(m for m in ("ablation_auc",) if m in present)]
 
 
-def health_text(counts: Counter, done: int) -> str:
+def health_text(counts: Counter[str], done: int) -> str:
     """'collapsed 2/2, dead_units 1/2', or '' for a healthy row."""
     return ", ".join(f"{f} {n}/{done}" for f, n in sorted(counts.items()))
 
@@ -42,8 +42,8 @@ def group_rows(results: list[dict[str, Any]], axes: list[str]) -> list[dict[str,
     if P_KEY in keys:  # p first: the table is read p by p
         keys = [P_KEY] + [k for k in keys if k != P_KEY]
     shown = columns(results)
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    values: dict[tuple, list[Any]] = {}  # the axis values of each row, for ordering
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    values: dict[tuple[str, ...], list[Any]] = {}  # the axis values of each row, for ordering
     for r in results:
         params = [r.get("params", {}).get(k) for k in keys]
         key = tuple(_fmt_value(v) for v in params)
@@ -59,8 +59,8 @@ def group_rows(results: list[dict[str, Any]], axes: list[str]) -> list[dict[str,
                                "health": Counter(f for r in done for f in
                                                  (r.get("health") or {}).get("flags") or [])}
         for name in shown:
-            vals = [metric(name).extract(r) for r in done]
-            vals = [v for v in vals if v is not None]
+            extracted = [metric(name).extract(r) for r in done]
+            vals = [v for v in extracted if v is not None]
             row["values"][name] = statistics.fmean(vals) if vals else None
         rows.append(row)
     return rows
