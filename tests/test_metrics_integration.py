@@ -149,6 +149,36 @@ def test_readout_shortcut_matches_backend_forward(variant):
     assert np.allclose(z, net.forward(x, noise=noise), atol=1e-10)
 
 
+@pytest.mark.parametrize("hidden", [[8, 6], [8, 6, 5]])
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("variant", ["inverted", "standard"])
+def test_tail_shortcut_matches_backend_forward(variant, activation, hidden):
+    """Clamping units of an EARLIER layer: the rank-|S| update of the next pre-activation plus
+    the layers above (float64 NumPy) equals the backend's whole forward pass with the same
+    units ablated; the empty set gives the unablated logits ("standard" has test-time
+    scales != 1, so the scale indexing is checked too)."""
+    prep = trained(config(model__hidden=hidden, model__activation=activation,
+                          dropout__variant=variant, dropout__input_p=0.2, top__dtype="float64"))
+    net, x = prep.network, prep.data.x_test
+    probe = Probe.build(net, prep.plan, prep.spec.test_scales, x, prep.data.y_test, 3)
+    assert probe.has_tail  # found the activation on the network's spec
+    np.testing.assert_allclose(probe.tail_logits(0), net.forward(x), rtol=0, atol=1e-10)
+    for layer in range(len(hidden) - 1):
+        sets = [[1], [2, 5], [0, 3, 4]]
+        each = probe.logits_without_each(layer, sets)
+        for k, units in enumerate(sets):
+            ablate = [None] * len(hidden)
+            ablate[layer] = np.ones(hidden[layer])
+            ablate[layer][units] = 0
+            np.testing.assert_allclose(each[k], net.forward(x, ablate=ablate), rtol=0,
+                                       atol=1e-10)
+    # Without the activation the backend path runs, and gives the same numbers.
+    plain = Probe.build(net, prep.plan, prep.spec.test_scales, x, prep.data.y_test, 3)
+    plain.activation = None
+    np.testing.assert_allclose(plain.logits_without_each(0, [[2, 5]])[0],
+                               probe.logits_without_each(0, [[2, 5]])[0], rtol=0, atol=1e-10)
+
+
 def test_noise_in_an_earlier_layer_uses_the_backend():
     prep = trained(config(model__hidden=[8, 8], dropout__input_p=0.2, top__dtype="float64"))
     probe = Probe.build(prep.network, prep.plan, prep.spec.test_scales, prep.data.x_test,
