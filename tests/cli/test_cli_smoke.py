@@ -32,7 +32,7 @@ def test_the_readme_quickstart_runs_and_shows_dropout_at_work(cli, tmp_path):
     """The README's main job: configs/quickstart.yaml on digits, 4 values of p x 2 seeds."""
     from pathlib import Path
 
-    config = Path(__file__).resolve().parents[1] / "configs" / "quickstart.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "quickstart.yaml"
     code, out, _ = cli("sweep", config, "--runs-dir", tmp_path / "runs", "--json")
     assert code == 0
     trials = json.loads(out)["trials"]

@@ -15,7 +15,7 @@ from dropout_lab.config import DatasetConfig
 from dropout_lab.data import files, idx, load_dataset, mnist, npz, preflight
 from dropout_lab.errors import DataError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def make_mnist(folder: Path, n_train: int = 60, n_test: int = 20, gz: bool = True,
