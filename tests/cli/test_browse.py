@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_sweeps import write_sweep
+
+from tests.helpers.fake_sweeps import write_sweep
 
 
 def _failed_one(params):

@@ -9,10 +9,10 @@ import sys
 
 import pytest
 import yaml
-from fake_sweeps import write_sweep
 
 from dropout_lab import __version__
 from dropout_lab.config import validate
+from tests.helpers.fake_sweeps import write_sweep
 
 
 def test_version(cli):

@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import yaml
-from fake_sweeps import write_sweep
+
+from tests.helpers.fake_sweeps import write_sweep
 
 
 def _failed_one(params):

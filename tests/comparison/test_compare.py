@@ -7,9 +7,9 @@ import io
 import json
 
 import pytest
-from fake_sweeps import write_sweep
 
 from dropout_lab.comparison import build_comparison
+from tests.helpers.fake_sweeps import write_sweep
 
 
 def _json(cli, *args):

@@ -8,11 +8,11 @@ import math
 
 import numpy as np
 import pytest
-from fake_sweeps import write_sweep
 
 from dropout_lab.comparison.metrics import metric
 from dropout_lab.metrics.coadaptation import covariance, decov_standardized, live_units
 from dropout_lab.stats import min_detectable_difference, paired_power, seeds_needed
+from tests.helpers.fake_sweeps import write_sweep
 
 
 def _json(cli, *args, code=0):
@@ -94,7 +94,7 @@ def test_bad_at_is_one_message_and_exit_2(cli, tmp_path, args, message):
 def test_at_best_and_early_stopping_on_a_real_sweep(cli, write_config, tmp_path):
     import copy
 
-    from conftest import TINY
+    from tests.helpers.configs import TINY
 
     data = copy.deepcopy(TINY)
     data["dataset"]["val_fraction"] = 0.25
@@ -155,7 +155,7 @@ def test_quiet_json_prints_the_verdicts(cli, tmp_path):
 def test_the_sweep_table_shows_per_layer_correlation_and_health(cli, write_config, tmp_path):
     import copy
 
-    from conftest import TINY
+    from tests.helpers.configs import TINY
 
     data = copy.deepcopy(TINY)
     data["model"]["hidden"] = [16, 8]

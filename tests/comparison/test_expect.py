@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from fake_sweeps import TEST_ACC, default_final, write_sweep
 
 from dropout_lab.comparison import build_comparison
 from dropout_lab.errors import ExpectationError
 from dropout_lab.expect import evaluate, parse
+from tests.helpers.fake_sweeps import TEST_ACC, default_final, write_sweep
 
 # Known paired differences in the fake sweep (seeds 0, 1, 2):
 #   test_acc[0.5] - test_acc[0.0] = .03, .04, .02 -> 95% CI [+0.0052, +0.0548] (excludes 0)
@@ -150,10 +150,9 @@ def test_unknown_block_value_is_malformed(cli, tmp_path):
 
 def test_two_seeds_with_identical_differences_decide_nothing(tmp_path):
     """A zero-width interval from two seeds is no evidence: strict gates fail, loose ones hold."""
-    from fake_sweeps import write_sweep
-
     from dropout_lab.comparison import build_comparison
     from dropout_lab.expect import evaluate
+    from tests.helpers.fake_sweeps import write_sweep
 
     acc = {(0.0, 0): 0.90, (0.0, 1): 0.91, (0.5, 0): 0.92, (0.5, 1): 0.93}
     root = write_sweep(tmp_path, axes={"dropout.p": [0.0, 0.5], "seed": [0, 1]},

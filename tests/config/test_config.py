@@ -5,10 +5,10 @@ from __future__ import annotations
 import copy
 
 import pytest
-from conftest import TINY
 
 from dropout_lab.config import apply_overrides, load_config, parse_override
 from dropout_lab.errors import ConfigError
+from tests.helpers.configs import TINY
 
 
 def with_change(path: str, value):

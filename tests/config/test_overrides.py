@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY
 
 from dropout_lab.config import CommaList, apply_overrides, parse_override
 from dropout_lab.errors import ConfigError
+from tests.helpers.configs import TINY
 
 
 @pytest.mark.parametrize("text, key, value", [

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY
 
 from dropout_lab.errors import ExecutorError
 from dropout_lab.executors import budget as budgets
+from tests.helpers.configs import TINY
 
 # -- helpers ----------------------------------------------------------------------------------
 

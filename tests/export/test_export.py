@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from fake_sweeps import write_sweep
+
+from tests.helpers.fake_sweeps import write_sweep
 
 
 def _metrics(sweep, tid):

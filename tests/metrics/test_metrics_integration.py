@@ -9,12 +9,12 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab.backends import registry
 from dropout_lab.config import validate
 from dropout_lab.metrics import Probe, after_training, held_out
 from dropout_lab.trial import prepare, train
+from tests.helpers.configs import TINY
 
 LAYER_KEYS = {"layer", "units", "mean_abs_corr", "decov", "decov_std", "participation_ratio",
               "participation_ratio_norm", "mean_activation", "zero_fraction", "dead_fraction",

@@ -6,8 +6,6 @@ import io
 import json
 
 import pytest
-from conftest import TINY
-from fake_sweeps import write_sweep
 
 from dropout_lab.config import validate
 from dropout_lab.executors.local import LocalExecutor
@@ -16,6 +14,8 @@ from dropout_lab.report.plots import epoch_band
 from dropout_lab.report.progress import SweepProgress, epoch_numbers, fmt_number
 from dropout_lab.runner import run_sweep
 from dropout_lab.store import SweepStore
+from tests.helpers.configs import TINY
+from tests.helpers.fake_sweeps import write_sweep
 
 
 class Watcher:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from pathlib import Path
 
-from fake_sweeps import write_sweep
+from tests.helpers.fake_sweeps import write_sweep
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

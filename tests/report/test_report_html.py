@@ -8,7 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from fake_sweeps import write_sweep
+
+from tests.helpers.fake_sweeps import write_sweep
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import TINY
-
 from dropout_lab.estimate import _makespan
+from tests.helpers.configs import TINY
 
 
 def _snapshot(root: Path) -> dict[str, float]:

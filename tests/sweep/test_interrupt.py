@@ -13,7 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+
+from tests.helpers.configs import TINY
 
 FINAL_KEYS = {"train_loss", "train_acc", "test_loss", "test_acc", "gap_acc", "gap_loss"}
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from conftest import TINY
-
 from dropout_lab.config import validate
 from dropout_lab.sweep import expand, trial_id_of
+from tests.helpers.configs import TINY
 
 
 def cfg_with(sweep):

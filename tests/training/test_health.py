@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab.health import assess, chance_accuracy, convergence_window, dead_fraction
+from tests.helpers.configs import TINY
 
 HEALTHY = {"test_acc": 0.95, "train_loss": 0.05}
 

@@ -8,13 +8,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab.backends import registry
 from dropout_lab.config import LRSchedule, MomentumSchedule, TrainConfig, validate
 from dropout_lab.errors import BackendError
 from dropout_lab.schedules import hyperparameters_at, lr_at, momentum_at
 from dropout_lab.trial import prepare, train
+from tests.helpers.configs import TINY
 
 
 def backend_or_skip(name: str) -> None:

@@ -7,12 +7,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab.config import validate
 from dropout_lab.store import SweepStore, atomic_write_text
 from dropout_lab.sweep import expand
 from dropout_lab.trial import prepare, run_trial
+from tests.helpers.configs import TINY
 
 
 def one_trial(**changes):

@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab.config import validate
 from dropout_lab.trial import FINAL_KEYS, best_epoch, prepare, run_trial, train
+from tests.helpers.configs import TINY
 
 
 def config(**changes) -> dict:

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import yaml
-from conftest import TINY  # the suite's tiny config (tests/conftest.py)
 from typer.testing import CliRunner
 
 from dropout_lab.cli import app
+from tests.helpers.configs import TINY
 
 
 def tiny(**changes: object) -> dict:
