@@ -28,7 +28,7 @@ For a pair of units of the first layer of a 784-1024-1024-10 MLP that is a rank-
 ReLU and the 10-column read-out instead of a whole forward pass: the pair synergy of earlier
 layers no longer dominates a trial's statistics. It needs the activation (``relu``/``tanh``);
 without it, and in every other case (noise in an earlier layer, ablating several layers at
-once), the backend's own ``forward`` runs. ``tests/test_metrics_integration.py`` checks that
+once), the backend's own ``forward`` runs. ``tests/metrics/test_metrics_integration.py`` checks that
 the paths agree.
 """
 
