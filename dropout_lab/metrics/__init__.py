@@ -14,15 +14,34 @@ on the same examples. Formulas and references: docs/metrics.md.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from dropout_lab import seeds
+from dropout_lab.backends.base import NetSpec, Network
+from dropout_lab.config import ExperimentConfig
+from dropout_lab.data.base import Dataset
+from dropout_lab.dropout import DropoutPlan
 from dropout_lab.metrics import coadaptation, uncertainty
 from dropout_lab.metrics.probe import Probe
 
-__all__ = ["after_training", "held_out", "Probe"]
+__all__ = ["after_training", "held_out", "Probe", "TrainedTrial"]
+
+
+class TrainedTrial(Protocol):
+    """What :func:`after_training` reads of a trained trial (``trial.Prepared`` has it)."""
+
+    @property
+    def config(self) -> ExperimentConfig: ...
+    @property
+    def data(self) -> Dataset: ...
+    @property
+    def spec(self) -> NetSpec: ...
+    @property
+    def network(self) -> Network: ...
+    @property
+    def plan(self) -> DropoutPlan: ...
 
 
 def held_out(x: np.ndarray, y: np.ndarray, max_samples: int, rng: np.random.Generator
@@ -34,8 +53,8 @@ def held_out(x: np.ndarray, y: np.ndarray, max_samples: int, rng: np.random.Gene
     return x[idx], y[idx]
 
 
-def after_training(prep: Any) -> dict[str, Any]:
-    """The ``coadaptation`` and/or ``uncertainty`` sections for a trained ``Prepared`` trial."""
+def after_training(prep: TrainedTrial) -> dict[str, Any]:
+    """The ``coadaptation`` and/or ``uncertainty`` sections for a trained trial."""
     ev = prep.config.eval
     if not (ev.coadaptation or ev.uncertainty):
         return {}
