@@ -15,7 +15,14 @@ from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
 from dropout_lab.expect import evaluate
 from dropout_lab.report.fit import parse_columns, print_table
-from dropout_lab.report.render import FORMATS, json_text, render_seeds_for, seeds_for, to_json_doc
+from dropout_lab.report.render import (
+    FORMATS,
+    json_text,
+    render_rich,
+    render_seeds_for,
+    seeds_for,
+    to_json_doc,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -128,7 +135,7 @@ def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool) -> None:
     under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
     its natural width."""
     priorities = _priorities(c)
-    for part in FORMATS["rich"](c).renderables:
+    for part in render_rich(c).renderables:
         if isinstance(part, Table):
             print_table(part, out, priorities, columns, wide)
         elif isinstance(part, Text):

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -122,7 +122,7 @@ def power_line(c: Comparison) -> str | None:
 # -- rich ------------------------------------------------------------------------------------
 def render_rich(c: Comparison) -> Group:
     """One rich table per block; each cell: mean ± CI, then Δ vs baseline on a second line."""
-    tables: list[Any] = []
+    tables: list[RenderableType] = []
     for block in c.blocks:
         head = f"{title(c)}: {block.label}" if c.block_axes else title(c)
         t = Table(title=head, title_justify="left", show_lines=True)
@@ -135,8 +135,8 @@ def render_rich(c: Comparison) -> Group:
         for row in block.rows:
             label = Text(show(row.value) + value_mark(row),
                          style="bold green" if row.best else ("green" if row.tie else ""))
-            cells: list[Any] = [label, Text(seeds_text(row),
-                                            style="" if row.used == row.total else "red")]
+            cells: list[RenderableType] = [
+                label, Text(seeds_text(row), style="" if row.used == row.total else "red")]
             if c.at != "last":
                 cells.append(_epochs_text(row))
             for name in c.metrics:
@@ -284,7 +284,7 @@ def render_csv(c: Comparison) -> str:
 
 
 # The registry of output formats: name -> renderer (rich returns a renderable, others text).
-FORMATS: dict[str, Callable[[Comparison], Any]] = {
+FORMATS: dict[str, Callable[[Comparison], Group | str]] = {
     "rich": render_rich,
     "csv": render_csv,
     "json": render_json,
