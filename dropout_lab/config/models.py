@@ -28,20 +28,25 @@ class DatasetConfig(StrictModel):
     """Which data set, and options shared by every data set (each data set says which it takes)."""
 
     name: str = "digits"
-    seed: int = Field(0, ge=0, description="the data set's own seed (generation, test split)")
-    path: str | None = Field(None, description="folder (or .npz file) holding the data set's files")
-    test_fraction: float | None = Field(None, gt=0, lt=1, description="digits: held-out fraction")
-    n_train: int | None = Field(None, gt=0, le=MAX_EXAMPLES,
+    seed: int = Field(default=0, ge=0,
+                      description="the data set's own seed (generation, test split)")
+    path: str | None = Field(default=None,
+                             description="folder (or .npz file) holding the data set's files")
+    test_fraction: float | None = Field(default=None, gt=0, lt=1,
+                                        description="digits: held-out fraction")
+    n_train: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
                                 description="synthetic: training examples")
-    n_test: int | None = Field(None, gt=0, le=MAX_EXAMPLES, description="synthetic: test examples")
-    n_features: int | None = Field(None, gt=0, le=100_000,
+    n_test: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
+                               description="synthetic: test examples")
+    n_features: int | None = Field(default=None, gt=0, le=100_000,
                                    description="synthetic: input dimension")
-    n_classes: int | None = Field(None, ge=2, le=10_000,
+    n_classes: int | None = Field(default=None, ge=2, le=10_000,
                                   description="synthetic: number of classes")
-    noise: float | None = Field(None, ge=0, description="synthetic: label/feature noise level")
-    train_size: int | None = Field(None, gt=0, le=MAX_EXAMPLES,
+    noise: float | None = Field(default=None, ge=0,
+                                description="synthetic: label/feature noise level")
+    train_size: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
                                    description="stratified training subset size")
-    val_fraction: float = Field(0.0, ge=0, lt=1,
+    val_fraction: float = Field(default=0.0, ge=0, lt=1,
                                 description="validation split of the training data")
     normalize: Literal["scale01", "standardize"] = "scale01"
 
@@ -84,11 +89,12 @@ def _check_p(value: float, what: str) -> float:
 
 
 class DropoutConfig(StrictModel):
-    p: float | list[float] = Field(0.5, description="probability of DROPPING a hidden unit")
-    input_p: float = Field(0.0, description="probability of dropping an input feature")
+    p: float | list[float] = Field(default=0.5, description="probability of DROPPING a hidden unit")
+    input_p: float = Field(default=0.0, description="probability of dropping an input feature")
     variant: Variant = "inverted"
     noise: Literal["host", "device"] = Field(
-        "host", description="where the torch backend draws dropout noise: host (NumPy, the same "
+        default="host",
+        description="where the torch backend draws dropout noise: host (NumPy, the same "
         "masks as the numpy backend) or device (a torch.Generator on the device, no copies)")
 
     @field_validator("p")
@@ -118,11 +124,12 @@ class LRSchedule(StrictModel):
     lr(e) x e / W."""
 
     kind: Literal["constant", "step", "exponential", "cosine"] = "constant"
-    gamma: float | None = Field(None, gt=0, le=1, description="step/exponential: decay factor")
+    gamma: float | None = Field(default=None, gt=0, le=1,
+                                description="step/exponential: decay factor")
     milestones: list[int] = Field(default_factory=list,
                                   description="step: epochs after which lr is multiplied by gamma")
-    min_lr: float = Field(0.0, ge=0, description="cosine: the final learning rate")
-    warmup_epochs: int = Field(0, ge=0, le=100_000,
+    min_lr: float = Field(default=0.0, ge=0, description="cosine: the final learning rate")
+    warmup_epochs: int = Field(default=0, ge=0, le=100_000,
                                description="linear warm-up over the first epochs")
 
     @model_validator(mode="before")
@@ -156,9 +163,10 @@ class MomentumSchedule(StrictModel):
     0.5 -> 0.99)."""
 
     kind: Literal["constant", "linear"] = "constant"
-    start: float | None = Field(None, ge=0, lt=1)
-    end: float | None = Field(None, ge=0, lt=1)
-    epochs: int | None = Field(None, gt=0, le=100_000, description="linear: epochs the ramp takes")
+    start: float | None = Field(default=None, ge=0, lt=1)
+    end: float | None = Field(default=None, ge=0, lt=1)
+    epochs: int | None = Field(default=None, gt=0, le=100_000,
+                               description="linear: epochs the ramp takes")
 
     @model_validator(mode="before")
     @classmethod
@@ -180,20 +188,20 @@ class EarlyStopping(StrictModel):
     """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs
     (needs dataset.val_fraction > 0). The epoch it stopped at is recorded in result.json."""
 
-    patience: int = Field(10, gt=0, le=100_000)
-    min_delta: float = Field(0.0, ge=0)
+    patience: int = Field(default=10, gt=0, le=100_000)
+    min_delta: float = Field(default=0.0, ge=0)
 
 
 class TrainConfig(StrictModel):
-    epochs: int = Field(10, gt=0, le=100_000)
-    batch_size: int = Field(64, gt=0, le=1_000_000)
+    epochs: int = Field(default=10, gt=0, le=100_000)
+    batch_size: int = Field(default=64, gt=0, le=1_000_000)
     optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
-    lr: float = Field(0.05, gt=0)
+    lr: float = Field(default=0.05, gt=0)
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
-    momentum: float = Field(0.9, ge=0, lt=1)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
     momentum_schedule: MomentumSchedule = Field(default_factory=MomentumSchedule)
-    weight_decay: float = Field(0.0, ge=0)
-    max_norm: float | None = Field(None, gt=0,
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_norm: float | None = Field(default=None, gt=0,
                                    description="max L2 norm of each unit's incoming weights")
     early_stopping: EarlyStopping | None = None
 
@@ -209,30 +217,31 @@ class TrainConfig(StrictModel):
 
 
 class EvalConfig(StrictModel):
-    max_samples: int = Field(10000, gt=0, le=MAX_EXAMPLES,
+    max_samples: int = Field(default=10000, gt=0, le=MAX_EXAMPLES,
                              description="held-out examples for the after-training statistics "
                                          "(the whole test set when it has at most this many)")
-    train_subset: int | None = Field(10000, gt=0, le=MAX_EXAMPLES,
+    train_subset: int | None = Field(default=10000, gt=0, le=MAX_EXAMPLES,
                                      description="training examples evaluated after each epoch "
                                                  "for the curves (a fixed seeded subset; null = "
                                                  "all); the final numbers use the whole set")
-    every: int = Field(1, gt=0, le=100_000,
+    every: int = Field(default=1, gt=0, le=100_000,
                        description="evaluate every k epochs (the last one always)")
     save_weights: Literal["none", "first", "all"] = Field(
-        "first", description="weights kept in weights.npz: none, the first layer, or all")
+        default="first",
+        description="weights kept in weights.npz: none, the first layer, or all")
     coadaptation: bool = True
     uncertainty: bool = True
-    mc_samples: int = Field(30, gt=0, le=10_000, description="Monte Carlo dropout passes")
-    ece_bins: int = Field(15, gt=0, le=10_000)
-    ablation_draws: int = Field(3, gt=0, le=1_000,
+    mc_samples: int = Field(default=30, gt=0, le=10_000, description="Monte Carlo dropout passes")
+    ece_bins: int = Field(default=15, gt=0, le=10_000)
+    ablation_draws: int = Field(default=3, gt=0, le=1_000,
                                 description="random draws per ablation fraction")
-    pair_samples: int = Field(32, ge=0, le=100_000,
+    pair_samples: int = Field(default=32, ge=0, le=100_000,
                               description="unit pairs sampled per layer for pair synergy")
 
 
 class ExperimentConfig(StrictModel):
     name: str = "sweep"
-    seed: int = Field(0, ge=0, lt=2**63)
+    seed: int = Field(default=0, ge=0, lt=2**63)
     backend: str = "numpy"
     device: str = "auto"
     dtype: Literal["float32", "float64"] = "float32"

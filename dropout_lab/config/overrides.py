@@ -24,7 +24,7 @@ def _override_error(message: str, key: str) -> ConfigError:
     return exc
 
 
-class CommaList(list):
+class CommaList(list[Any]):
     """A ``--set KEY=a,b,c`` value: the values of a new sweep axis (Hydra's multirun habit)."""
 
 

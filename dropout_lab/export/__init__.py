@@ -110,4 +110,5 @@ def export(sweep_dir: Path, to: str, **options: Any) -> dict[str, Any]:
         raise OutputError(f"export --to {to} needs the package '{library}': "
                           f'pip install "dropout-lab[{extra}]"')
     module = importlib.import_module(module_name)
-    return module.export(sweep, **options)
+    summary: dict[str, Any] = module.export(sweep, **options)  # every target returns one
+    return summary
