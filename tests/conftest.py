@@ -9,6 +9,7 @@ import yaml
 from typer.testing import CliRunner
 
 from dropout_lab.cli import app
+from tests.helpers.configs import TINY
 
 
 @pytest.fixture(autouse=True)
@@ -33,18 +34,6 @@ class Cli:
 @pytest.fixture
 def cli() -> Cli:
     return Cli()
-
-
-TINY = {
-    "name": "tiny",
-    "dataset": {"name": "synthetic", "n_train": 120, "n_test": 80, "n_features": 8,
-                "n_classes": 3},
-    "model": {"hidden": [16]},
-    "dropout": {"p": 0.5},
-    "train": {"epochs": 2, "batch_size": 32, "optimizer": "momentum", "lr": 0.05},
-    "eval": {"mc_samples": 4, "max_samples": 80, "pair_samples": 4, "ablation_draws": 1},
-    "sweep": {"dropout.p": [0.0, 0.5], "seed": [0, 1]},
-}
 
 
 @pytest.fixture

@@ -9,9 +9,10 @@ a small set of primitives with the same names: array conversion (``_to_backend``
 (``_act_``, ``_act_grad_``), the loss (``_softmax_xent``), ``_sum_rows`` and the max-norm
 pair (``_column_norms``, ``_rescale_columns_``). Speed paths are overrides in clearly named
 places: the torch ``_foreach_*`` optimizer (``torch_foreach.py``) replaces
-:meth:`MLP._optimizer_step`; NumPy's saving is that every weight gradient is written by
-``np.matmul(..., out=)`` into a per-layer scratch buffer and updated in place (no
-weight-sized temporary per step, and one BLAS library: NumPy's own).
+:meth:`MLP._optimizer_step`; a backend that sets :attr:`MLP.fuse_momentum` (NumPy) has the
+momentum update's first half done by the weight gradient's own product,
+``v_l <- mu v_l + a_l^T g_l`` (one gemm with beta = mu, see ``backends/blas.py``), so a step
+writes no weight gradient at all and allocates nothing the size of the weights.
 
 Notation, for layer l = 0..L-1 (L = number of weight matrices, hidden layers 1..L-1):
 
@@ -25,6 +26,7 @@ and backward, with g = dloss/dz:
 
     g_{L-1} = (softmax(z_{L-1}) - onehot(y)) / N
     dW'_l = a_l^T g_l,  db_l = sum_n g_l,  dW_l = dW'_l * M_l (dropconnect)
+    (fused momentum: v_l <- mu v_l + a_l^T g_l in the same product, when there is no M_l)
     g_{l-1} = ((g_l @ W'_l^T) * r_l) * f'(z_{l-1})
 
 Optimizers (coupled L2 weight decay on the weights only, as torch.optim defines them), with
@@ -63,6 +65,12 @@ class MLP(ABC, Generic[T]):
     """A network on one backend; fills the :class:`~dropout_lab.backends.base.Network`
     Protocol. Inputs and outputs of the public methods are NumPy arrays."""
 
+    # True: under momentum, a training step's weight-gradient product accumulates straight
+    # into the velocity (v_l <- mu v_l + a_l^T g_l, one gemm with beta = mu) instead of
+    # writing dW_l to a scratch buffer that the optimizer then reads. Same formula; a
+    # backend turns it on where its gemm takes beta at no extra cost.
+    fuse_momentum = False
+
     def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig) -> None:
         self.spec = spec
         self.np_dtype = np.dtype(spec.dtype)
@@ -83,6 +91,8 @@ class MLP(ABC, Generic[T]):
         # Scratch buffers the weight gradients dW_l of a training step are written into.
         self._dW: list[T] = [self._zeros_like(W) for W in self.W]
         self.t = 0  # optimizer steps taken: Adam's t, and the clock of the periodic flush
+        # Per layer, whether this step's weight gradient went straight into the velocity.
+        self._fused: list[bool] = [False] * len(self.W)
 
     @property
     def n_layers(self) -> int:
@@ -115,8 +125,9 @@ class MLP(ABC, Generic[T]):
         """z = a @ W + b, a new array."""
 
     @abstractmethod
-    def _matmul_tn(self, a: T, g: T, out: T | None) -> T:
-        """a^T g, written into ``out`` when given."""
+    def _matmul_tn(self, a: T, g: T, out: T | None, beta: float = 0.0) -> T:
+        """a^T g, written into ``out`` when given; with ``beta``, out <- a^T g + beta out
+        (``out`` required)."""
 
     @abstractmethod
     def _matmul_nt(self, g: T, W: T) -> T:
@@ -270,9 +281,20 @@ class MLP(ABC, Generic[T]):
         z, inputs, weights, hidden = self._forward_train(x, units, masks)
         loss, g = self._softmax_xent(z, y)  # g_{L-1} = (softmax - onehot) / N
         grads: Grads = [None] * self.n_layers  # type: ignore[list-item]
+        fuse = into_scratch and self.fuse_momentum and self.train.optimizer == "momentum"
+        self._fused = [False] * self.n_layers
         for l in range(self.n_layers - 1, -1, -1):
-            dW = self._matmul_tn(inputs[l], g, self._dW[l] if into_scratch else None)  # a_l^T g_l
-            if masks is not None and masks[l] is not None:
+            masked = masks is not None and masks[l] is not None
+            if fuse and not masked:
+                # v_l <- mu v_l + a_l^T g_l: the velocity's update, fused into the product;
+                # _update finishes it (weight decay, W <- W - lr v). Only the velocity is
+                # written, so the W'_l used below for g_{l-1} is still this step's.
+                dW = self._matmul_tn(inputs[l], g, self._m[l], beta=self.momentum)
+                self._fused[l] = True
+            else:
+                out = self._dW[l] if into_scratch else None
+                dW = self._matmul_tn(inputs[l], g, out)  # dW'_l = a_l^T g_l
+            if masked:
                 self._mul_(dW, masks[l])  # dW_l = dW'_l * M_l
             grads[l] = (dW, self._sum_rows(g))  # db_l = sum_n g_l
             if l == 0:
@@ -317,13 +339,20 @@ class MLP(ABC, Generic[T]):
         fused or multi-tensor version of the same formulas)."""
         L = self.n_layers
         for l, (dW, db) in enumerate(grads):
-            self._update(l, self.W[l], dW)
+            self._update(l, self.W[l], dW, fused=self._fused[l])
             self._update(L + l, self.b[l], db)
 
-    def _update(self, i: int, p: T, g: T) -> None:
+    def _update(self, i: int, p: T, g: T, fused: bool = False) -> None:
         """SGD / momentum / Adam with coupled L2 weight decay for parameter i (weights
-        0..L-1, then biases). ``g`` is this step's own array, so it is updated in place."""
+        0..L-1, then biases). ``g`` is this step's own array, so it is updated in place.
+        ``fused``: momentum only, ``g`` is the velocity, already mu v + a^T g."""
         opt, wd, lr = self.train.optimizer, self.train.weight_decay, self.lr
+        if fused:
+            v = self._m[i]
+            if wd:
+                self._add_(v, p, wd)  # v <- (mu v + g) + wd W, i.e. mu v + (g + wd W)
+            self._add_(p, v, -lr)  # W <- W - lr v
+            return
         if wd and i < self.n_layers:
             self._add_(g, p, wd)  # g <- g + wd W: decay weights, not biases
         if opt == "sgd":

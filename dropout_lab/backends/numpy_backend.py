@@ -2,12 +2,15 @@
 
 The network itself (layer loop, modes, backward pass, optimizers) is written once in
 :class:`~dropout_lab.backends.mlp.MLP`, with the formulas beside each line; this module fills
-its primitives. Every matrix product goes through ``np.matmul`` (NumPy's own BLAS, one thread
-pool): the weight gradients of a training step are written with ``out=`` into per-layer
-scratch buffers and the optimizer updates in place, so a step allocates nothing the size of
-the weights. (An earlier version fused the update into SciPy's gemm, C <- alpha A B + beta C;
-SciPy brings a second OpenBLAS with its own thread pool, and alternating between the two made
-``--threads 2`` up to 2x slower than one thread; see docs/performance.md.)
+its primitives. Every matrix product goes through NumPy's own BLAS (one library, one thread
+pool): ``np.matmul``, and for the two routines NumPy does not expose, gemm with beta and axpy,
+the same library reached through :mod:`~dropout_lab.backends.blas`. With them the momentum
+update is fused into the weight gradient's product (``v <- mu v + a^T g``, see
+:attr:`MLP.fuse_momentum`) and ``W <- W - lr v`` is one threaded pass, so a step allocates
+nothing the size of the weights. Where that BLAS cannot be reached the same formulas run in
+NumPy. (An earlier version fused the update into *SciPy's* gemm; SciPy brings a second
+OpenBLAS with its own thread pool, and alternating between the two made ``--threads 2`` up to
+2x slower than one thread; see docs/performance.md.)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import numpy as np
 
 from dropout_lab.backends.base import NetSpec, Weights
+from dropout_lab.backends.blas import BLAS
 from dropout_lab.backends.mlp import MLP
 from dropout_lab.config import TrainConfig
 from dropout_lab.errors import BackendError
@@ -30,6 +34,8 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 
 class NumpyNetwork(MLP[np.ndarray]):
     """An MLP on the CPU in NumPy. Inputs and outputs are NumPy arrays, as the Protocol says."""
+
+    fuse_momentum = True  # gemm with beta: v <- mu v + a^T g in one product
 
     def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig) -> None:
         self.dtype = np.dtype(spec.dtype)
@@ -65,7 +71,15 @@ class NumpyNetwork(MLP[np.ndarray]):
         z += b
         return z
 
-    def _matmul_tn(self, a: np.ndarray, g: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    def _matmul_tn(self, a: np.ndarray, g: np.ndarray, out: np.ndarray | None,
+                   beta: float = 0.0) -> np.ndarray:
+        if out is not None and BLAS is not None and BLAS.gemm_tn(a, g, out, beta):
+            return out  # out <- a^T g + beta out, one gemm
+        if beta:
+            assert out is not None, "beta needs out"
+            out *= self.dtype.type(beta)
+            out += a.T @ g
+            return out
         # a.T is a transposed view: matmul passes it to gemm as "transposed", no copy.
         return np.matmul(a.T, g, out=out)
 
@@ -88,6 +102,8 @@ class NumpyNetwork(MLP[np.ndarray]):
         return x
 
     def _add_(self, x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+        if BLAS is not None and BLAS.axpy(alpha, y, x):
+            return x  # x <- x + alpha y: one (threaded) pass
         if alpha == 1.0:
             x += y
         else:

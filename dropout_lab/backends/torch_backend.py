@@ -113,8 +113,11 @@ class TorchNetwork(MLP[torch.Tensor]):
     def _addmm(self, b: torch.Tensor, a: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
         return torch.addmm(b, a, W)
 
-    def _matmul_tn(self, a: torch.Tensor, g: torch.Tensor, out: torch.Tensor | None
-                   ) -> torch.Tensor:
+    def _matmul_tn(self, a: torch.Tensor, g: torch.Tensor, out: torch.Tensor | None,
+                   beta: float = 0.0) -> torch.Tensor:
+        if beta:
+            assert out is not None, "beta needs out"
+            return out.addmm_(a.T, g, beta=beta)  # out <- a^T g + beta out
         return torch.mm(a.T, g) if out is None else torch.mm(a.T, g, out=out)
 
     def _matmul_nt(self, g: torch.Tensor, W: torch.Tensor) -> torch.Tensor:

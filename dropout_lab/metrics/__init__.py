@@ -42,7 +42,8 @@ def after_training(prep: Any) -> dict[str, Any]:
     base = seeds.rng(prep.config.seed, "eval")
     x, y = held_out(prep.data.x_test, prep.data.y_test, ev.max_samples, base)
     rng_ablation, rng_pairs, rng_mc = base.spawn(3)
-    probe = Probe.build(prep.network, prep.plan, prep.spec.test_scales, x, y, prep.data.n_classes)
+    probe = Probe.build(prep.network, prep.plan, prep.spec.test_scales, x, y, prep.data.n_classes,
+                        activation=prep.spec.activation)
     out: dict[str, Any] = {}
     if ev.coadaptation:
         out["coadaptation"] = coadaptation.compute(probe, ev.ablation_draws, ev.pair_samples,

@@ -242,8 +242,13 @@ def pair_synergy(probe: Probe, rng: np.random.Generator, pair_samples: int) -> d
         sets = [[u] for u in singles] + [list(pair) for pair in pairs]
         losses = per_example_nll(probe.logits_without_each(layer, sets), probe.y)  # (S, N)
         # The reference loss comes from the same path as the ablated ones (the read-out
-        # shortcut for the last layer, the backend otherwise): equal rounding in every term.
-        base = per_example_nll(probe.readout if layer == last else probe.logits, probe.y)
+        # shortcut for the last layer, the tail shortcut or else the backend for earlier
+        # ones): equal rounding in every term.
+        if layer == last:
+            reference = probe.readout
+        else:
+            reference = probe.tail_logits(layer) if probe.has_tail else probe.logits
+        base = per_example_nll(reference, probe.y)
         row = {u: k for k, u in enumerate(singles)}
         for k, (i, j) in enumerate(pairs):
             per_pair.append(synergy_per_example(base, losses[row[i]], losses[row[j]],

@@ -16,9 +16,20 @@ where h_L is exactly the matrix ``forward(..., return_hidden=True)`` hands back.
 set S of units of layer L to zero changes the logits by  - s_L * h_L[:, S] @ W_L[S, :], and a
 Monte Carlo pass whose noise touches only layer L (no input dropout, no dropout in earlier
 layers: the common one-hidden-layer case) is one small matrix product on h_L. That makes the
-ablation curve, the unit-pair losses and the Monte Carlo passes cheap; every other case
-(ablating an earlier layer, noise in an earlier layer) runs the backend's own ``forward``.
-``tests/test_metrics_integration.py`` checks that both paths agree.
+ablation curve, the unit-pair losses and the Monte Carlo passes cheap.
+
+The same algebra one layer down (the *tail* shortcut): clamping units S of an earlier hidden
+layer l changes the next layer's pre-activation by a rank-|S| term,
+
+    z_{l+1}' = z_{l+1} - s_l * h_l[:, S] @ W_{l+1}[S, :],   z_{l+1} = (h_l s_l) @ W_{l+1} + b
+
+and only the layers above l are recomputed from there (in float64 NumPy, from the weights).
+For a pair of units of the first layer of a 784-1024-1024-10 MLP that is a rank-2 update, a
+ReLU and the 10-column read-out instead of a whole forward pass: the pair synergy of earlier
+layers no longer dominates a trial's statistics. It needs the activation (``relu``/``tanh``);
+without it, and in every other case (noise in an earlier layer, ablating several layers at
+once), the backend's own ``forward`` runs. ``tests/metrics/test_metrics_integration.py`` checks that
+the paths agree.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import numpy as np
 from dropout_lab.dropout import DropoutPlan, Noise
 
 CHUNK = 4096  # rows per backend forward pass: bounds memory when max_samples is large
+TAIL_ROWS = 256  # rows per block of the tail shortcut (a 256 x 1024 float64 block is 2 MiB)
 
 
 @dataclass
@@ -50,24 +62,38 @@ class Probe:
     readout: np.ndarray  # (N, C) float64: (h_L s_L) W_L + b_L recomputed from h_L
     hidden64: np.ndarray  # h_L in float64, for the read-out shortcut
     readout_w64: np.ndarray  # W_L in float64
+    # For the tail shortcut (None: unknown activation, use the backend): every layer's
+    # (W, b) in float64, the test-time factor of every unit layer (input first), and f.
+    weights64: list[tuple[np.ndarray, np.ndarray]] | None = None
+    scales: list[float] | None = None
+    activation: str | None = None
 
     @classmethod
     def build(cls, network, plan: DropoutPlan, test_scales: Sequence[float], x: np.ndarray,
-              y: np.ndarray, n_classes: int) -> Probe:
-        """One evaluation-mode pass through the backend, plus the read-out weights."""
+              y: np.ndarray, n_classes: int, activation: str | None = None) -> Probe:
+        """One evaluation-mode pass through the backend, plus the read-out weights.
+        ``activation`` (``relu``/``tanh``; default: the network's ``spec.activation`` when
+        it has one) enables the tail shortcut for earlier layers."""
         parts = [network.forward(x[s : s + CHUNK], return_hidden=True)
                  for s in range(0, len(x), CHUNK)]
         logits = np.concatenate([np.asarray(p[0], dtype=np.float64) for p in parts])
         n_hidden = len(parts[0][1])
         hidden = [np.concatenate([np.asarray(p[1][k]) for p in parts]) for k in range(n_hidden)]
-        w, b = (np.asarray(a) for a in network.get_weights()[-1])
-        scale = float((list(test_scales) or [1.0] * (n_hidden + 1))[n_hidden])
+        weights = network.get_weights()
+        w, b = (np.asarray(a) for a in weights[-1])
+        scales = [float(s) for s in (list(test_scales) or [1.0] * (n_hidden + 1))]
+        scale = scales[n_hidden]
+        if activation is None:
+            activation = getattr(getattr(network, "spec", None), "activation", None)
+        weights64 = [(np.asarray(W, dtype=np.float64), np.asarray(bb, dtype=np.float64))
+                     for W, bb in weights]
         # The read-out shortcut subtracts from these recomputed logits (not from the backend's),
         # so every logit of a pair-synergy comparison carries the same rounding.
         h64, w64 = hidden[-1].astype(np.float64), w.astype(np.float64)
         readout = (h64 * scale) @ w64 + b.astype(np.float64)
         return cls(network, plan, x, np.asarray(y), n_classes, logits, hidden, w, b, scale,
-                   readout, h64, w64)
+                   readout, h64, w64, weights64, scales,
+                   activation if activation in ("relu", "tanh") else None)
 
     @property
     def n_hidden(self) -> int:
@@ -105,6 +131,8 @@ class Probe:
         For the last layer the removals are linear in the read-out, so all sets are done at
         once: delta_u = s_L h_L[:, u] (outer) W_L[u, :], and set k subtracts sum_{u in k} delta_u
         (a gather of the stacked deltas)."""
+        if layer != self.n_hidden - 1 and self.has_tail:
+            return self.tail_logits_each(layer, unit_sets)
         if layer != self.n_hidden - 1:
             drop: list = [None] * self.n_hidden
             out = []
@@ -125,6 +153,48 @@ class Probe:
                     out=deltas[:-1])
         deltas *= self.readout_scale
         return self.readout[None] - deltas[index].sum(axis=1)
+
+    # -- the tail shortcut: ablate units of an earlier layer, recompute only the layers above --
+    @property
+    def has_tail(self) -> bool:
+        """True when the tail shortcut can run (the activation and the weights are known)."""
+        return self.activation is not None and self.weights64 is not None
+
+    def tail_logits(self, layer: int, units: Sequence[int] = ()) -> np.ndarray:
+        """(N, C) float64 evaluation-mode logits with ``units`` of hidden layer ``layer``
+        (0-based) clamped to zero, recomputed from that layer up in float64 (``units`` empty:
+        the unablated logits of the same path, the reference every ablation of this layer is
+        compared with, so that every term carries the same rounding)."""
+        return self.tail_logits_each(layer, [units])[0]
+
+    def tail_logits_each(self, layer: int, unit_sets: Sequence[Sequence[int]]) -> np.ndarray:
+        """(S, N, C): :meth:`tail_logits` for each set of ``unit_sets``. Rows go in blocks of
+        TAIL_ROWS so that the next layer's pre-activation of a block, computed once and
+        shared by every set, stays in cache while the sets are applied to it."""
+        assert self.weights64 is not None and self.scales is not None
+        W_next, b_next = self.weights64[layer + 1]
+        s_l = self.scales[layer + 1]
+        index = [np.asarray(list(u), dtype=np.intp) for u in unit_sets]
+        n = len(self.x)
+        out = np.empty((len(index), n, len(self.readout_b)))
+        for r in range(0, n, TAIL_ROWS):
+            h = self.hidden[layer][r : r + TAIL_ROWS].astype(np.float64)
+            z = (h * s_l) @ W_next + b_next  # z_{l+1} = (h_l s_l) W_{l+1} + b_{l+1}
+            for k, idx in enumerate(index):
+                # z_{l+1}' = z_{l+1} - s_l h_l[:, S] W_{l+1}[S, :]   (rank |S|)
+                z_k = z - s_l * (h[:, idx] @ W_next[idx]) if len(idx) else z
+                out[k, r : r + TAIL_ROWS] = self._layers_above(layer + 1, z_k)
+        return out
+
+    def _layers_above(self, first: int, z: np.ndarray) -> np.ndarray:
+        """Logits from the pre-activation ``z`` of hidden layer ``first`` (0-based): f, then
+        each layer above with its test-time factor, then the read-out."""
+        assert self.weights64 is not None and self.scales is not None
+        for k in range(first, self.n_hidden):
+            h = np.maximum(z, 0.0) if self.activation == "relu" else np.tanh(z)
+            W, b = self.weights64[k + 1]
+            z = (h * self.scales[k + 1]) @ W + b
+        return z
 
     # -- Monte Carlo dropout -----------------------------------------------------------------
     @property

@@ -12,7 +12,6 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab import seeds
 from dropout_lab.backends import registry
@@ -21,6 +20,7 @@ from dropout_lab.config import VARIANTS, TrainConfig, validate
 from dropout_lab.dropout import make_plan
 from dropout_lab.errors import BackendError
 from dropout_lab.trial import prepare, train
+from tests.helpers.configs import TINY
 
 BACKENDS = registry.names()
 OTHERS = [n for n in BACKENDS if n != "numpy"]  # held to the numpy reference

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import TINY
+from tests.helpers.configs import TINY
 
 CHILD = textwrap.dedent("""
     import json, sys

@@ -77,3 +77,16 @@ def test_adam_bias_correction_uses_the_step_counter(name):
     for (a, _), (c, _), (ga, _) in zip(w0, net.get_weights(), g, strict=True):
         np.testing.assert_allclose(c, a - 0.001 * ga / (np.abs(ga) + 1e-8), rtol=1e-9,
                                    atol=1e-12)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_matmul_tn_with_beta_accumulates_into_out(name):
+    """The primitive the fused momentum step rests on: out <- a^T g + beta out, in place."""
+    net = _net(name, TrainConfig())
+    rng = np.random.default_rng(3)
+    a, g, out = rng.normal(size=(9, 4)), rng.normal(size=(9, 5)), rng.normal(size=(4, 5))
+    want = a.T @ g + 0.75 * out
+    buf = net._to_backend(out)
+    got = net._matmul_tn(net._to_backend(a), net._to_backend(g), buf, beta=0.75)
+    np.testing.assert_allclose(net._to_numpy(got), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(net._to_numpy(buf), want, rtol=1e-12, atol=1e-12)  # in place

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab.config import validate
 from dropout_lab.errors import BackendError
 from dropout_lab.trial import prepare, train
+from tests.helpers.configs import TINY
 
 torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch")
 

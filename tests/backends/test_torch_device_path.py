@@ -12,12 +12,12 @@ import copy
 
 import numpy as np
 import pytest
-from conftest import TINY
 
 from dropout_lab import seeds
 from dropout_lab.backends.base import host_epoch, train_epoch
 from dropout_lab.config import validate
 from dropout_lab.trial import prepare, train
+from tests.helpers.configs import TINY
 
 torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch")
 

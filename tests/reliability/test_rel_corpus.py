@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from rel_helpers import cli, tiny, write_yaml
 
 from dropout_lab.data import idx
+from tests.helpers.reliability import cli, tiny, write_yaml
 
 BOMB = "\n".join(["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
                  + [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}, "

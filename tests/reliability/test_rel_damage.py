@@ -11,7 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from rel_helpers import cli, tiny, write_yaml
+
+from tests.helpers.reliability import cli, tiny, write_yaml
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from collections import Counter
 
 import pytest
 import yaml
-from rel_helpers import cli, tiny, write_yaml
 
 from dropout_lab import config as config_module
 from dropout_lab.config import ConfigError, ExperimentConfig, load_yaml_text
 from dropout_lab.sweep import expand
+from tests.helpers.reliability import cli, tiny, write_yaml
 
 
 @pytest.fixture

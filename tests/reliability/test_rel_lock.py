@@ -12,9 +12,9 @@ import sys
 import time
 
 import pytest
-from rel_helpers import cli, env, tiny, write_yaml
 
 from dropout_lab.store import SweepLock
+from tests.helpers.reliability import cli, env, tiny, write_yaml
 
 
 def test_a_second_sweep_on_a_locked_folder_exits_2_naming_the_holder(tmp_path):

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
-from rel_helpers import cli, env, tiny, write_yaml
+
+from tests.helpers.reliability import cli, env, tiny, write_yaml
 
 SLOW_TRIALS = dict(dataset={"name": "synthetic", "n_train": 3000, "n_test": 200,
                             "n_features": 32, "n_classes": 3},
