@@ -17,6 +17,7 @@ from typing import Any
 
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
 from dropout_lab.executors.base import Events, Executor, Job
+from dropout_lab.result import Status
 from dropout_lab.store import SweepStore
 from dropout_lab.sweep import Trial, expand
 
@@ -65,7 +66,7 @@ class SweepReport:
 
     @property
     def all_done(self) -> bool:
-        return all(t.result.get("status") == "done" for t in self.trials)
+        return all(t.result.get("status") == Status.DONE for t in self.trials)
 
     def results(self) -> list[dict[str, Any]]:
         return [t.result for t in self.trials]
@@ -78,7 +79,7 @@ class NullEvents:
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         pass
 
-    def finished(self, trial_id: str, status: str) -> None:
+    def finished(self, trial_id: str, status: Status) -> None:
         pass
 
 
@@ -97,7 +98,7 @@ class _StoringEvents:
         self.store.append_metrics_row(trial_id, row)
         self.inner.epoch(trial_id, epoch, epochs, row)
 
-    def finished(self, trial_id: str, status: str) -> None:
+    def finished(self, trial_id: str, status: Status) -> None:
         self.inner.finished(trial_id, status)
 
 
@@ -182,7 +183,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
                                 outcome.arrays)
             executed[outcome.trial_id] = outcome.result
             events.finished(outcome.trial_id, outcome.status)
-            if outcome.status != "done":
+            if outcome.status != Status.DONE:
                 failures += 1
                 if max_failures is not None and failures >= max_failures:
                     report.stopped_early = (f"stopped after {failures} failed trial(s) "
@@ -219,7 +220,7 @@ def _finish(report: SweepReport, store: SweepStore, trials: list[Trial],
             report.trials.append(TrialReport(t, executed[t.trial_id], True))
             continue
         r = store.load_result(t.trial_id, t.params) or {
-            "trial_id": t.trial_id, "status": "pending", "params": t.params}
+            "trial_id": t.trial_id, "status": Status.PENDING, "params": t.params}
         # Params as the current grid names them (an older grid may have had other axes).
         report.trials.append(TrialReport(t, dict(r, params=t.params), False))
     store.write_summary(report.results(), list(report.config.sweep))

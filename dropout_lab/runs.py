@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from dropout_lab.errors import OutputError, StoreError
+from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepLock, SweepStore, atomic_write_text
 
 META_FILE = "meta.json"
-FAILED = ("failed", "diverged")
+# ``ls --filter status=...``: a status some trial has (failed counts diverged too)
+FILTER_STATUSES = (Status.DONE, Status.FAILED, Status.PENDING)
 
 
 # -- trials on disk ---------------------------------------------------------------------------
@@ -113,7 +115,7 @@ def parse_filter(text: str) -> tuple[str, str]:
     if not sep or fieldname not in ("tag", "name", "status") or not value:
         raise OutputError(f"--filter {text!r}: use tag=NAME, name=GLOB or "
                           "status=done|failed|pending")
-    if fieldname == "status" and value not in ("done", "failed", "pending"):
+    if fieldname == "status" and value not in FILTER_STATUSES:
         raise OutputError(f"--filter {text!r}: status is done, failed or pending")
     return fieldname, value
 
@@ -129,9 +131,9 @@ def matches(sweep: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
         if fieldname == "status":
             if "total" not in sweep:
                 return False
-            if value == "done" and sweep["done"] != sweep["total"]:
+            if value == Status.DONE and sweep["done"] != sweep["total"]:
                 return False
-            if value in ("failed", "pending") and not sweep[value]:
+            if value in (Status.FAILED, Status.PENDING) and not sweep[value]:
                 return False
     return True
 
@@ -169,7 +171,7 @@ def plan_gc(store: SweepStore, keep_failed: bool = False) -> GcPlan:
         result, corrupt = read_result(store.trial_dir(tid) / RESULT_FILE)
         if corrupt:
             plan.corrupt.append(tid)
-        elif result is not None and result.get("status") in FAILED and not keep_failed:
+        elif result is not None and result.get("status") in UNSUCCESSFUL and not keep_failed:
             plan.failed.append(tid)
     return plan
 

@@ -38,6 +38,7 @@ import numpy as np
 import yaml
 
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
+from dropout_lab.result import Status
 
 SWEEP_FILE = "sweep.yaml"
 RESULT_FILE = "result.json"
@@ -48,8 +49,8 @@ SUMMARY_FILE = "summary.csv"
 WEIGHTS_FILE = "weights.npz"
 LOCK_FILE = ".lock"
 
-CORRUPT = "corrupt"  # the status readers see for a trial whose stored files are damaged
-STATUSES = ("done", "failed", "diverged", "pending", CORRUPT)
+# A result.json may say any status but CORRUPT (which readers report for a damaged one).
+_READABLE = tuple(s for s in Status if s is not Status.CORRUPT)
 _TRIAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # never a path: ids name folders
 
 
@@ -396,12 +397,12 @@ class SweepStore:
             return None, f"not a result (a JSON {type(r).__name__})"
         if r.get("trial_id") != trial_id:
             return None, f"trial_id {r.get('trial_id')!r} is not its folder's id"
-        if r.get("status") not in STATUSES or r.get("status") == CORRUPT:
+        if r.get("status") not in _READABLE:
             return None, f"unknown status {r.get('status')!r}"
         for key, kind in (("params", dict), ("final", dict), ("timing", dict), ("env", dict)):
             if key in r and r[key] is not None and not isinstance(r[key], kind):
                 return None, f"{key!r} is a {type(r[key]).__name__}, not a {kind.__name__}"
-        if r["status"] == "done" and not isinstance(r.get("final"), dict):
+        if r["status"] == Status.DONE and not isinstance(r.get("final"), dict):
             return None, "status done but no final metrics"
         stored = r.get("params") or {}
         if params is not None:
@@ -428,7 +429,7 @@ class SweepStore:
 
     def is_done(self, trial_id: str, params: dict[str, Any] | None = None) -> bool:
         r = self.load_result(trial_id, params)
-        return r is not None and r.get("status") == "done"
+        return r is not None and r.get("status") == Status.DONE
 
     def load_metrics(self, trial_id: str) -> list[dict[str, Any]]:
         """The per-epoch rows; a damaged file gives the rows before the damage (one warning)."""
@@ -502,10 +503,10 @@ class SweepStore:
             r, problem = self.check_result(t["trial_id"], t["params"])
             if problem:
                 self._warn_corrupt(t["trial_id"], problem)
-                out.append({"trial_id": t["trial_id"], "status": CORRUPT, "params": t["params"],
-                            "error": f"{RESULT_FILE}: {problem}"})
+                out.append({"trial_id": t["trial_id"], "status": Status.CORRUPT,
+                            "params": t["params"], "error": f"{RESULT_FILE}: {problem}"})
             elif r is None:
-                out.append({"trial_id": t["trial_id"], "status": "pending",
+                out.append({"trial_id": t["trial_id"], "status": Status.PENDING,
                             "params": t["params"]})
             else:
                 out.append(dict(r, params=t["params"]))  # the grid names the params

@@ -25,6 +25,7 @@ from dropout_lab.dropout import make_plan
 from dropout_lab.environment import trial_environment
 from dropout_lab.errors import DivergedError
 from dropout_lab.health import HEALTH_SAMPLES, assess, chance_accuracy, dead_fraction
+from dropout_lab.result import Status
 from dropout_lab.schedules import hyperparameters_at
 
 EVAL_CHUNK = 4096  # rows per evaluation forward pass: bounds memory on large data sets
@@ -36,7 +37,7 @@ EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
 @dataclass
 class TrialOutcome:
     trial_id: str
-    status: str  # "done" | "failed" | "diverged"
+    status: Status  # DONE, FAILED or DIVERGED
     result: dict[str, Any]
     metrics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # traceback text for failed trials
@@ -194,7 +195,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         "dtype": config.dtype, "python": platform.python_version(),
         "platform": platform.platform(), "versions": {"dropout_lab": __version__},
     }
-    result: dict[str, Any] = {"trial_id": trial_id, "status": "failed", "params": params,
+    result: dict[str, Any] = {"trial_id": trial_id, "status": Status.FAILED, "params": params,
                               "final": None, "timing": {}, "env": env}
     log = TrainingLog()
     arrays: dict[str, np.ndarray] = {}
@@ -213,11 +214,11 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         try:
             train(prep, report, log)
         except DivergedError as exc:
-            result.update(status="diverged", reason=str(exc))
+            result.update(status=Status.DIVERGED, reason=str(exc))
         train_seconds = time.perf_counter() - t_train
-        if result["status"] != "diverged":
+        if result["status"] != Status.DIVERGED:
             rows = log.rows
-            result["status"] = "done"
+            result["status"] = Status.DONE
             result["final"] = {k: rows[-1][k] for k in FINAL_KEYS}
             result["epochs_trained"] = rows[-1]["epoch"]
             result["stopped_by"] = log.stopped_by
@@ -232,7 +233,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         error = None
     except Exception:  # a failed trial is data, not a crash of the sweep
         error = traceback.format_exc()
-        result["status"] = "failed"
+        result["status"] = Status.FAILED
         result["error"] = error.strip().splitlines()[-1]
     result["timing"]["total_seconds"] = time.perf_counter() - t_start
     result["timing"]["started_at"] = started

@@ -21,7 +21,8 @@ from dropout_lab.comparison.values import show as show_value
 from dropout_lab.errors import StoreError
 from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import fmt_number
-from dropout_lab.store import CORRUPT, RESULT_FILE, SWEEP_FILE, SweepStore, dumps
+from dropout_lab.result import UNSUCCESSFUL, Status
+from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
 WIDE_HELP = "show every column at full width, even wider than the terminal"
@@ -36,10 +37,10 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
     c = {"done": 0, "failed": 0, "pending": 0, "corrupt": 0, "total": len(results)}
     for r in results:
         st = r.get("status")
-        c["done" if st == "done" else "failed" if st in ("failed", "diverged")
-          else CORRUPT if st == CORRUPT else "pending"] += 1
-    if not c[CORRUPT]:  # shown only when there is damage
-        del c[CORRUPT]
+        c["done" if st == Status.DONE else "failed" if st in UNSUCCESSFUL
+          else "corrupt" if st == Status.CORRUPT else "pending"] += 1
+    if not c["corrupt"]:  # shown only when there is damage
+        del c["corrupt"]
     return c
 
 
@@ -194,8 +195,8 @@ def show(
     for col in ("status", "test_acc", "gap_acc", "train s"):
         table.add_column(col, justify="right")
     table.add_column("error")
-    styles = {"done": "green", "failed": "red", "diverged": "red", "pending": "yellow",
-              CORRUPT: "red"}
+    styles = {Status.DONE: "green", Status.FAILED: "red", Status.DIVERGED: "red",
+              Status.PENDING: "yellow", Status.CORRUPT: "red"}
     for r in results:
         final = r.get("final") or {}
         params = r.get("params") or {}

@@ -21,6 +21,7 @@ from dropout_lab.executors import budget as budgets
 from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
+from dropout_lab.result import UNSUCCESSFUL
 from dropout_lab.runner import SweepInterrupted, plan, run_sweep
 
 
@@ -116,7 +117,7 @@ def sweep(
                                   title=f"{cfg.name}: {len(trials)} trial(s)"),
                     out, priorities, parse_columns(columns), wide)
         out.print(f"results in [bold]{escape(str(report.sweep_dir))}[/]", highlight=False)
-    bad = [t for t in report.trials if t.result.get("status") in ("failed", "diverged")]
+    bad = [t for t in report.trials if t.result.get("status") in UNSUCCESSFUL]
     for t in bad:
         reason = t.result.get("error") or t.result.get("reason") or ""
         err.print(f"[red]{t.result['status']}[/] {t.trial.trial_id} "

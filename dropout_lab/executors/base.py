@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from dropout_lab.result import Status
 from dropout_lab.trial import TrialOutcome
 
 
@@ -26,7 +27,7 @@ class Events(Protocol):
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         """One epoch finished; ``row`` is its metrics row (as metrics.jsonl stores it)."""
 
-    def finished(self, trial_id: str, status: str) -> None:
+    def finished(self, trial_id: str, status: Status) -> None:
         """The trial ended with ``status`` (its outcome is already written to the store)."""
 
 
@@ -47,9 +48,9 @@ def lost_trial(job: Job, reason: str, threads: int, workers: int) -> TrialOutcom
     """The outcome of a trial whose worker vanished (killed, out of memory, crashed): failed,
     with the reason as its error, so the sweep goes on and a re-run retries the trial."""
     result: dict[str, Any] = {
-        "trial_id": job.trial_id, "status": "failed", "params": job.params, "final": None,
+        "trial_id": job.trial_id, "status": Status.FAILED, "params": job.params, "final": None,
         "error": reason, "timing": {},
         "env": {"backend": job.config.get("backend"), "device": None, "threads": threads,
                 "workers": workers, "dtype": job.config.get("dtype"), "versions": {}},
     }
-    return TrialOutcome(job.trial_id, "failed", result, [], reason + "\n")
+    return TrialOutcome(job.trial_id, Status.FAILED, result, [], reason + "\n")

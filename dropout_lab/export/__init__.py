@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from dropout_lab.errors import OutputError, StoreError
+from dropout_lab.result import Status
 from dropout_lab.store import CONFIG_FILE, SweepStore
 
 # target name -> (module, the extra that provides its library, the module to import)
@@ -65,7 +66,7 @@ def load_sweep(sweep_dir: Path) -> SweepRecord:
         except (ValueError, OSError) as exc:
             raise StoreError(f"{store.trial_dir(tid)}: metrics unreadable ({exc})") from None
         trials.append(TrialRecord(
-            tid, r.get("status", "pending"), r.get("params") or {}, config,
+            tid, r.get("status", Status.PENDING), r.get("params") or {}, config,
             r.get("final") or {}, rows, (r.get("timing") or {}).get("started_at")))
     return SweepRecord(Path(sweep_dir).name, Path(sweep_dir), doc.get("sweep") or {},
                        doc.get("config") or {}, trials)
