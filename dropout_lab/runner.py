@@ -13,11 +13,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
 from dropout_lab.executors.base import Events, Executor, Job
-from dropout_lab.result import Status
+from dropout_lab.result import Result, Status
 from dropout_lab.store import SweepStore
 from dropout_lab.sweep import Trial, expand
 
@@ -53,7 +53,7 @@ def _interrupts_deferred() -> Iterator[None]:
 @dataclass
 class TrialReport:
     trial: Trial
-    result: dict[str, Any]
+    result: Result
     executed: bool
 
 
@@ -69,7 +69,8 @@ class SweepReport:
         return all(t.result.get("status") == Status.DONE for t in self.trials)
 
     def results(self) -> list[dict[str, Any]]:
-        return [t.result for t in self.trials]
+        """The results in grid order (as plain dicts: what the table renderers take)."""
+        return [cast("dict[str, Any]", t.result) for t in self.trials]
 
 
 class NullEvents:
@@ -164,7 +165,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
                 pending: list[Trial], base: dict[str, Any], executor: Executor, events: Events,
                 fresh: bool, max_failures: int | None) -> SweepReport:
     """The body of :func:`run_sweep`, with the sweep folder locked."""
-    executed: dict[str, dict[str, Any]] = {}
+    executed: dict[str, Result] = {}
     report = SweepReport(store.root, config)
     failures = 0
     outcomes = None
@@ -212,15 +213,17 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
 
 
 def _finish(report: SweepReport, store: SweepStore, trials: list[Trial],
-            executed: dict[str, dict[str, Any]]) -> None:
+            executed: dict[str, Result]) -> None:
     """Collect the current grid's results (fresh or reused) and write summary.csv."""
     report.trials = []
     for t in trials:
         if t.trial_id in executed:
             report.trials.append(TrialReport(t, executed[t.trial_id], True))
             continue
-        r = store.load_result(t.trial_id, t.params) or {
+        r: Result = store.load_result(t.trial_id, t.params) or {
             "trial_id": t.trial_id, "status": Status.PENDING, "params": t.params}
+        r = r.copy()
         # Params as the current grid names them (an older grid may have had other axes).
-        report.trials.append(TrialReport(t, dict(r, params=t.params), False))
+        r["params"] = t.params
+        report.trials.append(TrialReport(t, r, False))
     store.write_summary(report.results(), list(report.config.sweep))

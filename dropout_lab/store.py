@@ -31,14 +31,15 @@ import socket
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import yaml
 
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
-from dropout_lab.result import Status
+from dropout_lab.result import FINAL_KEYS, Result, Status
 
 SWEEP_FILE = "sweep.yaml"
 RESULT_FILE = "result.json"
@@ -338,7 +339,7 @@ class SweepStore:
             fh.write(dumps(row) + "\n")
             fh.flush()
 
-    def write_outcome(self, trial_id: str, result: dict[str, Any],
+    def write_outcome(self, trial_id: str, result: Result,
                       metrics: list[dict[str, Any]], error: str | None,
                       arrays: dict[str, np.ndarray] | None = None) -> None:
         """Weights, metrics, then the error text, then result.json last (the commit point)."""
@@ -355,8 +356,8 @@ class SweepStore:
             (d / ERROR_FILE).unlink(missing_ok=True)
         atomic_write_text(d / RESULT_FILE, json.dumps(_clean(result), indent=2, allow_nan=False))
 
-    def write_summary(self, results: list[dict[str, Any]], axes: list[str]) -> None:
-        final_keys = ["train_loss", "train_acc", "test_loss", "test_acc", "gap_acc", "gap_loss"]
+    def write_summary(self, results: Sequence[Mapping[str, Any]], axes: list[str]) -> None:
+        final_keys = list(FINAL_KEYS)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["trial_id", "status", *axes, *final_keys, "train_seconds"])
@@ -374,7 +375,7 @@ class SweepStore:
 
     # -- reading ------------------------------------------------------------------------------
     def check_result(self, trial_id: str, params: dict[str, Any] | None = None
-                     ) -> tuple[dict[str, Any] | None, str | None]:
+                     ) -> tuple[Result | None, str | None]:
         """(result, None) for a readable result.json, (None, None) when there is none yet,
         (None, reason) when it is damaged: not JSON, not a result of this trial, or params
         that disagree with the grid's (``params``) for the same trial id."""
@@ -410,10 +411,10 @@ class SweepStore:
             if wrong:
                 return None, (f"params {', '.join(sorted(wrong))} disagree with the grid "
                               "(sweep.yaml) for this trial id")
-        return r, None
+        return cast(Result, r), None  # checked above: the keys every reader relies on
 
     def load_result(self, trial_id: str, params: dict[str, Any] | None = None
-                    ) -> dict[str, Any] | None:
+                    ) -> Result | None:
         """The stored result, or None when there is none or it is damaged (a warning line
         names the file; the trial counts as not done, so a resume runs it again)."""
         r, problem = self.check_result(trial_id, params)
@@ -494,11 +495,11 @@ class SweepStore:
             raise StoreError(f"{path}: not a dropout-lab sweep file ({problem})")
         return doc
 
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[dict[str, Any]]:  # Result-shaped; plain dicts for the readers
         """Results of the current grid, in grid order, with the params of the grid; trials not
         yet run have status 'pending', damaged ones 'corrupt' (readers skip both)."""
         doc = self.read_sweep()
-        out = []
+        out: list[dict[str, Any]] = []
         for t in doc["trials"]:
             r, problem = self.check_result(t["trial_id"], t["params"])
             if problem:
@@ -509,7 +510,8 @@ class SweepStore:
                 out.append({"trial_id": t["trial_id"], "status": Status.PENDING,
                             "params": t["params"]})
             else:
-                out.append(dict(r, params=t["params"]))  # the grid names the params
+                # The grid names the params.
+                out.append(dict(cast("dict[str, Any]", r), params=t["params"]))
         return out
 
 

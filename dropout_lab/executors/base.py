@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dropout_lab.result import Status
+from dropout_lab.result import Result, Status
 from dropout_lab.trial import TrialOutcome
 
 
@@ -47,7 +47,7 @@ class Executor(Protocol):
 def lost_trial(job: Job, reason: str, threads: int, workers: int) -> TrialOutcome:
     """The outcome of a trial whose worker vanished (killed, out of memory, crashed): failed,
     with the reason as its error, so the sweep goes on and a re-run retries the trial."""
-    result: dict[str, Any] = {
+    result: Result = {
         "trial_id": job.trial_id, "status": Status.FAILED, "params": job.params, "final": None,
         "error": reason, "timing": {},
         "env": {"backend": job.config.get("backend"), "device": None, "threads": threads,
