@@ -1,4 +1,4 @@
-"""Run management over the runs directory: what is on disk, notes and tags, clean-up plans.
+"""Run management over the runs directory: what is on disk, notes and tags, what gc would remove.
 
 A sweep folder keeps every trial it ever ran, also those of an earlier grid (a re-run with
 other ``--set`` values); ``sweep.yaml`` names only the current grid. These functions look at
@@ -141,7 +141,7 @@ def matches(sweep: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
 # -- gc and rm --------------------------------------------------------------------------------
 
 @dataclass
-class GcPlan:
+class GcCandidates:
     """Trial folders ``gc`` removes, by reason."""
 
     root: Path
@@ -158,30 +158,30 @@ class GcPlan:
                 "failed": self.failed, "corrupt": self.corrupt, "total": len(self.all)}
 
 
-def plan_gc(store: SweepStore, keep_failed: bool = False) -> GcPlan:
+def gc_candidates(store: SweepStore, keep_failed: bool = False) -> GcCandidates:
     """Which trial folders to drop: not in the current grid; failed or diverged (a re-run
     retries them anyway); corrupt (an unreadable result.json). A trial of the grid with no
     result yet (pending, or running now) is kept."""
     grid = {t["trial_id"] for t in store.read_sweep()["trials"]}
-    plan = GcPlan(store.root)
+    found = GcCandidates(store.root)
     for tid in trial_folders(store):
         if tid not in grid:
-            plan.not_in_grid.append(tid)
+            found.not_in_grid.append(tid)
             continue
         result, corrupt = read_result(store.trial_dir(tid) / RESULT_FILE)
         if corrupt:
-            plan.corrupt.append(tid)
+            found.corrupt.append(tid)
         elif result is not None and result.get("status") in UNSUCCESSFUL and not keep_failed:
-            plan.failed.append(tid)
-    return plan
+            found.failed.append(tid)
+    return found
 
 
-def apply_gc(store: SweepStore, plan: GcPlan) -> None:
-    """Remove the planned trial folders, holding the sweep's lock: a sweep running in this
+def apply_gc(store: SweepStore, candidates: GcCandidates) -> None:
+    """Remove the candidate trial folders, holding the sweep's lock: a sweep running in this
     folder is never cut short (StoreError naming it instead)."""
     with SweepLock(store.root) as lock:
         lock.acquire()
-        for tid in plan.all:
+        for tid in candidates.all:
             shutil.rmtree(store.trial_dir(tid), ignore_errors=False)
 
 

@@ -44,7 +44,7 @@ class TrialOutcome:
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # weights.npz (eval.save_weights)
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def loss_and_accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and accuracy in evaluation mode (no dropout)."""
     total_loss = 0.0
     correct = 0
@@ -66,8 +66,8 @@ def epoch_metrics(net: Network, data: Dataset, train_rows: np.ndarray | None = N
     x_train, y_train = data.x_train, data.y_train
     if train_rows is not None:
         x_train, y_train = x_train[train_rows], y_train[train_rows]
-    train_loss, train_acc = evaluate(net, x_train, y_train)
-    test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
+    train_loss, train_acc = loss_and_accuracy(net, x_train, y_train)
+    test_loss, test_acc = loss_and_accuracy(net, data.x_test, data.y_test)
     row = {
         "train_loss": train_loss, "train_acc": train_acc,
         "test_loss": test_loss, "test_acc": test_acc,
@@ -75,7 +75,7 @@ def epoch_metrics(net: Network, data: Dataset, train_rows: np.ndarray | None = N
         "train_n": len(y_train),
     }
     if validation and data.x_val is not None:
-        row["val_loss"], row["val_acc"] = evaluate(net, data.x_val, data.y_val)
+        row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
     return row
 
 
@@ -155,7 +155,7 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "momentum": momentum,
                                "fit_loss": fit_loss}
         if stopping is not None:
-            row["val_loss"], row["val_acc"] = evaluate(net, data.x_val, data.y_val)
+            row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
             if row["val_loss"] < best_val - stopping.min_delta:
                 best_val, since_best = row["val_loss"], 0
             else:
