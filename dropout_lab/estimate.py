@@ -47,9 +47,10 @@ def largest_weights(points: list[GridPoint]) -> int | None:
         if key not in seen:
             sizes = layer_sizes(point.config)
             seen[key] = None if sizes is None else weight_count(sizes)
-        if seen[key] is None:
+        weights = seen[key]
+        if weights is None:
             return None
-        best = max(best, seen[key])
+        best = max(best, weights)
     return best
 
 
@@ -95,7 +96,8 @@ def dry_run(config: ExperimentConfig, runs_dir: Path, fresh: bool, workers: int,
     notes: list[str] = []
     rows: list[TrialEstimate] = []
     for point in grid:
-        stored = None if fresh else (store.load_result(point.trial_id) or {}).get("status")
+        result = None if fresh else store.load_result(point.trial_id)
+        stored = None if result is None else result["status"]
         if point.trial_id not in pending_ids:
             action = "skip"
         else:
@@ -106,18 +108,20 @@ def dry_run(config: ExperimentConfig, runs_dir: Path, fresh: bool, workers: int,
             key = _shape_key(point.config)
             if key not in probes:
                 probes[key] = _probe(point.config, threads, notes)
-            seconds = None if probes[key] is None else probes[key][0]
+            probe = probes[key]
+            seconds = None if probe is None else probe[0]
         rows.append(TrialEstimate(point, action, stored,
                                   None if sizes is None else weight_count(sizes), seconds))
     times = [r.seconds for r in rows if r.action != "skip"]
+    known = [s for s in times if s is not None]
     total = None
-    if times and not any(s is None for s in times):
+    if times and len(known) == len(times):
         # Each worker starts an interpreter and loads its data once: time that in a fresh
         # process (here the data are already in memory), add it to the trials' makespan.
         first = next(r.point for r in rows if r.action != "skip")
         start = _cold_start_seconds(first.config)
         notes.append(f"worker start (interpreter, imports, data set): {start:.2f} s")
-        total = _makespan(times, workers) + start
+        total = _makespan(known, workers) + start
     elif not times:
         total = 0.0
     return DryRun(store.root, rows, workers, threads, total, notes)

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any, NamedTuple, cast
 
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
@@ -43,16 +44,22 @@ def _interrupts_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
+    caught: list[signal.Signals] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signal.Signals(signum))
+
     sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in sigs}
+    previous = {s: signal.signal(s, hold) for s in sigs}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if caught and callable(previous[caught[0]]):  # Python's own SIGINT handler included
-            previous[caught[0]](caught[0], None)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):  # Python's own SIGINT handler included
+                handler(caught[0], None)
 
 
 @dataclass

@@ -346,7 +346,8 @@ class SweepStore:
         d = self.trial_dir(trial_id)
         if arrays:
             buf = io.BytesIO()
-            np.savez_compressed(buf, **arrays)
+            named: dict[str, Any] = dict(arrays)  # (numpy's stub types **kwds as its options)
+            np.savez_compressed(buf, **named)
             atomic_write_bytes(d / WEIGHTS_FILE, buf.getvalue())
         if metrics or not (d / METRICS_FILE).exists():  # keep the rows a lost worker streamed
             atomic_write_text(d / METRICS_FILE, "".join(dumps(r) + "\n" for r in metrics))
@@ -493,7 +494,7 @@ class SweepStore:
         problem = _sweep_doc_problem(doc)
         if problem:
             raise StoreError(f"{path}: not a dropout-lab sweep file ({problem})")
-        return doc
+        return cast("dict[str, Any]", doc)  # checked by _sweep_doc_problem
 
     def results(self) -> list[dict[str, Any]]:  # Result-shaped; plain dicts for the readers
         """Results of the current grid, in grid order, with the params of the grid; trials not

@@ -18,10 +18,10 @@ import numpy as np
 
 from dropout_lab import __version__, seeds
 from dropout_lab.backends import registry as backends
-from dropout_lab.backends.base import NetSpec, Network, init_weights, train_epoch
+from dropout_lab.backends.base import Backend, NetSpec, Network, init_weights, train_epoch
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
-from dropout_lab.dropout import make_plan
+from dropout_lab.dropout import DropoutPlan, make_plan
 from dropout_lab.environment import trial_environment
 from dropout_lab.errors import DivergedError
 from dropout_lab.health import HEALTH_SAMPLES, assess, chance_accuracy, dead_fraction
@@ -74,7 +74,7 @@ def epoch_metrics(net: Network, data: Dataset, train_rows: np.ndarray | None = N
         "gap_acc": train_acc - test_acc, "gap_loss": test_loss - train_loss,
         "train_n": len(y_train),
     }
-    if validation and data.x_val is not None:
+    if validation and data.x_val is not None and data.y_val is not None:
         row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
     return row
 
@@ -96,8 +96,8 @@ class Prepared:
     spec: NetSpec
     network: Network
     device: str
-    backend: Any
-    plan: Any
+    backend: Backend
+    plan: DropoutPlan
 
 
 def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
@@ -155,6 +155,8 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "momentum": momentum,
                                "fit_loss": fit_loss}
         if stopping is not None:
+            # the config refuses early stopping without a validation split
+            assert data.x_val is not None and data.y_val is not None
             row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
             if row["val_loss"] < best_val - stopping.min_delta:
                 best_val, since_best = row["val_loss"], 0

@@ -7,7 +7,7 @@ point, in completion order.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, Protocol
 
 from dropout_lab.result import Result, Status
@@ -35,8 +35,9 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release what the executor holds (a Ray connection); safe to call twice."""
 
-    def run(self, points: list[GridPoint], events: Events) -> Iterator[TrialOutcome]:
-        """Yield one outcome per point, in completion order. Closing the iterator (or an
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
+        """Yield one outcome per point, in completion order. Closing the generator (or an
         exception such as KeyboardInterrupt in the consumer) cancels what is still running."""
 
 

@@ -26,7 +26,7 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
@@ -67,7 +67,7 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
             return
         send(("started", point.trial_id))
 
-        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict) -> None:
+        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
 
         outcome = run_trial(point.config_dict, point.trial_id, point.params, threads=threads,
@@ -188,7 +188,8 @@ class LocalExecutor:
         pass  # workers live only while run() does
 
     # -- the Executor protocol ----------------------------------------------------------------
-    def run(self, points: list[GridPoint], events: Events) -> Iterator[TrialOutcome]:
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
         queue = deque(points)
         slots = [self._spawn() for _ in range(min(self.workers, len(points)))]
         try:

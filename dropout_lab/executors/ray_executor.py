@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from dropout_lab.errors import ExecutorError
@@ -105,7 +105,8 @@ class RayExecutor:
         if self._started_here and ray.is_initialized():
             ray.shutdown()
 
-    def run(self, points: list[GridPoint], events: Events) -> Iterator[TrialOutcome]:
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
         # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
         # pool with threadpoolctl as the local executor does: equal threads, equal bits.
         ray = _import_ray()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
 from dropout_lab.executors.base import Events
 from dropout_lab.sweep import GridPoint
@@ -19,7 +19,8 @@ class SerialExecutor:
     def close(self) -> None:
         pass
 
-    def run(self, points: list[GridPoint], events: Events) -> Iterator[TrialOutcome]:
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
         for point in points:
             events.started(point.trial_id)
             yield run_trial(point.config_dict, point.trial_id, point.params,
