@@ -17,7 +17,7 @@ from rich.table import Table
 from dropout_lab import runs
 from dropout_lab.cli.app import guard, out
 from dropout_lab.cli.show_trial import is_trial_folder, show_trial
-from dropout_lab.comparison.values import show as show_value
+from dropout_lab.comparison.values import fmt_value
 from dropout_lab.errors import StoreError
 from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import fmt_number
@@ -180,7 +180,7 @@ def show(
     text = yaml.safe_dump(doc.get("config") or {}, sort_keys=False)
     out.print(f"[bold]{escape(str(sweep_dir))}[/]: config", highlight=False)
     out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
-    out.print("axes: " + ("; ".join(f"{k} = {', '.join(show_value(v) for v in vals)}"
+    out.print("axes: " + ("; ".join(f"{k} = {', '.join(fmt_value(v) for v in vals)}"
                                     for k, vals in axes.items()) or "none"), highlight=False)
     c = _counts(results)
     out.print(f"on disk: {history['on_disk']} trial folder(s), {history['in_grid']} of the "
@@ -203,7 +203,7 @@ def show(
         secs = (r.get("timing") or {}).get("train_seconds")
         status = r.get("status", "?")
         table.add_row(
-            r["trial_id"], *[show_value(params.get(k)) for k in axes],
+            r["trial_id"], *[fmt_value(params.get(k)) for k in axes],
             f"[{styles.get(status, '')}]{status}",
             *[fmt_number(final[k]) if isinstance(final.get(k), (int, float)) else "-"
               for k in ("test_acc", "gap_acc")],

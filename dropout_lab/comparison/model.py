@@ -24,7 +24,7 @@ from typing import Any
 
 from dropout_lab.comparison.metrics import METRICS, choose_metrics, metric, present_metrics
 from dropout_lab.comparison.selection import At, select
-from dropout_lab.comparison.values import canon, dotted, order_key, parse_value, show
+from dropout_lab.comparison.values import canon, dotted, fmt_value, order_key, parse_value
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
 from dropout_lab.result import UNSUCCESSFUL, Status
@@ -118,7 +118,7 @@ class Block:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={show(v)}" for k, v in self.selectors.items()) or "all trials"
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in self.selectors.items()) or "all trials"
 
     def row(self, value: Any) -> Row | None:
         key = canon(value)
@@ -266,8 +266,8 @@ def _baseline_value(baseline: Any, values: list[Any], row_val: dict[str, Any], b
         return values[0]
     value = parse_value(baseline) if isinstance(baseline, str) else baseline
     if canon(value) not in row_val:
-        raise CompareError(f"--baseline {show(value)}: {by} takes the values "
-                           + ", ".join(show(v) for v in values))
+        raise CompareError(f"--baseline {fmt_value(value)}: {by} takes the values "
+                           + ", ".join(fmt_value(v) for v in values))
     return row_val[canon(value)]
 
 
