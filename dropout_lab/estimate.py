@@ -23,9 +23,8 @@ from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import load_dataset
 from dropout_lab.errors import DropoutLabError
 from dropout_lab.executors.budget import weight_count
-from dropout_lab.runner import plan
-from dropout_lab.store import SweepStore
-from dropout_lab.sweep import Trial
+from dropout_lab.runner import Schedule, schedule
+from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import after_training_statistics, epoch_metrics, prepare
 
 
@@ -39,24 +38,27 @@ def layer_sizes(config: ExperimentConfig) -> list[int] | None:
     return [data.n_features, *config.model.hidden, data.n_classes]
 
 
-def largest_weights(trials: list[Trial]) -> int | None:
+def largest_weights(points: list[GridPoint]) -> int | None:
     """Weight count of the biggest network of the grid (None if any size is unknown)."""
     best = 0
     seen: dict[str, int | None] = {}
-    for t in trials:
-        key = t.config.dataset.model_dump_json() + repr(t.config.model.hidden)
+    for point in points:
+        key = point.config.dataset.model_dump_json() + repr(point.config.model.hidden)
         if key not in seen:
-            sizes = layer_sizes(t.config)
+            sizes = layer_sizes(point.config)
             seen[key] = None if sizes is None else weight_count(sizes)
-        if seen[key] is None:
+        weights = seen[key]
+        if weights is None:
             return None
-        best = max(best, seen[key])
+        best = max(best, weights)
     return best
 
 
 @dataclass
-class PlannedTrial:
-    trial: Trial
+class TrialEstimate:
+    """One grid point in ``--dry-run``: what the sweep would do with it, and its size."""
+
+    point: GridPoint
     action: str  # "run" | "rerun" (stored as failed/diverged) | "skip" (done)
     stored_status: str | None
     weights: int | None
@@ -66,14 +68,14 @@ class PlannedTrial:
 @dataclass
 class DryRun:
     sweep_dir: Path
-    trials: list[PlannedTrial]
+    trials: list[TrialEstimate]
     workers: int
     threads: int
     seconds: float | None  # estimated wall time of the pending trials on `workers` workers
     probe: list[str]  # what was timed, for the reader of the estimate
 
     @property
-    def pending(self) -> list[PlannedTrial]:
+    def pending(self) -> list[TrialEstimate]:
         return [p for p in self.trials if p.action != "skip"]
 
 
@@ -83,40 +85,43 @@ PROBE_WARMUP = 2  # untimed steps before the timed ones
 
 
 def dry_run(config: ExperimentConfig, runs_dir: Path, fresh: bool, workers: int, threads: int,
-            planned: tuple[SweepStore, list[Trial], list[Trial]] | None = None) -> DryRun:
+            scheduled: Schedule | None = None) -> DryRun:
     """What ``sweep`` would do, without writing anything: each trial's action and size, and
     an estimate of the run time from a short timing probe of every distinct trial shape
     (data loading, a few training steps, one evaluation pass, the after-training statistics),
     scaled by steps per epoch and epochs, then spread over ``workers`` (longest first)."""
-    store, trials, pending = planned or plan(config, runs_dir, fresh)
-    pending_ids = {t.trial_id for t in pending}
+    store, grid, pending = scheduled or schedule(config, runs_dir, fresh)
+    pending_ids = {p.trial_id for p in pending}
     probes: dict[str, tuple[float, float] | None] = {}
     notes: list[str] = []
-    rows: list[PlannedTrial] = []
-    for t in trials:
-        stored = None if fresh else (store.load_result(t.trial_id) or {}).get("status")
-        if t.trial_id not in pending_ids:
+    rows: list[TrialEstimate] = []
+    for point in grid:
+        result = None if fresh else store.load_result(point.trial_id)
+        stored = None if result is None else result["status"]
+        if point.trial_id not in pending_ids:
             action = "skip"
         else:
             action = "rerun" if stored else "run"
-        sizes = layer_sizes(t.config)
+        sizes = layer_sizes(point.config)
         seconds = None
         if action != "skip":
-            key = _shape_key(t.config)
+            key = _shape_key(point.config)
             if key not in probes:
-                probes[key] = _probe(t.config, threads, notes)
-            seconds = None if probes[key] is None else probes[key][0]
-        rows.append(PlannedTrial(t, action, stored, None if sizes is None else weight_count(sizes),
-                                 seconds))
+                probes[key] = _probe(point.config, threads, notes)
+            probe = probes[key]
+            seconds = None if probe is None else probe[0]
+        rows.append(TrialEstimate(point, action, stored,
+                                  None if sizes is None else weight_count(sizes), seconds))
     times = [r.seconds for r in rows if r.action != "skip"]
+    known = [s for s in times if s is not None]
     total = None
-    if times and not any(s is None for s in times):
+    if times and len(known) == len(times):
         # Each worker starts an interpreter and loads its data once: time that in a fresh
         # process (here the data are already in memory), add it to the trials' makespan.
-        first = next(r.trial for r in rows if r.action != "skip")
+        first = next(r.point for r in rows if r.action != "skip")
         start = _cold_start_seconds(first.config)
         notes.append(f"worker start (interpreter, imports, data set): {start:.2f} s")
-        total = _makespan(times, workers) + start
+        total = _makespan(known, workers) + start
     elif not times:
         total = 0.0
     return DryRun(store.root, rows, workers, threads, total, notes)
@@ -138,7 +143,7 @@ def _probe(cfg: ExperimentConfig, threads: int, notes: list[str]
         t0 = time.perf_counter()
         prep = prepare(cfg, threads)
         setup = time.perf_counter() - t0
-        data, net, plan_ = prep.data, prep.network, prep.plan
+        data, net, dropout_plan = prep.data, prep.network, prep.plan
         n, bs = len(data.y_train), cfg.train.batch_size
         steps_per_epoch = math.ceil(n / bs)
         noise_rng = seeds.rng(cfg.seed, "dropout")
@@ -147,7 +152,8 @@ def _probe(cfg: ExperimentConfig, threads: int, notes: list[str]
         def one_step(k: int) -> float:
             idx = order[(k * bs) % n : (k * bs) % n + bs]
             t = time.perf_counter()
-            net.train_step(data.x_train[idx], data.y_train[idx], plan_.sample(noise_rng, len(idx)))
+            net.train_step(data.x_train[idx], data.y_train[idx],
+                           dropout_plan.sample(noise_rng, len(idx)))
             return time.perf_counter() - t
 
         # Untimed warm-up: the first steps pay for first-touch allocations, the BLAS threads

@@ -33,7 +33,7 @@ from typing import Any
 
 from dropout_lab.comparison import Block, Comparison
 from dropout_lab.comparison.metrics import is_metric, metric
-from dropout_lab.comparison.values import canon, parse_value, show
+from dropout_lab.comparison.values import canon, fmt_value, parse_value
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError, ExpectationError
 from dropout_lab.stats import paired_difference
@@ -210,8 +210,8 @@ def _resolve(term: Term, c: Comparison, src: str) -> _Resolved:
             known = {canon(b.selectors[full]) for b in c.blocks}
             if canon(v) not in known:
                 raise ExpectationError(
-                    f"'{src}': {full}={show(v)} is not in the sweep (values: "
-                    + ", ".join(sorted({show(b.selectors[full]) for b in c.blocks})) + ")")
+                    f"'{src}': {full}={fmt_value(v)} is not in the sweep (values: "
+                    + ", ".join(sorted({fmt_value(b.selectors[full]) for b in c.blocks})) + ")")
             selectors[full] = v
         else:
             raise ExpectationError(
@@ -223,8 +223,8 @@ def _resolve(term: Term, c: Comparison, src: str) -> _Resolved:
         raise ExpectationError(f"'{src}': '{term.text}' does not say which {c.by}; "
                                f"add {short}=VALUE")
     if canon(value) not in {canon(v) for v in c.values}:
-        raise ExpectationError(f"'{src}': {c.by}={show(value)} is not in the sweep (values: "
-                               + ", ".join(show(v) for v in c.values) + ")")
+        raise ExpectationError(f"'{src}': {c.by}={fmt_value(value)} is not in the sweep (values: "
+                               + ", ".join(fmt_value(v) for v in c.values) + ")")
     return _Resolved(term.metric, value, selectors, term.text)
 
 
@@ -259,7 +259,7 @@ def evaluate(texts: list[str], c: Comparison) -> list[Verdict]:
         blocks = c.matching_blocks(sel)
         if not blocks:
             raise ExpectationError(f"'{e.text}': no block of the sweep matches "
-                                   + ", ".join(f"{k}={show(v)}" for k, v in sel.items()))
+                                   + ", ".join(f"{k}={fmt_value(v)}" for k, v in sel.items()))
         prepared.append((e, left, right, blocks))
     verdicts = []
     for e, left, right, blocks in prepared:
@@ -281,13 +281,13 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
     for side in sides:
         row = block.row(side.value)
         if row is not None and row.flags.get("collapsed"):
-            return verdict(False, f"{c.by}={show(side.value)} has {row.flags['collapsed']} "
+            return verdict(False, f"{c.by}={fmt_value(side.value)} has {row.flags['collapsed']} "
                            f"collapsed trial(s) of {row.done}: the comparison rests on broken "
                            "runs (see the health flags; change the protocol or the grid)",
                            "collapsed", collapsed=row.flags["collapsed"])
     lrow = block.row(left.value)
     if lrow is None or lrow.cells[left.metric].summary.n == 0:
-        return verdict(False, f"no finished trial with {c.by}={show(left.value)}", "no_data")
+        return verdict(False, f"no finished trial with {c.by}={fmt_value(left.value)}", "no_data")
     lcell = lrow.cells[left.metric]
     if not isinstance(right, _Resolved):
         s = lcell.summary
@@ -300,7 +300,7 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
                        n=s.n, threshold=right)
     rrow = block.row(right.value)
     if rrow is None or rrow.cells[right.metric].summary.n == 0:
-        return verdict(False, f"no finished trial with {c.by}={show(right.value)}", "no_data")
+        return verdict(False, f"no finished trial with {c.by}={fmt_value(right.value)}", "no_data")
     d = paired_difference(lcell.per_seed, rrow.cells[right.metric].per_seed, c.level).summary
     numbers = {"diff": d.mean, "ci": None if d.lo is None else [d.lo, d.hi], "n": d.n}
     if d.lo is None or d.hi is None:  # both None, or neither
@@ -314,6 +314,7 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
                        "move in steps of 1/N); add seeds", "paired", **numbers)
     holds = {"<": d.hi < 0, "<=": d.lo <= 0, ">": d.lo > 0, ">=": d.hi >= 0}[e.op]
     return verdict(holds,
-                   f"d = {left.metric}[{show(left.value)}] - {right.metric}[{show(right.value)}]"
+                   f"d = {left.metric}[{fmt_value(left.value)}] - "
+                   f"{right.metric}[{fmt_value(right.value)}]"
                    f" = {d.mean:+.4f}, {pct} CI [{d.lo:+.4f}, {d.hi:+.4f}], n={d.n} paired "
                    f"seeds; '{e.op}' needs {_rule(e.op)}", "paired", **numbers)

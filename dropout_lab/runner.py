@@ -1,5 +1,10 @@
 """Config -> grid -> skip what is done -> executor -> store -> summary.
 
+Words: a :class:`~dropout_lab.sweep.GridPoint` is one point of the grid; :func:`schedule`
+picks the points still to run; an executor runs them into
+:class:`~dropout_lab.trial.TrialOutcome` s; :func:`run_sweep` stores those and returns a
+:class:`SweepOutcome`, one :class:`PointResult` per grid point.
+
 The runner is the only writer of the runs directory. It stores each outcome the moment it
 arrives (result.json last, atomically), so an interrupted sweep keeps every finished trial
 and a re-run resumes with what is missing or failed.
@@ -13,12 +18,14 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NamedTuple, cast
 
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
-from dropout_lab.executors.base import Events, Executor, Job
+from dropout_lab.executors.base import Events, Executor
+from dropout_lab.result import Result, Status
 from dropout_lab.store import SweepStore
-from dropout_lab.sweep import Trial, expand
+from dropout_lab.sweep import GridPoint, expand
 
 
 class SweepInterrupted(Exception):
@@ -37,38 +44,50 @@ def _interrupts_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    caught: list[int] = []
+    caught: list[signal.Signals] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(signal.Signals(signum))
+
     sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in sigs}
+    previous = {s: signal.signal(s, hold) for s in sigs}
     try:
         yield
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if caught and callable(previous[caught[0]]):  # Python's own SIGINT handler included
-            previous[caught[0]](caught[0], None)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):  # Python's own SIGINT handler included
+                handler(caught[0], None)
 
 
 @dataclass
-class TrialReport:
-    trial: Trial
-    result: dict[str, Any]
+class PointResult:
+    """A grid point and its result after the sweep: run now (``executed``) or stored before
+    (done, failed, or pending when the sweep stopped early)."""
+
+    point: GridPoint
+    result: Result
     executed: bool
 
 
 @dataclass
-class SweepReport:
+class SweepOutcome:
+    """What :func:`run_sweep` ended with: every point of the current grid, in grid order."""
+
     sweep_dir: Path
     config: ExperimentConfig
-    trials: list[TrialReport] = field(default_factory=list)
+    trials: list[PointResult] = field(default_factory=list)
     stopped_early: str | None = None
 
     @property
     def all_done(self) -> bool:
-        return all(t.result.get("status") == "done" for t in self.trials)
+        return all(t.result.get("status") == Status.DONE for t in self.trials)
 
     def results(self) -> list[dict[str, Any]]:
-        return [t.result for t in self.trials]
+        """The results in grid order (as plain dicts: what the table renderers take)."""
+        return [cast("dict[str, Any]", t.result) for t in self.trials]
 
 
 class NullEvents:
@@ -78,7 +97,7 @@ class NullEvents:
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         pass
 
-    def finished(self, trial_id: str, status: str) -> None:
+    def finished(self, trial_id: str, status: Status) -> None:
         pass
 
 
@@ -97,11 +116,11 @@ class _StoringEvents:
         self.store.append_metrics_row(trial_id, row)
         self.inner.epoch(trial_id, epoch, epochs, row)
 
-    def finished(self, trial_id: str, status: str) -> None:
+    def finished(self, trial_id: str, status: Status) -> None:
         self.inner.finished(trial_id, status)
 
 
-def preflight(trials: list[Trial]) -> None:
+def preflight(points: list[GridPoint]) -> None:
     """Fail before any training when a backend, device or data set of the grid is unusable
     (raises BackendError / DataError: exit 2 with one line, not a grid of failed trials)."""
     from dropout_lab.backends import registry as backends
@@ -109,8 +128,8 @@ def preflight(trials: list[Trial]) -> None:
 
     seen_devices: set[tuple[str, str]] = set()
     seen_data: set[str] = set()
-    for t in trials:
-        cfg = t.config
+    for point in points:
+        cfg = point.config
         if (cfg.backend, cfg.device) not in seen_devices:
             seen_devices.add((cfg.backend, cfg.device))
             backends.create(cfg.backend).resolve_device(cfg.device)
@@ -120,79 +139,87 @@ def preflight(trials: list[Trial]) -> None:
             data_preflight(cfg.dataset)
 
 
-def plan(config: ExperimentConfig, runs_dir: Path, fresh: bool = False,
-         max_trials: int = MAX_TRIALS) -> tuple[SweepStore, list[Trial], list[Trial]]:
-    """The store, the whole grid and the trials still to run (not done, or --fresh)."""
-    trials = expand(config, max_trials=max_trials)
+class Schedule(NamedTuple):
+    """What a sweep is to do: its store, the whole grid, and the points still to run."""
+
+    store: SweepStore
+    grid: list[GridPoint]
+    pending: list[GridPoint]
+
+
+def schedule(config: ExperimentConfig, runs_dir: Path, fresh: bool = False,
+             max_trials: int = MAX_TRIALS) -> Schedule:
+    """The store, the whole grid and the points still to run (not done, or --fresh); the
+    pending points' backends, devices and data sets are checked (:func:`preflight`)."""
+    grid = expand(config, max_trials=max_trials)
     store = SweepStore.for_config(runs_dir, config.name)
-    pending = _pending(store, trials, fresh)
+    pending = _pending(store, grid, fresh)
     preflight(pending)
-    return store, trials, pending
+    return Schedule(store, grid, pending)
 
 
-def _pending(store: SweepStore, trials: list[Trial], fresh: bool) -> list[Trial]:
-    """Trials not stored as done (a damaged result counts as not done)."""
-    return trials if fresh else [t for t in trials if not store.is_done(t.trial_id, t.params)]
+def _pending(store: SweepStore, grid: list[GridPoint], fresh: bool) -> list[GridPoint]:
+    """Points not stored as done (a damaged result counts as not done)."""
+    return grid if fresh else [p for p in grid if not store.is_done(p.trial_id, p.params)]
 
 
 def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
               events: Events | None = None, fresh: bool = False,
               max_failures: int | None = None,
-              planned: tuple[SweepStore, list[Trial], list[Trial]] | None = None,
-              wait: bool = False) -> SweepReport:
-    """Run the pending trials of ``config`` with ``executor`` and store each outcome.
+              scheduled: Schedule | None = None,
+              wait: bool = False) -> SweepOutcome:
+    """Run the pending points of ``config`` with ``executor`` and store each outcome.
 
-    ``planned`` is what :func:`plan` returned, when the caller already planned (the CLI does,
-    to size the executor), so the grid is not expanded and checked twice. The sweep folder
-    is locked for the whole run: a second sweep on it fails at once (StoreError naming the
-    holder) or, with ``wait``, waits for the first to finish."""
+    ``scheduled`` is what :func:`schedule` returned, when the caller already scheduled (the
+    CLI does, to size the executor), so the grid is not expanded and checked twice. The sweep
+    folder is locked for the whole run: a second sweep on it fails at once (StoreError naming
+    the holder) or, with ``wait``, waits for the first to finish."""
     events = events or NullEvents()
-    store, trials, pending = planned or plan(config, runs_dir, fresh)
+    store, grid, pending = scheduled or schedule(config, runs_dir, fresh)
     base = config.model_dump(mode="json", exclude={"sweep"})
     store.prepare()  # an unwritable runs dir fails here, before any training
     with store.lock(wait):
         if not fresh:
             store.check_compatible(base, dict(config.sweep))
-            pending = _pending(store, trials, fresh)  # what another sweep did while we waited
+            pending = _pending(store, grid, fresh)  # what another sweep did while we waited
         store.remove_stale_temporaries()
-        return _run_locked(config, store, trials, pending, base, executor, events, fresh,
+        return _run_locked(config, store, grid, pending, base, executor, events, fresh,
                            max_failures)
 
 
-def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial],
-                pending: list[Trial], base: dict[str, Any], executor: Executor, events: Events,
-                fresh: bool, max_failures: int | None) -> SweepReport:
+def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoint],
+                pending: list[GridPoint], base: dict[str, Any], executor: Executor,
+                events: Events, fresh: bool, max_failures: int | None) -> SweepOutcome:
     """The body of :func:`run_sweep`, with the sweep folder locked."""
-    executed: dict[str, dict[str, Any]] = {}
-    report = SweepReport(store.root, config)
+    executed: dict[str, Result] = {}
+    swept = SweepOutcome(store.root, config)
     failures = 0
     outcomes = None
     events = _StoringEvents(store, events)  # each epoch's row is appended to metrics.jsonl
     try:
         if fresh:
             store.reset()
-        store.write_sweep(base, dict(config.sweep), [(t.trial_id, t.params) for t in trials])
-        for t in pending:
-            store.discard_damaged(t.trial_id)
-            store.write_trial_config(t.trial_id, t.config_dict)
-        jobs = [Job(t.trial_id, t.config_dict, t.params) for t in pending]
-        outcomes = executor.run(jobs, events)
+        store.write_sweep(base, dict(config.sweep), [(p.trial_id, p.params) for p in grid])
+        for p in pending:
+            store.discard_damaged(p.trial_id)
+            store.write_trial_config(p.trial_id, p.config_dict)
+        outcomes = executor.run(pending, events)
         for outcome in outcomes:
             store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error,
                                 outcome.arrays)
             executed[outcome.trial_id] = outcome.result
             events.finished(outcome.trial_id, outcome.status)
-            if outcome.status != "done":
+            if outcome.status != Status.DONE:
                 failures += 1
                 if max_failures is not None and failures >= max_failures:
-                    report.stopped_early = (f"stopped after {failures} failed trial(s) "
+                    swept.stopped_early = (f"stopped after {failures} failed trial(s) "
                                             "(--max-failures)")
                     break
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Terminated)
         with _interrupts_deferred():
             if outcomes is not None:
                 outcomes.close()  # stops the workers
-            _finish(report, store, trials, executed)
+            _finish(swept, store, grid, executed)
         raise SweepInterrupted(
             f"interrupted: {len(executed)} trial(s) finished and stored; run the same command "
             "again to resume", getattr(exc, "exit_code", 130)
@@ -202,24 +229,26 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, trials: list[Trial]
             outcomes.close()
     try:
         with _interrupts_deferred():
-            _finish(report, store, trials, executed)
+            _finish(swept, store, grid, executed)
     except KeyboardInterrupt as exc:  # arrived while the summary was written: it is written
         raise SweepInterrupted(
             f"interrupted: {len(executed)} trial(s) finished and stored; run the same command "
             "again to resume", getattr(exc, "exit_code", 130)) from None
-    return report
+    return swept
 
 
-def _finish(report: SweepReport, store: SweepStore, trials: list[Trial],
-            executed: dict[str, dict[str, Any]]) -> None:
+def _finish(swept: SweepOutcome, store: SweepStore, grid: list[GridPoint],
+            executed: dict[str, Result]) -> None:
     """Collect the current grid's results (fresh or reused) and write summary.csv."""
-    report.trials = []
-    for t in trials:
-        if t.trial_id in executed:
-            report.trials.append(TrialReport(t, executed[t.trial_id], True))
+    swept.trials = []
+    for p in grid:
+        if p.trial_id in executed:
+            swept.trials.append(PointResult(p, executed[p.trial_id], True))
             continue
-        r = store.load_result(t.trial_id, t.params) or {
-            "trial_id": t.trial_id, "status": "pending", "params": t.params}
+        r: Result = store.load_result(p.trial_id, p.params) or {
+            "trial_id": p.trial_id, "status": Status.PENDING, "params": p.params}
+        r = r.copy()
         # Params as the current grid names them (an older grid may have had other axes).
-        report.trials.append(TrialReport(t, dict(r, params=t.params), False))
-    store.write_summary(report.results(), list(report.config.sweep))
+        r["params"] = p.params
+        swept.trials.append(PointResult(p, r, False))
+    store.write_summary(swept.results(), list(swept.config.sweep))

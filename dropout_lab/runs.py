@@ -1,4 +1,4 @@
-"""Run management over the runs directory: what is on disk, notes and tags, clean-up plans.
+"""Run management over the runs directory: what is on disk, notes and tags, what gc would remove.
 
 A sweep folder keeps every trial it ever ran, also those of an earlier grid (a re-run with
 other ``--set`` values); ``sweep.yaml`` names only the current grid. These functions look at
@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from dropout_lab.errors import OutputError, StoreError
+from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepLock, SweepStore, atomic_write_text
 
 META_FILE = "meta.json"
-FAILED = ("failed", "diverged")
+# ``ls --filter status=...``: a status some trial has (failed counts diverged too)
+FILTER_STATUSES = (Status.DONE, Status.FAILED, Status.PENDING)
 
 
 # -- trials on disk ---------------------------------------------------------------------------
@@ -113,7 +115,7 @@ def parse_filter(text: str) -> tuple[str, str]:
     if not sep or fieldname not in ("tag", "name", "status") or not value:
         raise OutputError(f"--filter {text!r}: use tag=NAME, name=GLOB or "
                           "status=done|failed|pending")
-    if fieldname == "status" and value not in ("done", "failed", "pending"):
+    if fieldname == "status" and value not in FILTER_STATUSES:
         raise OutputError(f"--filter {text!r}: status is done, failed or pending")
     return fieldname, value
 
@@ -129,9 +131,9 @@ def matches(sweep: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
         if fieldname == "status":
             if "total" not in sweep:
                 return False
-            if value == "done" and sweep["done"] != sweep["total"]:
+            if value == Status.DONE and sweep["done"] != sweep["total"]:
                 return False
-            if value in ("failed", "pending") and not sweep[value]:
+            if value in (Status.FAILED, Status.PENDING) and not sweep[value]:
                 return False
     return True
 
@@ -139,7 +141,7 @@ def matches(sweep: dict[str, Any], filters: list[tuple[str, str]]) -> bool:
 # -- gc and rm --------------------------------------------------------------------------------
 
 @dataclass
-class GcPlan:
+class GcCandidates:
     """Trial folders ``gc`` removes, by reason."""
 
     root: Path
@@ -156,30 +158,30 @@ class GcPlan:
                 "failed": self.failed, "corrupt": self.corrupt, "total": len(self.all)}
 
 
-def plan_gc(store: SweepStore, keep_failed: bool = False) -> GcPlan:
+def gc_candidates(store: SweepStore, keep_failed: bool = False) -> GcCandidates:
     """Which trial folders to drop: not in the current grid; failed or diverged (a re-run
     retries them anyway); corrupt (an unreadable result.json). A trial of the grid with no
     result yet (pending, or running now) is kept."""
     grid = {t["trial_id"] for t in store.read_sweep()["trials"]}
-    plan = GcPlan(store.root)
+    found = GcCandidates(store.root)
     for tid in trial_folders(store):
         if tid not in grid:
-            plan.not_in_grid.append(tid)
+            found.not_in_grid.append(tid)
             continue
         result, corrupt = read_result(store.trial_dir(tid) / RESULT_FILE)
         if corrupt:
-            plan.corrupt.append(tid)
-        elif result is not None and result.get("status") in FAILED and not keep_failed:
-            plan.failed.append(tid)
-    return plan
+            found.corrupt.append(tid)
+        elif result is not None and result.get("status") in UNSUCCESSFUL and not keep_failed:
+            found.failed.append(tid)
+    return found
 
 
-def apply_gc(store: SweepStore, plan: GcPlan) -> None:
-    """Remove the planned trial folders, holding the sweep's lock: a sweep running in this
+def apply_gc(store: SweepStore, candidates: GcCandidates) -> None:
+    """Remove the candidate trial folders, holding the sweep's lock: a sweep running in this
     folder is never cut short (StoreError naming it instead)."""
     with SweepLock(store.root) as lock:
         lock.acquire()
-        for tid in plan.all:
+        for tid in candidates.all:
             shutil.rmtree(store.trial_dir(tid), ignore_errors=False)
 
 

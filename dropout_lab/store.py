@@ -31,13 +31,15 @@ import socket
 import sys
 import tempfile
 import zipfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import yaml
 
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
+from dropout_lab.result import FINAL_KEYS, Result, Status
 
 SWEEP_FILE = "sweep.yaml"
 RESULT_FILE = "result.json"
@@ -48,8 +50,8 @@ SUMMARY_FILE = "summary.csv"
 WEIGHTS_FILE = "weights.npz"
 LOCK_FILE = ".lock"
 
-CORRUPT = "corrupt"  # the status readers see for a trial whose stored files are damaged
-STATUSES = ("done", "failed", "diverged", "pending", CORRUPT)
+# A result.json may say any status but CORRUPT (which readers report for a damaged one).
+_READABLE = tuple(s for s in Status if s is not Status.CORRUPT)
 _TRIAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # never a path: ids name folders
 
 
@@ -337,14 +339,15 @@ class SweepStore:
             fh.write(dumps(row) + "\n")
             fh.flush()
 
-    def write_outcome(self, trial_id: str, result: dict[str, Any],
+    def write_outcome(self, trial_id: str, result: Result,
                       metrics: list[dict[str, Any]], error: str | None,
                       arrays: dict[str, np.ndarray] | None = None) -> None:
         """Weights, metrics, then the error text, then result.json last (the commit point)."""
         d = self.trial_dir(trial_id)
         if arrays:
             buf = io.BytesIO()
-            np.savez_compressed(buf, **arrays)
+            named: dict[str, Any] = dict(arrays)  # (numpy's stub types **kwds as its options)
+            np.savez_compressed(buf, **named)
             atomic_write_bytes(d / WEIGHTS_FILE, buf.getvalue())
         if metrics or not (d / METRICS_FILE).exists():  # keep the rows a lost worker streamed
             atomic_write_text(d / METRICS_FILE, "".join(dumps(r) + "\n" for r in metrics))
@@ -354,8 +357,8 @@ class SweepStore:
             (d / ERROR_FILE).unlink(missing_ok=True)
         atomic_write_text(d / RESULT_FILE, json.dumps(_clean(result), indent=2, allow_nan=False))
 
-    def write_summary(self, results: list[dict[str, Any]], axes: list[str]) -> None:
-        final_keys = ["train_loss", "train_acc", "test_loss", "test_acc", "gap_acc", "gap_loss"]
+    def write_summary(self, results: Sequence[Mapping[str, Any]], axes: list[str]) -> None:
+        final_keys = list(FINAL_KEYS)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["trial_id", "status", *axes, *final_keys, "train_seconds"])
@@ -373,7 +376,7 @@ class SweepStore:
 
     # -- reading ------------------------------------------------------------------------------
     def check_result(self, trial_id: str, params: dict[str, Any] | None = None
-                     ) -> tuple[dict[str, Any] | None, str | None]:
+                     ) -> tuple[Result | None, str | None]:
         """(result, None) for a readable result.json, (None, None) when there is none yet,
         (None, reason) when it is damaged: not JSON, not a result of this trial, or params
         that disagree with the grid's (``params``) for the same trial id."""
@@ -396,12 +399,12 @@ class SweepStore:
             return None, f"not a result (a JSON {type(r).__name__})"
         if r.get("trial_id") != trial_id:
             return None, f"trial_id {r.get('trial_id')!r} is not its folder's id"
-        if r.get("status") not in STATUSES or r.get("status") == CORRUPT:
+        if r.get("status") not in _READABLE:
             return None, f"unknown status {r.get('status')!r}"
         for key, kind in (("params", dict), ("final", dict), ("timing", dict), ("env", dict)):
             if key in r and r[key] is not None and not isinstance(r[key], kind):
                 return None, f"{key!r} is a {type(r[key]).__name__}, not a {kind.__name__}"
-        if r["status"] == "done" and not isinstance(r.get("final"), dict):
+        if r["status"] == Status.DONE and not isinstance(r.get("final"), dict):
             return None, "status done but no final metrics"
         stored = r.get("params") or {}
         if params is not None:
@@ -409,10 +412,10 @@ class SweepStore:
             if wrong:
                 return None, (f"params {', '.join(sorted(wrong))} disagree with the grid "
                               "(sweep.yaml) for this trial id")
-        return r, None
+        return cast(Result, r), None  # checked above: the keys every reader relies on
 
     def load_result(self, trial_id: str, params: dict[str, Any] | None = None
-                    ) -> dict[str, Any] | None:
+                    ) -> Result | None:
         """The stored result, or None when there is none or it is damaged (a warning line
         names the file; the trial counts as not done, so a resume runs it again)."""
         r, problem = self.check_result(trial_id, params)
@@ -428,7 +431,7 @@ class SweepStore:
 
     def is_done(self, trial_id: str, params: dict[str, Any] | None = None) -> bool:
         r = self.load_result(trial_id, params)
-        return r is not None and r.get("status") == "done"
+        return r is not None and r.get("status") == Status.DONE
 
     def load_metrics(self, trial_id: str) -> list[dict[str, Any]]:
         """The per-epoch rows; a damaged file gives the rows before the damage (one warning)."""
@@ -491,24 +494,25 @@ class SweepStore:
         problem = _sweep_doc_problem(doc)
         if problem:
             raise StoreError(f"{path}: not a dropout-lab sweep file ({problem})")
-        return doc
+        return cast("dict[str, Any]", doc)  # checked by _sweep_doc_problem
 
-    def results(self) -> list[dict[str, Any]]:
+    def results(self) -> list[dict[str, Any]]:  # Result-shaped; plain dicts for the readers
         """Results of the current grid, in grid order, with the params of the grid; trials not
         yet run have status 'pending', damaged ones 'corrupt' (readers skip both)."""
         doc = self.read_sweep()
-        out = []
+        out: list[dict[str, Any]] = []
         for t in doc["trials"]:
             r, problem = self.check_result(t["trial_id"], t["params"])
             if problem:
                 self._warn_corrupt(t["trial_id"], problem)
-                out.append({"trial_id": t["trial_id"], "status": CORRUPT, "params": t["params"],
-                            "error": f"{RESULT_FILE}: {problem}"})
+                out.append({"trial_id": t["trial_id"], "status": Status.CORRUPT,
+                            "params": t["params"], "error": f"{RESULT_FILE}: {problem}"})
             elif r is None:
-                out.append({"trial_id": t["trial_id"], "status": "pending",
+                out.append({"trial_id": t["trial_id"], "status": Status.PENDING,
                             "params": t["params"]})
             else:
-                out.append(dict(r, params=t["params"]))  # the grid names the params
+                # The grid names the params.
+                out.append(dict(cast("dict[str, Any]", r), params=t["params"]))
         return out
 
 

@@ -1,4 +1,4 @@
-"""Axes -> trials: the Cartesian grid of the sweep, each point with a stable trial id."""
+"""Axes -> grid points: the Cartesian grid of the sweep, each point with a stable trial id."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from dropout_lab.config import MAX_TRIALS, ExperimentConfig, check_grid_size, se
 
 
 @dataclass(frozen=True)
-class Trial:
-    """One point of the grid: its id, the swept values and the fully resolved config."""
+class GridPoint:
+    """One point of the grid: its id, the swept values and the fully resolved config.
+
+    What the runner schedules and an executor runs (it pickles: worker processes and Ray
+    tasks get it as it is); running it gives a :class:`~dropout_lab.trial.TrialOutcome`."""
 
     trial_id: str
     params: dict[str, Any]
@@ -40,7 +43,7 @@ def _id_of_dump(dump: dict[str, Any]) -> str:
 
 
 def expand(config: ExperimentConfig, where: str = "config",
-           max_trials: int = MAX_TRIALS) -> list[Trial]:
+           max_trials: int = MAX_TRIALS) -> list[GridPoint]:
     """Every combination of the sweep axes, in the order the axes and values are written.
 
     The size is checked from the axis lengths before anything is built; then each grid point
@@ -48,7 +51,7 @@ def expand(config: ExperimentConfig, where: str = "config",
     check_grid_size(config.sweep, max_trials, where)
     axes = list(config.sweep.items())
     base = json.dumps(config.model_dump(mode="json", exclude={"sweep"}))
-    trials: list[Trial] = []
+    points: list[GridPoint] = []
     seen: set[str] = set()
     for combo in itertools.product(*(values for _, values in axes)):
         data = json.loads(base)  # deep copy of plain JSON data
@@ -63,8 +66,8 @@ def expand(config: ExperimentConfig, where: str = "config",
         seen.add(trial_id)
         # The validated values (so ``1`` written for a float p reads back ``1.0``).
         params = {key: _at(dump, key) for key, _ in axes}
-        trials.append(Trial(trial_id, params, cfg))
-    return trials
+        points.append(GridPoint(trial_id, params, cfg))
+    return points
 
 
 def _at(dump: dict[str, Any], key: str) -> Any:

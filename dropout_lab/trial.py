@@ -12,19 +12,20 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from dropout_lab import __version__, seeds
 from dropout_lab.backends import registry as backends
-from dropout_lab.backends.base import NetSpec, Network, init_weights, train_epoch
+from dropout_lab.backends.base import Backend, NetSpec, Network, init_weights, train_epoch
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
-from dropout_lab.dropout import make_plan
+from dropout_lab.dropout import DropoutPlan, make_plan
 from dropout_lab.environment import trial_environment
 from dropout_lab.errors import DivergedError
 from dropout_lab.health import HEALTH_SAMPLES, assess, chance_accuracy, dead_fraction
+from dropout_lab.result import FINAL_KEYS, BestEpoch, Env, Final, Health, Result, Status
 from dropout_lab.schedules import hyperparameters_at
 
 EVAL_CHUNK = 4096  # rows per evaluation forward pass: bounds memory on large data sets
@@ -36,14 +37,14 @@ EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
 @dataclass
 class TrialOutcome:
     trial_id: str
-    status: str  # "done" | "failed" | "diverged"
-    result: dict[str, Any]
+    status: Status  # DONE, FAILED or DIVERGED
+    result: Result
     metrics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # traceback text for failed trials
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # weights.npz (eval.save_weights)
 
 
-def evaluate(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def loss_and_accuracy(net: Network, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and accuracy in evaluation mode (no dropout)."""
     total_loss = 0.0
     correct = 0
@@ -65,16 +66,16 @@ def epoch_metrics(net: Network, data: Dataset, train_rows: np.ndarray | None = N
     x_train, y_train = data.x_train, data.y_train
     if train_rows is not None:
         x_train, y_train = x_train[train_rows], y_train[train_rows]
-    train_loss, train_acc = evaluate(net, x_train, y_train)
-    test_loss, test_acc = evaluate(net, data.x_test, data.y_test)
+    train_loss, train_acc = loss_and_accuracy(net, x_train, y_train)
+    test_loss, test_acc = loss_and_accuracy(net, data.x_test, data.y_test)
     row = {
         "train_loss": train_loss, "train_acc": train_acc,
         "test_loss": test_loss, "test_acc": test_acc,
         "gap_acc": train_acc - test_acc, "gap_loss": test_loss - train_loss,
         "train_n": len(y_train),
     }
-    if validation and data.x_val is not None:
-        row["val_loss"], row["val_acc"] = evaluate(net, data.x_val, data.y_val)
+    if validation and data.x_val is not None and data.y_val is not None:
+        row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
     return row
 
 
@@ -95,8 +96,8 @@ class Prepared:
     spec: NetSpec
     network: Network
     device: str
-    backend: Any
-    plan: Any
+    backend: Backend
+    plan: DropoutPlan
 
 
 def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
@@ -154,7 +155,9 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "momentum": momentum,
                                "fit_loss": fit_loss}
         if stopping is not None:
-            row["val_loss"], row["val_acc"] = evaluate(net, data.x_val, data.y_val)
+            # the config refuses early stopping without a validation split
+            assert data.x_val is not None and data.y_val is not None
+            row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
             if row["val_loss"] < best_val - stopping.min_delta:
                 best_val, since_best = row["val_loss"], 0
             else:
@@ -177,9 +180,6 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
     return log.rows
 
 
-FINAL_KEYS = ("train_loss", "train_acc", "test_loss", "test_acc", "gap_acc", "gap_loss")
-
-
 def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any],
               threads: int | None = None, workers: int = 1,
               on_epoch: EpochCallback | None = None) -> TrialOutcome:
@@ -189,57 +189,66 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
     started = time.time()
     t_start = time.perf_counter()
     config = validate(config_dict, where=f"trial {trial_id}")
-    env = {
+    env: Env = {
         "backend": config.backend, "device": None, "threads": threads, "workers": workers,
         "dtype": config.dtype, "python": platform.python_version(),
         "platform": platform.platform(), "versions": {"dropout_lab": __version__},
     }
-    result: dict[str, Any] = {"trial_id": trial_id, "status": "failed", "params": params,
-                              "final": None, "timing": {}, "env": env}
+    result: Result = {"trial_id": trial_id, "status": Status.FAILED, "params": params,
+                      "final": None, "timing": {}, "env": env}
     log = TrainingLog()
     arrays: dict[str, np.ndarray] = {}
     try:
         prep = prepare(config, threads)
         env["device"] = prep.device
         env["versions"].update(prep.backend.versions())
-        env.update(trial_environment())  # BLAS libraries + thread pools, once the backend is set
+        # BLAS libraries + thread pools, once the backend is set
+        pools = trial_environment()
+        env["thread_pools"] = pools["thread_pools"]
+        env["scipy"], env["scipy_loaded"] = pools["scipy"], pools["scipy_loaded"]
         setup_seconds = time.perf_counter() - t_start
 
-        def report(row: dict[str, Any]) -> None:
+        def forward_epoch(row: dict[str, Any]) -> None:
             if on_epoch is not None:
                 on_epoch(trial_id, row["epoch"], config.train.epochs, row)
 
         t_train = time.perf_counter()
         try:
-            train(prep, report, log)
+            train(prep, forward_epoch, log)
         except DivergedError as exc:
-            result.update(status="diverged", reason=str(exc))
+            result["status"] = Status.DIVERGED
+            result["reason"] = str(exc)
         train_seconds = time.perf_counter() - t_train
-        if result["status"] != "diverged":
+        timing = result["timing"]
+        if result["status"] != Status.DIVERGED:
             rows = log.rows
-            result["status"] = "done"
-            result["final"] = {k: rows[-1][k] for k in FINAL_KEYS}
+            result["status"] = Status.DONE
+            final = cast(Final, {k: rows[-1][k] for k in FINAL_KEYS})
+            result["final"] = final
             result["epochs_trained"] = rows[-1]["epoch"]
             result["stopped_by"] = log.stopped_by
             result["best_epoch"] = best_epoch(rows)
-            result["health"] = health_of(prep, rows, result["final"],
-                                         log.stopped_by == "early_stopping")
+            result["health"] = health_of(prep, rows, final, log.stopped_by == "early_stopping")
             t_stats = time.perf_counter()
-            result.update(after_training_statistics(prep))
-            result["timing"]["stats_seconds"] = time.perf_counter() - t_stats
+            stats = after_training_statistics(prep)
+            if "coadaptation" in stats:
+                result["coadaptation"] = stats["coadaptation"]
+            if "uncertainty" in stats:
+                result["uncertainty"] = stats["uncertainty"]
+            timing["stats_seconds"] = time.perf_counter() - t_stats
             arrays = saved_weights(prep.network, config.eval.save_weights)
-        result["timing"].update(setup_seconds=setup_seconds, train_seconds=train_seconds)
+        timing["setup_seconds"], timing["train_seconds"] = setup_seconds, train_seconds
         error = None
     except Exception:  # a failed trial is data, not a crash of the sweep
         error = traceback.format_exc()
-        result["status"] = "failed"
+        result["status"] = Status.FAILED
         result["error"] = error.strip().splitlines()[-1]
     result["timing"]["total_seconds"] = time.perf_counter() - t_start
     result["timing"]["started_at"] = started
     return TrialOutcome(trial_id, result["status"], result, log.rows, error, arrays)
 
 
-def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def best_epoch(rows: list[dict[str, Any]]) -> BestEpoch:
     """The epoch a user would stop at: the highest validation accuracy among the evaluated
     epochs (the earliest on a tie), with that epoch's numbers; the last epoch when there is no
     validation split."""
@@ -249,17 +258,18 @@ def best_epoch(rows: list[dict[str, Any]]) -> dict[str, Any]:
     best = max(evaluated, key=lambda r: r["val_acc"])  # max keeps the first of equals
     return {"by": "val_acc", "epoch": best["epoch"], "test_acc": best["test_acc"],
             "val_acc": best["val_acc"], "val_loss": best["val_loss"],
-            "metrics": {k: best[k] for k in FINAL_KEYS}, "train_n": best["train_n"]}
+            "metrics": cast(Final, {k: best[k] for k in FINAL_KEYS}), "train_n": best["train_n"]}
 
 
-def health_of(prep: Prepared, rows: list[dict[str, Any]], final: dict[str, float],
-              early_stopped: bool) -> dict[str, Any]:
+def health_of(prep: Prepared, rows: list[dict[str, Any]], final: Final,
+              early_stopped: bool) -> Health:
     """The ``health`` section (see dropout_lab/health.py): dead units are looked for on the
     first HEALTH_SAMPLES test examples."""
     data = prep.data
     _, hidden = prep.network.forward(data.x_test[:HEALTH_SAMPLES], return_hidden=True)
-    return assess(rows, final, data.n_classes, chance_accuracy(data.y_test),
-                  [dead_fraction(h) for h in hidden], early_stopped)
+    health = assess(rows, cast("dict[str, float]", final), data.n_classes,
+                    chance_accuracy(data.y_test), [dead_fraction(h) for h in hidden], early_stopped)
+    return cast(Health, health)
 
 
 def saved_weights(net: Network, which: str) -> dict[str, np.ndarray]:

@@ -259,8 +259,9 @@ class MLP(ABC, Generic[T]):
                 logits = self._to_numpy(z)
                 return (logits, hidden) if return_hidden else logits
             h = self._act_(z)
-            if ablate is not None and ablate[l] is not None:
-                self._mul_(h, self._to_backend(ablate[l]))
+            keep = None if ablate is None else ablate[l]
+            if keep is not None:
+                self._mul_(h, self._to_backend(keep))
             if return_hidden:
                 hidden.append(self._to_numpy(h).copy())
             if eval_mode:
@@ -273,19 +274,19 @@ class MLP(ABC, Generic[T]):
 
     # -- backward -----------------------------------------------------------------------------
     def _loss_and_grads(self, x: T, y: T, noise: tuple[list[T | None], list[T | None]] | None,
-                        into_scratch: bool) -> tuple[T, Grads]:
+                        into_scratch: bool) -> tuple[T, Grads[T]]:
         """Mean cross-entropy (0-d backend array) and [(dW_l, db_l)] of a mini-batch already on
         the backend; with ``into_scratch`` every dW_l is written into this network's scratch
         buffer (valid until the next step)."""
         units, masks = noise or (None, None)
         z, inputs, weights, hidden = self._forward_train(x, units, masks)
         loss, g = self._softmax_xent(z, y)  # g_{L-1} = (softmax - onehot) / N
-        grads: Grads = [None] * self.n_layers  # type: ignore[list-item]
+        grads: Grads[T] = [None] * self.n_layers  # type: ignore[list-item]
         fuse = into_scratch and self.fuse_momentum and self.train.optimizer == "momentum"
         self._fused = [False] * self.n_layers
         for l in range(self.n_layers - 1, -1, -1):
-            masked = masks is not None and masks[l] is not None
-            if fuse and not masked:
+            M = None if masks is None else masks[l]
+            if fuse and M is None:
                 # v_l <- mu v_l + a_l^T g_l: the velocity's update, fused into the product;
                 # _update finishes it (weight decay, W <- W - lr v). Only the velocity is
                 # written, so the W'_l used below for g_{l-1} is still this step's.
@@ -294,14 +295,15 @@ class MLP(ABC, Generic[T]):
             else:
                 out = self._dW[l] if into_scratch else None
                 dW = self._matmul_tn(inputs[l], g, out)  # dW'_l = a_l^T g_l
-            if masked:
-                self._mul_(dW, masks[l])  # dW_l = dW'_l * M_l
+            if M is not None:
+                self._mul_(dW, M)  # dW_l = dW'_l * M_l
             grads[l] = (dW, self._sum_rows(g))  # db_l = sum_n g_l
             if l == 0:
                 break
             g = self._matmul_nt(g, weights[l])  # g_{l-1} = (g_l @ W'_l^T) * r_l * f'(z_{l-1})
-            if units is not None and units[l] is not None:
-                self._mul_(g, units[l])
+            r = None if units is None else units[l]
+            if r is not None:
+                self._mul_(g, r)
             g = self._act_grad_(g, hidden[l - 1])
         return loss, grads
 
@@ -334,7 +336,7 @@ class MLP(ABC, Generic[T]):
             self._flush_tiny_state()
         return loss
 
-    def _optimizer_step(self, grads: Grads) -> None:
+    def _optimizer_step(self, grads: Grads[T]) -> None:
         """The update of every parameter, one at a time (a backend may override this with a
         fused or multi-tensor version of the same formulas)."""
         L = self.n_layers

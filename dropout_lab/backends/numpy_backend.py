@@ -16,8 +16,10 @@ OpenBLAS with its own thread pool, and alternating between the two made ``--thre
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from dropout_lab.backends.base import NetSpec, Weights
 from dropout_lab.backends.blas import BLAS
@@ -25,11 +27,14 @@ from dropout_lab.backends.mlp import MLP
 from dropout_lab.config import TrainConfig
 from dropout_lab.errors import BackendError
 
+Array = npt.NDArray[Any]  # the backend's array type (float32/float64; int64 for labels)
 
-def log_softmax(z: np.ndarray) -> np.ndarray:
+
+def log_softmax(z: Array) -> Array:
     """log softmax(z) per row: z - max - log sum exp(z - max)."""
     shifted = z - z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    out: Array = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return out
 
 
 class NumpyNetwork(MLP[np.ndarray]):
@@ -43,36 +48,36 @@ class NumpyNetwork(MLP[np.ndarray]):
         self._tmp: dict[tuple[int, ...], np.ndarray] = {}
         super().__init__(spec, weights, train)
 
-    def _scratch(self, like: np.ndarray) -> np.ndarray:
+    def _scratch(self, like: Array) -> Array:
         buf = self._tmp.get(like.shape)
         if buf is None:
             buf = self._tmp[like.shape] = np.empty_like(like)
         return buf
 
     # -- array conversion ---------------------------------------------------------------------
-    def _to_backend(self, a: np.ndarray) -> np.ndarray:
+    def _to_backend(self, a: Array) -> Array:
         return np.asarray(a, dtype=self.dtype)
 
-    def _labels(self, y: np.ndarray) -> np.ndarray:
+    def _labels(self, y: Array) -> Array:
         return np.asarray(y)
 
-    def _to_numpy(self, t: np.ndarray) -> np.ndarray:
+    def _to_numpy(self, t: Array) -> Array:
         return t
 
-    def _item(self, t: np.ndarray) -> float:
+    def _item(self, t: Array) -> float:
         return float(t)
 
-    def _zeros_like(self, t: np.ndarray) -> np.ndarray:
+    def _zeros_like(self, t: Array) -> Array:
         return np.zeros_like(t)
 
     # -- products -----------------------------------------------------------------------------
-    def _addmm(self, b: np.ndarray, a: np.ndarray, W: np.ndarray) -> np.ndarray:
+    def _addmm(self, b: Array, a: Array, W: Array) -> Array:
         z = a @ W
         z += b
         return z
 
-    def _matmul_tn(self, a: np.ndarray, g: np.ndarray, out: np.ndarray | None,
-                   beta: float = 0.0) -> np.ndarray:
+    def _matmul_tn(self, a: Array, g: Array, out: Array | None,
+                   beta: float = 0.0) -> Array:
         if out is not None and BLAS is not None and BLAS.gemm_tn(a, g, out, beta):
             return out  # out <- a^T g + beta out, one gemm
         if beta:
@@ -83,25 +88,27 @@ class NumpyNetwork(MLP[np.ndarray]):
         # a.T is a transposed view: matmul passes it to gemm as "transposed", no copy.
         return np.matmul(a.T, g, out=out)
 
-    def _matmul_nt(self, g: np.ndarray, W: np.ndarray) -> np.ndarray:
-        return g @ W.T
+    def _matmul_nt(self, g: Array, W: Array) -> Array:
+        out: Array = g @ W.T
+        return out
 
     # -- elementwise --------------------------------------------------------------------------
-    def _mul(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _mul(self, x: Array, y: Array) -> Array:
         return x * y
 
-    def _mul_(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def _mul_(self, x: Array, y: Array) -> Array:
         x *= y
         return x
 
-    def _scale(self, x: np.ndarray, s: float) -> np.ndarray:
-        return x * self.dtype.type(s)
+    def _scale(self, x: Array, s: float) -> Array:
+        out: Array = x * self.dtype.type(s)
+        return out
 
-    def _scale_(self, x: np.ndarray, s: float) -> np.ndarray:
+    def _scale_(self, x: Array, s: float) -> Array:
         x *= self.dtype.type(s)
         return x
 
-    def _add_(self, x: np.ndarray, y: np.ndarray, alpha: float = 1.0) -> np.ndarray:
+    def _add_(self, x: Array, y: Array, alpha: float = 1.0) -> Array:
         if BLAS is not None and BLAS.axpy(alpha, y, x):
             return x  # x <- x + alpha y: one (threaded) pass
         if alpha == 1.0:
@@ -110,42 +117,42 @@ class NumpyNetwork(MLP[np.ndarray]):
             x += np.multiply(y, self.dtype.type(alpha), out=self._scratch(y))
         return x
 
-    def _addcmul_(self, x: np.ndarray, a: np.ndarray, b: np.ndarray, value: float
-                  ) -> np.ndarray:
+    def _addcmul_(self, x: Array, a: Array, b: Array, value: float
+                  ) -> Array:
         tmp = np.multiply(a, b, out=self._scratch(a))
         tmp *= self.dtype.type(value)
         x += tmp
         return x
 
-    def _addcdiv_(self, x: np.ndarray, a: np.ndarray, b: np.ndarray, value: float
-                  ) -> np.ndarray:
+    def _addcdiv_(self, x: Array, a: Array, b: Array, value: float
+                  ) -> Array:
         tmp = np.divide(a, b, out=self._scratch(a))
         tmp *= self.dtype.type(value)
         x += tmp
         return x
 
-    def _sqrt(self, x: np.ndarray) -> np.ndarray:
+    def _sqrt(self, x: Array) -> Array:
         return np.sqrt(x)
 
-    def _add_scalar_(self, x: np.ndarray, s: float) -> np.ndarray:
+    def _add_scalar_(self, x: Array, s: float) -> Array:
         x += self.dtype.type(s)
         return x
 
-    def _flush_(self, x: np.ndarray, below: float) -> None:
+    def _flush_(self, x: Array, below: float) -> None:
         np.copyto(x, 0, where=np.abs(x) < below)
 
     # -- activation, loss ---------------------------------------------------------------------
-    def _act_(self, z: np.ndarray) -> np.ndarray:
+    def _act_(self, z: Array) -> Array:
         return np.maximum(z, 0, out=z) if self.relu else np.tanh(z, out=z)
 
-    def _act_grad_(self, g: np.ndarray, h: np.ndarray) -> np.ndarray:
+    def _act_grad_(self, g: Array, h: Array) -> Array:
         if self.relu:
             g *= h > 0  # f'(z) = 1[z > 0] = 1[h > 0]
         else:
             g *= 1.0 - h * h  # tanh' = 1 - tanh^2
         return g
 
-    def _softmax_xent(self, z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _softmax_xent(self, z: Array, y: Array) -> tuple[Array, np.ndarray]:
         n = z.shape[0]
         logp = log_softmax(z)
         rows = np.arange(n)
@@ -155,14 +162,16 @@ class NumpyNetwork(MLP[np.ndarray]):
         g /= n  # g_{L-1} = (softmax(z) - onehot(y)) / N
         return loss, g
 
-    def _sum_rows(self, g: np.ndarray) -> np.ndarray:
-        return g.sum(axis=0)
+    def _sum_rows(self, g: Array) -> Array:
+        out: Array = g.sum(axis=0)
+        return out
 
     # -- max-norm -----------------------------------------------------------------------------
-    def _column_norms(self, W: np.ndarray) -> np.ndarray:
-        return np.sqrt(np.einsum("ij,ij->j", W, W))  # without a W-sized temporary
+    def _column_norms(self, W: Array) -> Array:
+        out: Array = np.sqrt(np.einsum("ij,ij->j", W, W))  # without a W-sized temporary
+        return out
 
-    def _rescale_columns_(self, W: np.ndarray, norms: np.ndarray, cap: float) -> None:
+    def _rescale_columns_(self, W: Array, norms: Array, cap: float) -> None:
         over = norms > cap
         if over.any():  # touch W only when some column is over the cap
             W[:, over] *= (cap / norms[over]).astype(W.dtype)

@@ -54,7 +54,8 @@ def create(name: str) -> Backend:
             f"backend {name!r} needs the package {need!r}, which is not installed "
             f"({how})"
         ) from None
-    return getattr(mod, cls)()
+    backend: Backend = getattr(mod, cls)()  # the registry's entries name Backend classes
+    return backend
 
 
 register(BackendSpec("numpy", "dropout_lab.backends.numpy_backend:NumpyBackend",

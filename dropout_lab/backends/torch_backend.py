@@ -82,7 +82,7 @@ class TorchNetwork(MLP[torch.Tensor]):
         return self._step(x, y, noise)
 
     # -- speed path: the multi-tensor optimizer (torch_foreach.py) ----------------------------
-    def _optimizer_step(self, grads: Grads) -> None:
+    def _optimizer_step(self, grads: Grads[torch.Tensor]) -> None:
         foreach_optimizer_step(self, grads)
 
     # -- array conversion ---------------------------------------------------------------------
@@ -163,7 +163,8 @@ class TorchNetwork(MLP[torch.Tensor]):
     def _act_grad_(self, g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         if self.relu:
             # g * ReLU'(z) = g * 1[h > 0], as aten's fused ReLU backward (one kernel)
-            return torch.ops.aten.threshold_backward(g, h, 0.0)
+            out: torch.Tensor = torch.ops.aten.threshold_backward(g, h, 0.0)
+            return out
         return g.mul_(1.0 - h * h)  # tanh' = 1 - tanh^2
 
     def _softmax_xent(self, z: torch.Tensor, y: torch.Tensor
@@ -182,7 +183,8 @@ class TorchNetwork(MLP[torch.Tensor]):
 
     # -- max-norm -----------------------------------------------------------------------------
     def _column_norms(self, W: torch.Tensor) -> torch.Tensor:
-        return torch.linalg.vector_norm(W, dim=0)
+        norms: torch.Tensor = torch.linalg.vector_norm(W, dim=0)
+        return norms
 
     def _rescale_columns_(self, W: torch.Tensor, norms: torch.Tensor, cap: float) -> None:
         # No data-dependent branch (that would be a host synchronisation on a GPU).

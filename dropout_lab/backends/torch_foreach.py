@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from dropout_lab.backends.torch_backend import TorchNetwork
 
 
-def foreach_optimizer_step(net: TorchNetwork, grads: Grads) -> None:
+def foreach_optimizer_step(net: TorchNetwork, grads: Grads[torch.Tensor]) -> None:
     """One optimizer step of every parameter of ``net`` (step counter ``net.t`` already
     advanced), reading the current ``net.lr`` and ``net.momentum``."""
     opt, wd, lr = net.train.optimizer, net.train.weight_decay, net.lr

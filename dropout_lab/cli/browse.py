@@ -18,11 +18,12 @@ from rich.table import Table
 from dropout_lab import runs
 from dropout_lab.cli.app import guard, out
 from dropout_lab.cli.show_trial import is_trial_folder, show_trial
-from dropout_lab.comparison.values import show as show_value
+from dropout_lab.comparison.values import fmt_value
 from dropout_lab.errors import StoreError
 from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import fmt_number
-from dropout_lab.store import CORRUPT, RESULT_FILE, SWEEP_FILE, SweepStore, dumps
+from dropout_lab.result import UNSUCCESSFUL, Status
+from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
 WIDE_HELP = "show every column at full width, even wider than the terminal"
@@ -37,10 +38,10 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
     c = {"done": 0, "failed": 0, "pending": 0, "corrupt": 0, "total": len(results)}
     for r in results:
         st = r.get("status")
-        c["done" if st == "done" else "failed" if st in ("failed", "diverged")
-          else CORRUPT if st == CORRUPT else "pending"] += 1
-    if not c[CORRUPT]:  # shown only when there is damage
-        del c[CORRUPT]
+        c["done" if st == Status.DONE else "failed" if st in UNSUCCESSFUL
+          else "corrupt" if st == Status.CORRUPT else "pending"] += 1
+    if not c["corrupt"]:  # shown only when there is damage
+        del c["corrupt"]
     return c
 
 
@@ -181,7 +182,7 @@ def show(
     text = yaml.safe_dump(doc.get("config") or {}, sort_keys=False)
     out.print(f"[bold]{escape(str(sweep_dir))}[/]: config", highlight=False)
     out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
-    out.print("axes: " + ("; ".join(f"{k} = {', '.join(show_value(v) for v in vals)}"
+    out.print("axes: " + ("; ".join(f"{k} = {', '.join(fmt_value(v) for v in vals)}"
                                     for k, vals in axes.items()) or "none"), highlight=False)
     c = _counts(results)
     out.print(f"on disk: {history['on_disk']} trial folder(s), {history['in_grid']} of the "
@@ -196,15 +197,15 @@ def show(
     for col in ("status", "test_acc", "gap_acc", "train s"):
         table.add_column(col, justify="right")
     table.add_column("error")
-    styles = {"done": "green", "failed": "red", "diverged": "red", "pending": "yellow",
-              CORRUPT: "red"}
+    styles = {Status.DONE: "green", Status.FAILED: "red", Status.DIVERGED: "red",
+              Status.PENDING: "yellow", Status.CORRUPT: "red"}
     for r in results:
         final = r.get("final") or {}
         params = r.get("params") or {}
         secs = (r.get("timing") or {}).get("train_seconds")
         status = r.get("status", "?")
         table.add_row(
-            r["trial_id"], *[show_value(params.get(k)) for k in axes],
+            r["trial_id"], *[fmt_value(params.get(k)) for k in axes],
             f"[{styles.get(status, '')}]{status}",
             *[fmt_number(final[k]) if isinstance(final.get(k), (int, float)) else "-"
               for k in ("test_acc", "gap_acc")],

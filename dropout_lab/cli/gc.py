@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from dropout_lab.cli.app import guard, out
-from dropout_lab.runs import apply_gc, plan_gc
+from dropout_lab.runs import apply_gc, gc_candidates
 from dropout_lab.store import SweepStore
 
 
@@ -30,18 +30,19 @@ def gc(
 
     A dry run by default: it lists what would go; --apply removes it."""
     store = SweepStore(sweep_dir)
-    plan = plan_gc(store, keep_failed=keep_failed)
+    candidates = gc_candidates(store, keep_failed=keep_failed)
     if apply:
-        apply_gc(store, plan)
+        apply_gc(store, candidates)
     if json_out:
-        typer.echo(json.dumps({**plan.as_dict(), "applied": apply}, indent=2))
+        typer.echo(json.dumps({**candidates.as_dict(), "applied": apply}, indent=2))
         return
     verb = "removed" if apply else "would remove"
-    for reason, ids in (("not in the current grid", plan.not_in_grid),
-                        ("failed or diverged", plan.failed), ("corrupt", plan.corrupt)):
+    for reason, ids in (("not in the current grid", candidates.not_in_grid),
+                        ("failed or diverged", candidates.failed),
+                        ("corrupt", candidates.corrupt)):
         for tid in ids:
             out.print(f"{verb} {tid}  ({reason})", highlight=False)
-    total = len(plan.all)
+    total = len(candidates.all)
     if not total:
         out.print(f"{escape(str(sweep_dir))}: nothing to clean", highlight=False)
     elif apply:

@@ -16,6 +16,7 @@ from rich.table import Table
 from dropout_lab.cli.app import out
 from dropout_lab.errors import StoreError
 from dropout_lab.report.progress import fmt_number, fmt_seconds
+from dropout_lab.result import Status
 from dropout_lab.runs import read_result
 from dropout_lab.store import CONFIG_FILE, ERROR_FILE, METRICS_FILE, RESULT_FILE, dumps
 
@@ -80,7 +81,7 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
         except (yaml.YAMLError, UnicodeDecodeError):
             config = None
     rows, bad = read_curves(trial_dir / METRICS_FILE)
-    result = result or {"trial_id": trial_dir.name, "status": "pending"}
+    result = result or {"trial_id": trial_dir.name, "status": Status.PENDING}
     error = (trial_dir / ERROR_FILE).read_text(encoding="utf-8") if (
         trial_dir / ERROR_FILE).exists() else None
     doc = {

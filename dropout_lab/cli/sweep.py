@@ -21,7 +21,8 @@ from dropout_lab.executors import budget as budgets
 from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
-from dropout_lab.runner import SweepInterrupted, plan, run_sweep
+from dropout_lab.result import UNSUCCESSFUL
+from dropout_lab.runner import SweepInterrupted, run_sweep, schedule
 
 
 def register(app: typer.Typer) -> None:
@@ -69,14 +70,14 @@ def sweep(
     permission denied), 130 when interrupted by Ctrl-C, 143 by SIGTERM (run the same command
     again to resume)."""
     cfg = load_config(config, set_, max_trials)
-    executors.check(executor, ray_address)  # before planning: a typo costs nothing
-    planned = plan(cfg, runs_dir, fresh, max_trials)
-    store, trials, pending = planned
+    executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
+    scheduled = schedule(cfg, runs_dir, fresh, max_trials)
+    store, trials, pending = scheduled
 
     if dry:
         chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),
                                 largest_weights(trials), workers=workers, threads=threads)
-        _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, planned),
+        _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, scheduled),
                        cfg, json_out, executor, parse_columns(columns), wide)
         raise typer.Exit(0)
 
@@ -91,8 +92,8 @@ def sweep(
                              workers=selected.budget.workers, header=selected.describe())
     try:
         with progress, _stdout_reserved(json_out):
-            report = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
-                               max_failures=max_failures, planned=planned, wait=wait)
+            swept = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
+                              max_failures=max_failures, scheduled=scheduled, wait=wait)
     except SweepInterrupted as exc:
         raise abort(str(exc), exc.exit_code) from None
     finally:
@@ -100,30 +101,30 @@ def sweep(
 
     if json_out:
         doc = {
-            "sweep_dir": str(report.sweep_dir),
+            "sweep_dir": str(swept.sweep_dir),
             "trials": [
-                {"trial_id": t.trial.trial_id, "status": t.result.get("status"),
-                 "params": t.trial.params, "final": t.result.get("final"),
+                {"trial_id": t.point.trial_id, "status": t.result.get("status"),
+                 "params": t.point.params, "final": t.result.get("final"),
                  "health": t.result.get("health"), "executed": t.executed}
-                for t in report.trials
+                for t in swept.trials
             ],
         }
         typer.echo(json.dumps(doc, indent=2))
     else:
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
         priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
-        print_table(results_table(report.results(), list(cfg.sweep),
+        print_table(results_table(swept.results(), list(cfg.sweep),
                                   title=f"{cfg.name}: {len(trials)} trial(s)"),
                     out, priorities, parse_columns(columns), wide)
-        out.print(f"results in [bold]{escape(str(report.sweep_dir))}[/]", highlight=False)
-    bad = [t for t in report.trials if t.result.get("status") in ("failed", "diverged")]
+        out.print(f"results in [bold]{escape(str(swept.sweep_dir))}[/]", highlight=False)
+    bad = [t for t in swept.trials if t.result.get("status") in UNSUCCESSFUL]
     for t in bad:
         reason = t.result.get("error") or t.result.get("reason") or ""
-        err.print(f"[red]{t.result['status']}[/] {t.trial.trial_id} "
-                  f"{escape(json.dumps(t.trial.params))}: {escape(reason)}", highlight=False)
-    if report.stopped_early:
-        err.print(f"[yellow]{report.stopped_early}[/]")
-    raise typer.Exit(0 if report.all_done else 1)
+        err.print(f"[red]{t.result['status']}[/] {t.point.trial_id} "
+                  f"{escape(json.dumps(t.point.params))}: {escape(reason)}", highlight=False)
+    if swept.stopped_early:
+        err.print(f"[yellow]{swept.stopped_early}[/]")
+    raise typer.Exit(0 if swept.all_done else 1)
 
 
 @contextlib.contextmanager
@@ -154,7 +155,7 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
             "dry_run": True, "sweep_dir": str(dr.sweep_dir), "executor": executor,
             "workers": dr.workers, "threads": dr.threads, "estimate_seconds": dr.seconds,
             "trials": [
-                {"trial_id": p.trial.trial_id, "params": p.trial.params, "action": p.action,
+                {"trial_id": p.point.trial_id, "params": p.point.params, "action": p.action,
                  "stored_status": p.stored_status, "weights": p.weights,
                  "estimate_seconds": p.seconds}
                 for p in dr.trials
@@ -175,7 +176,7 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
     labels = {"run": "run", "rerun": "run (was {})", "skip": "skip (done)"}
     for p in dr.trials:
         action = labels[p.action].format(p.stored_status)
-        table.add_row(p.trial.trial_id, *[json.dumps(p.trial.params.get(a)) for a in axes],
+        table.add_row(p.point.trial_id, *[json.dumps(p.point.params.get(a)) for a in axes],
                       action, "?" if p.weights is None else f"{p.weights:,}",
                       "" if p.seconds is None else fmt_seconds(p.seconds))
     print_table(table, out, {"action": 0, **{a: 0 for a in axes if a != "seed"}}, columns, wide)

@@ -24,9 +24,10 @@ from typing import Any
 
 from dropout_lab.comparison.metrics import METRICS, choose_metrics, metric, present_metrics
 from dropout_lab.comparison.selection import At, select
-from dropout_lab.comparison.values import canon, dotted, order_key, parse_value, show
+from dropout_lab.comparison.values import canon, dotted, fmt_value, order_key, parse_value
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
+from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.stats import (
     DEFAULT_LEVEL,
     DEFAULT_POWER,
@@ -51,7 +52,7 @@ class TrialRecord:
 
     @property
     def status(self) -> str:
-        return str(self.result.get("status", "pending"))
+        return str(self.result.get("status", Status.PENDING))
 
     @property
     def flags(self) -> list[str]:
@@ -117,7 +118,7 @@ class Block:
 
     @property
     def label(self) -> str:
-        return ", ".join(f"{k}={show(v)}" for k, v in self.selectors.items()) or "all trials"
+        return ", ".join(f"{k}={fmt_value(v)}" for k, v in self.selectors.items()) or "all trials"
 
     def row(self, value: Any) -> Row | None:
         key = canon(value)
@@ -198,7 +199,7 @@ def build(data: SweepData, by: str = P_KEY, baseline: str | Any | None = None,
     # Every finished trial, with its numbers at the selected epoch.
     selected: dict[str, TrialRecord] = {}
     for rec in data.trials:
-        if rec.status == "done":
+        if rec.status == Status.DONE:
             selected[rec.trial_id] = TrialRecord(rec.trial_id, rec.params,
                                                  select(rec, at), rec.epochs, rec.weights)
     present = present_metrics(r.result for r in selected.values())
@@ -241,7 +242,7 @@ def build(data: SweepData, by: str = P_KEY, baseline: str | Any | None = None,
                 cells[name] = Cell(summarize(per_seed.values(), level), None, per_seed)
             rows.append(Row(
                 value=row_val[rkey], done=len(done), total=len(members),
-                failed=sum(m.status in ("failed", "diverged") for m in members),
+                failed=sum(m.status in UNSUCCESSFUL for m in members),
                 seeds=sorted({_seed_of(r, seed_default) for r in used}, key=order_key),
                 cells=cells, flags=dict(sorted(flags.items())),
                 excluded=len(done) - len(used),
@@ -265,8 +266,8 @@ def _baseline_value(baseline: Any, values: list[Any], row_val: dict[str, Any], b
         return values[0]
     value = parse_value(baseline) if isinstance(baseline, str) else baseline
     if canon(value) not in row_val:
-        raise CompareError(f"--baseline {show(value)}: {by} takes the values "
-                           + ", ".join(show(v) for v in values))
+        raise CompareError(f"--baseline {fmt_value(value)}: {by} takes the values "
+                           + ", ".join(fmt_value(v) for v in values))
     return row_val[canon(value)]
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from dropout_lab.comparison.model import SweepData, TrialRecord
+from dropout_lab.result import Status
 from dropout_lab.store import SweepStore
 
 
@@ -22,9 +23,9 @@ def load(sweep_dir: Path, epochs: bool = False, weights: bool = False) -> SweepD
     for result in store.results():  # damaged trials come back as status 'corrupt'
         tid = result["trial_id"]
         rec = TrialRecord(tid, dict(result["params"]), result)
-        if epochs and rec.status == "done":
+        if epochs and rec.status == Status.DONE:
             rec.epochs = store.load_metrics(tid)
-        if weights and rec.status == "done":
+        if weights and rec.status == Status.DONE:
             rec.weights = store.load_weights(tid)
         trials.append(rec)
     return SweepData(str(base.get("name") or Path(sweep_dir).name), Path(sweep_dir), axes, base,

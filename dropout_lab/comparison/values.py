@@ -25,7 +25,7 @@ def canon(value: Any) -> str:
     return json.dumps(str(value))
 
 
-def show(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     """How an axis value is printed: 0.5, [256, 256], digits."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, separators=(", ", ": "))

@@ -1,4 +1,4 @@
-"""Executors run jobs (one trial each) and yield their outcomes; the runner stores them.
+"""Executors run grid points (one trial each) and yield their outcomes; the runner stores them.
 
 One selection point (:func:`create`) for the ``--executor`` names:
 
@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from dropout_lab.errors import ExecutorError
 from dropout_lab.executors import budget as budgets
-from dropout_lab.executors.base import Events, Executor, Job
+from dropout_lab.executors.base import Events, Executor
 
-__all__ = ["NAMES", "Events", "Executor", "Job", "Selected", "check", "create"]
+__all__ = ["NAMES", "Events", "Executor", "Selected", "check", "create"]
 
 NAMES = ("local", "ray")
 

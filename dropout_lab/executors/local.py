@@ -26,14 +26,15 @@ import os
 import signal
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from dropout_lab.executors.base import Events, Job, lost_trial
+from dropout_lab.executors.base import Events, lost_trial
+from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import TrialOutcome, run_trial
 
 # Read once by each BLAS/OpenMP runtime when it loads: set in the worker's environment so the
@@ -46,7 +47,8 @@ STOP_GRACE_SECONDS = 3.0  # after SIGTERM, how long a worker gets before SIGKILL
 
 
 def _worker_main(conn: Connection, threads: int, workers: int) -> None:
-    """Body of a worker process: receive jobs, run them, send back events and outcomes."""
+    """Body of a worker process: receive grid points, run them, send back events and
+    outcomes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
     limits = threadpool_limits(limits=threads)  # noqa: F841 (held for the process's lifetime)
 
@@ -58,17 +60,17 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
 
     while True:
         try:
-            job = conn.recv()
+            point = conn.recv()
         except (EOFError, OSError):  # the driver is gone
             return
-        if job is None:
+        if point is None:
             return
-        send(("started", job.trial_id))
+        send(("started", point.trial_id))
 
-        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict) -> None:
+        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
 
-        outcome = run_trial(job.config, job.trial_id, job.params, threads=threads,
+        outcome = run_trial(point.config_dict, point.trial_id, point.params, threads=threads,
                             workers=workers, on_epoch=on_epoch)
         send(("outcome", outcome))
 
@@ -110,8 +112,8 @@ def _main_module_hidden() -> Iterator[None]:
 
     ``spawn`` re-imports the parent's ``__main__`` in every child when it is a file (the
     ``dropout-lab`` console script: 0.6 s of CLI imports per worker, measured) but not when it
-    was run as a module (``python -m dropout_lab``). Workers need nothing from it (jobs and
-    the worker function live in ``dropout_lab`` modules), so its ``__file__`` is hidden for
+    was run as a module (``python -m dropout_lab``). Workers need nothing from it (grid points
+    and the worker function live in ``dropout_lab`` modules), so its ``__file__`` is hidden for
     the instant of ``start()``."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
@@ -127,12 +129,12 @@ def _main_module_hidden() -> Iterator[None]:
 
 @dataclass
 class _Slot:
-    """One worker process, its end of the pipe, and the job it holds (None when idle)."""
+    """One worker process, its end of the pipe, and the point it runs (None when idle)."""
 
     process: Any
     conn: Connection
-    job: Job | None = None
-    released: bool = False  # told to exit (no more jobs)
+    point: GridPoint | None = None
+    released: bool = False  # told to exit (nothing left to run)
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -170,7 +172,7 @@ class LocalExecutor:
         """Idle workers get a polite stop; busy ones (cancelled trials) SIGTERM, then SIGKILL."""
         for s in slots:
             if s.process.is_alive() and not s.released:
-                if s.job is None:
+                if s.point is None:
                     with contextlib.suppress(OSError, BrokenPipeError):
                         s.conn.send(None)
                 else:
@@ -186,40 +188,41 @@ class LocalExecutor:
         pass  # workers live only while run() does
 
     # -- the Executor protocol ----------------------------------------------------------------
-    def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
-        queue = deque(jobs)
-        slots = [self._spawn() for _ in range(min(self.workers, len(jobs)))]
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
+        queue = deque(points)
+        slots = [self._spawn() for _ in range(min(self.workers, len(points)))]
         try:
-            while queue or any(s.job is not None for s in slots):
+            while queue or any(s.point is not None for s in slots):
                 for i, s in enumerate(slots):
-                    if s.job is None and queue:
+                    if s.point is None and queue:
                         if not s.process.is_alive():  # died while idle: replace it
                             s.conn.close()
                             slots[i] = s = self._spawn()
-                        s.job = queue.popleft()
+                        s.point = queue.popleft()
                         try:
-                            s.conn.send(s.job)
+                            s.conn.send(s.point)
                         except (BrokenPipeError, OSError):
                             pass  # it died just now: its sentinel reports it below
-                    elif s.job is None and not queue and not s.released:
+                    elif s.point is None and not queue and not s.released:
                         # Nothing left for it: let it exit now, while the others finish.
                         s.released = True
                         with contextlib.suppress(OSError):
                             s.conn.send(None)
-                busy = [s for s in slots if s.job is not None]
+                busy = [s for s in slots if s.point is not None]
                 ready = set(wait([s.conn for s in busy] + [s.process.sentinel for s in busy],
                                  timeout=POLL_SECONDS))
                 for i, s in enumerate(slots):
                     if s.conn in ready:
                         yield from self._read(s, events)
-                    if s.job is not None and (s.process.sentinel in ready
+                    if s.point is not None and (s.process.sentinel in ready
                                               or not s.process.is_alive()):
                         yield from self._read(s, events)  # whatever it sent before dying
-                        if s.job is not None:
+                        if s.point is not None:
                             s.process.join()
-                            yield lost_trial(s.job, _death_reason(s.process.exitcode),
+                            yield lost_trial(s.point, _death_reason(s.process.exitcode),
                                              self.threads, self.workers)
-                            s.job = None
+                            s.point = None
                         s.conn.close()
                         slots[i] = self._spawn() if queue else _Slot(s.process, s.conn)
         finally:
@@ -241,5 +244,5 @@ class LocalExecutor:
             elif kind == "epoch":
                 events.epoch(msg[1], msg[2], msg[3], msg[4])
             elif kind == "outcome":
-                slot.job = None
+                slot.point = None
                 yield msg[1]

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any
 
 from dropout_lab.errors import ExecutorError
-from dropout_lab.executors.base import Events, Job, lost_trial
+from dropout_lab.executors.base import Events, lost_trial
+from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import TrialOutcome, run_trial
 
 POLL_SECONDS = 0.5
@@ -104,32 +105,36 @@ class RayExecutor:
         if self._started_here and ray.is_initialized():
             ray.shutdown()
 
-    def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
         # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
         # pool with threadpoolctl as the local executor does: equal threads, equal bits.
         ray = _import_ray()
         task = ray.remote(_ray_trial)
-        queue = deque(jobs)
-        inflight: dict[Any, Job] = {}
+        queue = deque(points)
+        inflight: dict[Any, GridPoint] = {}
         try:
             while queue or inflight:
                 # Keep at most `workers` tasks submitted, so "started" means running.
                 while queue and len(inflight) < self.workers:
-                    job = queue.popleft()
+                    point = queue.popleft()
+                    # The task gets the config as plain data: Ray serializes it, a node
+                    # validates it again (run_trial).
                     ref = task.options(num_cpus=self.threads,
-                                       num_gpus=1 if _needs_gpu(job.config) else 0,
+                                       num_gpus=1 if _needs_gpu(point.config_dict) else 0,
                                        max_retries=0).remote(
-                        job.config, job.trial_id, job.params, self.threads, self.workers)
-                    inflight[ref] = job
-                    events.started(job.trial_id)
+                        point.config_dict, point.trial_id, point.params, self.threads,
+                        self.workers)
+                    inflight[ref] = point
+                    events.started(point.trial_id)
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
                 for ref in done:
-                    job = inflight.pop(ref)
+                    point = inflight.pop(ref)
                     try:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # worker died, node lost, ...
                         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                        outcome = lost_trial(job, f"ray task lost ({type(exc).__name__}): "
+                        outcome = lost_trial(point, f"ray task lost ({type(exc).__name__}): "
                                              f"{first}", self.threads, self.workers)
                     yield outcome
         finally:

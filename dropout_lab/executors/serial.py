@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 
-from dropout_lab.executors.base import Events, Job
+from dropout_lab.executors.base import Events
+from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import TrialOutcome, run_trial
 
 
@@ -18,8 +19,9 @@ class SerialExecutor:
     def close(self) -> None:
         pass
 
-    def run(self, jobs: list[Job], events: Events) -> Iterator[TrialOutcome]:
-        for job in jobs:
-            events.started(job.trial_id)
-            yield run_trial(job.config, job.trial_id, job.params, threads=self.threads,
-                            workers=1, on_epoch=events.epoch)
+    def run(self, points: list[GridPoint], events: Events
+            ) -> Generator[TrialOutcome, None, None]:
+        for point in points:
+            events.started(point.trial_id)
+            yield run_trial(point.config_dict, point.trial_id, point.params,
+                            threads=self.threads, workers=1, on_epoch=events.epoch)

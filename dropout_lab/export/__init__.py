@@ -2,8 +2,9 @@
 
 One registry of targets; each target module imports its library lazily (it is an optional
 extra: ``pip install "dropout-lab[mlflow]"`` / ``"dropout-lab[tensorboard]"``), so the core
-install needs neither. A target reads the sweep through :func:`load_sweep` and returns a short
-summary of what it wrote.
+install needs neither. A target reads the sweep through :func:`load_sweep` (built on the
+comparison's reader, :mod:`dropout_lab.comparison.source`) and returns a short summary of what
+it wrote.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 
 import yaml
 
-from dropout_lab.errors import OutputError, StoreError
+from dropout_lab.comparison import source
+from dropout_lab.errors import OutputError
 from dropout_lab.store import CONFIG_FILE, SweepStore
 
 # target name -> (module, the extra that provides its library, the module to import)
@@ -49,26 +51,30 @@ class SweepRecord:
 
 
 def load_sweep(sweep_dir: Path) -> SweepRecord:
-    """The current grid's trials with their config, final metrics and per-epoch rows."""
+    """The current grid's trials with their config, final metrics and per-epoch rows.
+
+    The trials come from the one reader of a sweep, :func:`dropout_lab.comparison.source.load`;
+    what only an export needs is added here: each trial's config.yaml and its metrics.jsonl
+    rows, for every status (a failed trial's epochs are exported too, as they were logged)."""
+    data = source.load(sweep_dir)
     store = SweepStore(sweep_dir)
-    doc = store.read_sweep()
-    trials = []
-    for r in store.results():
-        tid = r["trial_id"]
-        cfg_path = store.trial_dir(tid) / CONFIG_FILE
-        try:
-            config = yaml.safe_load(cfg_path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            config = {}
-        try:
-            rows = store.load_metrics(tid)
-        except (ValueError, OSError) as exc:
-            raise StoreError(f"{store.trial_dir(tid)}: metrics unreadable ({exc})") from None
-        trials.append(TrialRecord(
-            tid, r.get("status", "pending"), r.get("params") or {}, config,
-            r.get("final") or {}, rows, (r.get("timing") or {}).get("started_at")))
-    return SweepRecord(Path(sweep_dir).name, Path(sweep_dir), doc.get("sweep") or {},
-                       doc.get("config") or {}, trials)
+    trials = [TrialRecord(rec.trial_id, rec.status, rec.params, _trial_config(store, rec.trial_id),
+                          rec.result.get("final") or {}, store.load_metrics(rec.trial_id),
+                          (rec.result.get("timing") or {}).get("started_at"))
+              for rec in data.trials]
+    # the folder's name, not the config's: it names the MLflow experiment and the TensorBoard
+    # folder, as before
+    return SweepRecord(Path(sweep_dir).name, data.sweep_dir, data.axes, data.base_config, trials)
+
+
+def _trial_config(store: SweepStore, trial_id: str) -> dict[str, Any]:
+    """A trial's resolved config (config.yaml); empty when it is missing or unreadable."""
+    path = store.trial_dir(trial_id) / CONFIG_FILE
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        return {}
+    return config or {}
 
 
 def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -104,4 +110,5 @@ def export(sweep_dir: Path, to: str, **options: Any) -> dict[str, Any]:
         raise OutputError(f"export --to {to} needs the package '{library}': "
                           f'pip install "dropout-lab[{extra}]"')
     module = importlib.import_module(module_name)
-    return module.export(sweep, **options)
+    summary: dict[str, Any] = module.export(sweep, **options)  # every target returns one
+    return summary

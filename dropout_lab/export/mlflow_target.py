@@ -16,10 +16,12 @@ from mlflow.tracking import MlflowClient
 
 from dropout_lab import __version__
 from dropout_lab.export import SweepRecord, flatten, numeric
+from dropout_lab.result import Status
 
 BATCH = 900  # MLflow takes at most 1000 metrics per log_batch call
 PARAM_CHARS = 6000  # MLflow's limit on a param value
-STATUS = {"done": "FINISHED", "pending": "SCHEDULED"}  # anything else: FAILED
+# MLflow run status of each trial status; anything else: FAILED
+STATUS: dict[str, str] = {Status.DONE: "FINISHED", Status.PENDING: "SCHEDULED"}
 
 
 def _param(value: Any) -> str:

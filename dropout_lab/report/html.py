@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from dropout_lab.comparison import Comparison, Row
-from dropout_lab.comparison.values import show
+from dropout_lab.comparison.values import fmt_value
 from dropout_lab.report.plots import Plot
 from dropout_lab.report.render import footnotes, pct, pm, seeds_text, title, value_mark
 from dropout_lab.stats import Summary
@@ -57,7 +57,7 @@ def _pm(s: Summary, signed: bool = False) -> str:
 
 def _row_html(c: Comparison, row: Row) -> str:
     cls = "best" if row.best else ("tie" if row.tie else "")
-    cells = [f'<td class="value">{escape(show(row.value) + value_mark(row))}</td>',
+    cells = [f'<td class="value">{escape(fmt_value(row.value) + value_mark(row))}</td>',
              f"<td>{escape(seeds_text(row))}</td>"]
     for name in c.metrics:
         cell = row.cells[name]
@@ -90,7 +90,7 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
         f"trials: {done} done, {failed} failed, {total - done - failed} pending, {total} total · "
         f"generated {now}</p>",
         '<p class="meta">axes: ' + "; ".join(
-            f"<code>{escape(k)}</code> = {escape(', '.join(show(v) for v in vals))}"
+            f"<code>{escape(k)}</code> = {escape(', '.join(fmt_value(v) for v in vals))}"
             for k, vals in axes.items()) + "</p>",
         '<p class="meta">p is the probability of <b>dropping</b> a unit (Srivastava et al. 2014 '
         "write p for keeping it: keep = 1 - p).</p>",
@@ -104,14 +104,15 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
         parts.extend(_row_html(c, row) for row in block.rows)
         parts.append("</tbody></table></div>")
         if block.best_value is not None:
-            ties = ", ".join(show(v) for v in block.tie_values) or "none"
+            ties = ", ".join(fmt_value(v) for v in block.tie_values) or "none"
             parts.append(f'<p class="legend">best {escape(c.by)} by {escape(c.best_by)}: '
-                         f"<b>{escape(show(block.best_value))}</b>; not distinguishable from it: "
-                         f"{escape(ties)}</p>")
+                         f"<b>{escape(fmt_value(block.best_value))}</b>; "
+                         f"not distinguishable from it: {escape(ties)}</p>")
     parts.append(
         f'<p class="legend">Each cell: mean ± half-width of the {pct(c.level)} confidence '
         f"interval over seeds (Student t). Δ: paired difference against {escape(c.by)} = "
-        f"{escape(show(c.baseline))} at the same seeds (every p starts from the same weights); "
+        f"{escape(fmt_value(c.baseline))} at the same seeds "
+        "(every p starts from the same weights); "
         "<b>bold *</b> when its interval excludes 0. ★ best row, ≈ not distinguishable from it "
         "(paired interval of the difference contains 0). † a trial of the row is flagged by "
         "the health checks (see below).</p>")

@@ -28,7 +28,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from dropout_lab.comparison import Block, Comparison  # noqa: E402
 from dropout_lab.comparison.metrics import clip  # noqa: E402
 from dropout_lab.comparison.selection import describe  # noqa: E402
-from dropout_lab.comparison.values import show  # noqa: E402
+from dropout_lab.comparison.values import fmt_value  # noqa: E402
 from dropout_lab.config import P_KEY  # noqa: E402
 
 DPI = 100
@@ -59,10 +59,10 @@ def _x_positions(c: Comparison) -> tuple[Callable[[Any], float], list[float], li
     """Numeric axes use their value; anything else (model sizes, names) gets even spacing."""
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in c.values)
     if numeric:
-        return float, [float(v) for v in c.values], [show(v) for v in c.values]
-    index = {show(v): i for i, v in enumerate(c.values)}
-    return (lambda v: float(index[show(v)])), list(map(float, range(len(c.values)))), \
-        [show(v) for v in c.values]
+        return float, [float(v) for v in c.values], [fmt_value(v) for v in c.values]
+    index = {fmt_value(v): i for i, v in enumerate(c.values)}
+    return (lambda v: float(index[fmt_value(v)])), list(map(float, range(len(c.values)))), \
+        [fmt_value(v) for v in c.values]
 
 
 def _colors(n: int) -> list[Any]:
@@ -183,13 +183,13 @@ def learning_curves_figure(c: Comparison) -> Figure | None:
         return None
     fig, axes = _grid(len(curves))
     colors = _colors(len(c.values))
-    color_of = {show(v): col for v, col in zip(c.values, colors, strict=True)}
+    color_of = {fmt_value(v): col for v, col in zip(c.values, colors, strict=True)}
     for ax, (bi, rows) in zip(axes, curves.items(), strict=False):
         for value, train, test in rows:
             ep = sorted(test)
-            color = color_of[show(value)]
+            color = color_of[fmt_value(value)]
             ax.plot(ep, [sum(test[e]) / len(test[e]) for e in ep], color=color,
-                    label=f"{show(value)}")
+                    label=f"{fmt_value(value)}")
             ax.plot(ep, [sum(train[e]) / len(train[e]) for e in ep], color=color, ls="--")
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (fraction correct)")
@@ -250,15 +250,15 @@ def epoch_curves_figure(c: Comparison) -> Figure | None:
     fig = Figure(figsize=(4.6 * len(CURVE_PANELS), 3.4 * len(drawn)), layout="constrained")
     axes = fig.subplots(len(drawn), len(CURVE_PANELS), squeeze=False)
     colors = _colors(len(c.values))
-    color_of = {show(v): col for v, col in zip(c.values, colors, strict=True)}
+    color_of = {fmt_value(v): col for v, col in zip(c.values, colors, strict=True)}
     for (block, lines), row_axes in zip(drawn, axes, strict=True):
         for ax, (metric, label) in zip(row_axes, CURVE_PANELS, strict=True):
             for value, bands in lines:
                 band = bands.get(metric)
                 if band is None:
                     continue
-                color = color_of[show(value)]
-                ax.plot(band.epochs, band.mean, color=color, label=show(value))
+                color = color_of[fmt_value(value)]
+                ax.plot(band.epochs, band.mean, color=color, label=fmt_value(value))
                 edges = [clip(metric, a, b) for a, b in zip(band.lo, band.hi, strict=True)]
                 ax.fill_between(band.epochs, [a for a, _ in edges], [b for _, b in edges],
                                 color=color, alpha=0.2, linewidth=0)
@@ -295,11 +295,11 @@ def ablation_figure(c: Comparison) -> Figure | None:
     if not panels:
         return None
     fig, axes = _grid(len(panels))
-    color_of = {show(v): col for v, col in zip(c.values, _colors(len(c.values)), strict=True)}
+    color_of = {fmt_value(v): col for v, col in zip(c.values, _colors(len(c.values)), strict=True)}
     for ax, (block, lines) in zip(axes, panels, strict=False):
         for value, fr, curve in lines:
-            ax.plot(fr[:len(curve)], curve, marker=".", color=color_of[show(value)],
-                    label=show(value))
+            ax.plot(fr[:len(curve)], curve, marker=".", color=color_of[fmt_value(value)],
+                    label=fmt_value(value))
         ax.set_xlabel("fraction of hidden units ablated")
         ax.set_ylabel("test accuracy (fraction correct)")
         ax.set_title(_block_label(c, block), fontsize=9)
@@ -345,7 +345,7 @@ def reliability_figure(c: Comparison) -> Figure | None:
         ax.set_ylim(0, 1)
         ax.set_xlabel("confidence (max class probability)")
         ax.set_ylabel("accuracy (fraction correct)")
-        ax.set_title(f"{c.by} = {show(row.value)}", fontsize=9)
+        ax.set_title(f"{c.by} = {fmt_value(row.value)}", fontsize=9)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     where = f" ({block.label})" if c.block_axes else ""
@@ -384,7 +384,7 @@ def weights_figure(c: Comparison) -> Figure | None:
             r0, c0 = (u // cols) * (side + 1), (u % cols) * (side + 1)
             canvas[r0:r0 + side, c0:c0 + side] = unit / (np.abs(unit).max() or 1.0)
         ax.imshow(canvas, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
-        ax.set_title(f"{c.by} = {show(value)}", fontsize=9)
+        ax.set_title(f"{c.by} = {fmt_value(value)}", fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     where = f" ({block.label})" if c.block_axes else ""

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from dropout_lab.result import Status
+
 
 def fmt_seconds(s: float) -> str:
     """``1m05s`` / ``2h03m``: durations for people."""
@@ -91,7 +93,7 @@ class SweepProgress:
         start = self._starts.pop(trial_id, None)
         if start is not None:
             self._durations.append(time.monotonic() - start)
-        if status == "done":
+        if status == Status.DONE:
             self.done += 1
         else:
             self.failed += 1

@@ -17,7 +17,7 @@ from rich.text import Text
 from dropout_lab.comparison import Comparison, Row
 from dropout_lab.comparison.metrics import clip
 from dropout_lab.comparison.selection import describe
-from dropout_lab.comparison.values import show
+from dropout_lab.comparison.values import fmt_value
 from dropout_lab.stats import Summary, seeds_needed
 from dropout_lab.store import dumps
 
@@ -67,7 +67,7 @@ def title(c: Comparison) -> str:
 
 def legend(c: Comparison) -> str:
     return (f"mean ± half-width of the {pct(c.level)} CI over seeds (Student t); "
-            f"Δ = paired difference vs {c.by}={show(c.baseline)} at the same seeds; "
+            f"Δ = paired difference vs {c.by}={fmt_value(c.baseline)} at the same seeds; "
             f"* = the Δ interval excludes 0; ★ = best {c.by} by {c.best_by}; "
             "≈ = not distinguishable from the best (paired interval contains 0)")
 
@@ -88,7 +88,7 @@ def footnotes(c: Comparison) -> list[str]:
             flags = ", ".join(f"{f} {n}/{row.done}" for f, n in row.flags.items())
             left = (f"; {row.excluded} collapsed trial(s) left out of the statistics"
                     if row.excluded else "")
-            notes.append(f"† {where}{c.by}={show(row.value)}: {flags}{left}")
+            notes.append(f"† {where}{c.by}={fmt_value(row.value)}: {flags}{left}")
     if any(r.excluded for r in c.rows):
         notes.append("collapsed = test accuracy near chance or training loss near ln K "
                      "(docs/metrics.md#health-flags); --include-collapsed keeps them")
@@ -109,7 +109,7 @@ def power_line(c: Comparison) -> str | None:
             if cell is None or cell.mdd is None or cell.diff is None:
                 continue
             where = f"{block.label}: " if c.block_axes else ""
-            parts.append(f"{where}{show(row.value)} {cell.mdd:.4f}")
+            parts.append(f"{where}{fmt_value(row.value)} {cell.mdd:.4f}")
             ns.add(cell.diff.n)
     if not parts:
         return None
@@ -133,7 +133,7 @@ def render_rich(c: Comparison) -> Group:
         for name in c.metrics:
             t.add_column(name, justify="right", no_wrap=True)
         for row in block.rows:
-            label = Text(show(row.value) + value_mark(row),
+            label = Text(fmt_value(row.value) + value_mark(row),
                          style="bold green" if row.best else ("green" if row.tie else ""))
             cells: list[RenderableType] = [
                 label, Text(seeds_text(row), style="" if row.used == row.total else "red")]
@@ -174,7 +174,7 @@ def render_markdown(c: Comparison) -> str:
         lines.append("| " + " | ".join([f"`{c.by}`", "seeds", *c.metrics]) + " |")
         lines.append("|" + "---:|" * (2 + len(c.metrics)))
         for row in block.rows:
-            value = show(row.value)
+            value = fmt_value(row.value)
             value = f"**{value}** ★" if row.best else (f"{value} ≈" if row.tie else value)
             value += " †" if row.flags else ""
             cells = [value, seeds_text(row)]
@@ -190,7 +190,7 @@ def render_markdown(c: Comparison) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(f"_mean ± half-width of the {pct(c.level)} CI over seeds (Student t); "
-                 f"Δ = paired difference vs {c.by}={show(c.baseline)} at the same seeds, "
+                 f"Δ = paired difference vs {c.by}={fmt_value(c.baseline)} at the same seeds, "
                  f"**bold** when its interval excludes 0; ★ = best {c.by} by {c.best_by}; "
                  "≈ = not distinguishable from the best._")
     for note in footnotes(c):
@@ -317,7 +317,7 @@ def seeds_for(c: Comparison, delta: float) -> dict[str, Any]:
 
 def render_seeds_for(c: Comparison, doc: dict[str, Any]) -> Group:
     t = Table(title=f"{c.name}: seeds needed to detect a difference of {doc['delta']:g} vs "
-                    f"{c.by}={show(c.baseline)} ({pct(c.level)} confidence, "
+                    f"{c.by}={fmt_value(c.baseline)} ({pct(c.level)} confidence, "
                     f"{pct(c.power)} power)", title_justify="left")
     if c.block_axes:
         t.add_column("block", no_wrap=True)
@@ -327,8 +327,8 @@ def render_seeds_for(c: Comparison, doc: dict[str, Any]) -> Group:
     for entry in doc["rows"]:
         cells = []
         if c.block_axes:
-            cells.append(", ".join(f"{k}={show(v)}" for k, v in entry["selectors"].items()))
-        cells.append(show(entry["value"]))
+            cells.append(", ".join(f"{k}={fmt_value(v)}" for k, v in entry["selectors"].items()))
+        cells.append(fmt_value(entry["value"]))
         for name in c.metrics:
             m = entry["metrics"][name]
             need = m["seeds_needed"]

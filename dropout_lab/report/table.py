@@ -16,13 +16,14 @@ from rich.table import Table
 from dropout_lab.comparison.metrics import metric, present_metrics
 from dropout_lab.comparison.values import order_key
 from dropout_lab.config import P_KEY
+from dropout_lab.result import Status
 
 BASE_COLUMNS = ("test_acc", "train_acc", "gap_acc", "gap_loss")
 
 
 def columns(results: list[dict[str, Any]]) -> list[str]:
     """The metric columns: core numbers, corr[l] of every hidden layer, ablation_auc."""
-    present = present_metrics(r for r in results if r.get("status") == "done")
+    present = present_metrics(r for r in results if r.get("status") == Status.DONE)
     return [*BASE_COLUMNS, *(m for m in present if m.startswith("corr[")),
             *(m for m in ("ablation_auc",) if m in present)]
 
@@ -53,7 +54,7 @@ def group_rows(results: list[dict[str, Any]], axes: list[str]) -> list[dict[str,
     # numbers numerically, model sizes by depth then width ([32] before [128]), last axis first
     for key in sorted(values, key=lambda k: tuple(order_key(v) for v in values[k][::-1])):
         members = groups[key]
-        done = [r for r in members if r.get("status") == "done"]
+        done = [r for r in members if r.get("status") == Status.DONE]
         row: dict[str, Any] = {"params": dict(zip(keys, key, strict=False)), "n": len(done),
                                "of": len(members), "values": {},
                                "health": Counter(f for r in done for f in

@@ -55,7 +55,7 @@ def test_metrics_jsonl_has_one_line_per_finished_epoch_while_the_trial_runs(tmp_
     assert sorted(s[1:] for s in watcher.seen) == sorted([(e, e) for e in (1, 2, 3)] * 4)
     store = SweepStore(tmp_path / "tiny")
     for t in report.trials:
-        rows = store.load_metrics(t.trial.trial_id)
+        rows = store.load_metrics(t.point.trial_id)
         assert [r["epoch"] for r in rows] == [1, 2, 3]
 
 

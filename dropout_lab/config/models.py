@@ -1,0 +1,304 @@
+"""The config schema: pydantic models of every section, their defaults and range checks.
+
+A config is a short delta over the defaults below. Unknown keys, wrong types and out-of-range
+values fail validation (:mod:`dropout_lab.config.validation` turns that into a ConfigError
+naming the dotted key).
+"""
+
+from __future__ import annotations
+
+import math
+import typing
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from dropout_lab.backends import registry as backends
+from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
+from dropout_lab.config.strict import StrictModel
+from dropout_lab.data import registry as datasets
+
+# the dropout variants (formulas in dropout_lab/dropout.py); the tuple is the Literal's values
+Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"]
+VARIANTS: tuple[str, ...] = typing.get_args(Variant)
+P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
+
+
+class DatasetConfig(StrictModel):
+    """Which data set, and options shared by every data set (each data set says which it takes)."""
+
+    name: str = "digits"
+    seed: int = Field(default=0, ge=0,
+                      description="the data set's own seed (generation, test split)")
+    path: str | None = Field(default=None,
+                             description="folder (or .npz file) holding the data set's files")
+    test_fraction: float | None = Field(default=None, gt=0, lt=1,
+                                        description="digits: held-out fraction")
+    n_train: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
+                                description="synthetic: training examples")
+    n_test: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
+                               description="synthetic: test examples")
+    n_features: int | None = Field(default=None, gt=0, le=100_000,
+                                   description="synthetic: input dimension")
+    n_classes: int | None = Field(default=None, ge=2, le=10_000,
+                                  description="synthetic: number of classes")
+    noise: float | None = Field(default=None, ge=0,
+                                description="synthetic: label/feature noise level")
+    train_size: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
+                                   description="stratified training subset size")
+    val_fraction: float = Field(default=0.0, ge=0, lt=1,
+                                description="validation split of the training data")
+    normalize: Literal["scale01", "standardize"] = "scale01"
+
+    @model_validator(mode="after")
+    def _options_fit_dataset(self) -> DatasetConfig:
+        spec = datasets.get_spec(self.name)  # raises ConfigError listing known names
+        if self.path is not None and not spec.needs_files:
+            raise ValueError(f"data set {self.name!r} reads no files, so it does not take "
+                             "option 'path'")
+        for option in datasets.SPECIFIC_OPTIONS:
+            if getattr(self, option) is not None and option not in spec.options:
+                takes = ", ".join(sorted(spec.options)) or "none"
+                raise ValueError(
+                    f"data set {self.name!r} does not take option {option!r} "
+                    f"(its own options: {takes})"
+                )
+        return self
+
+
+class ModelConfig(StrictModel):
+    hidden: list[int] = Field(default_factory=lambda: [128], description="hidden layer widths")
+    activation: Literal["relu", "tanh"] = "relu"
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, v: list[int]) -> list[int]:
+        if not v:
+            raise ValueError("needs at least one hidden layer")
+        if any(w <= 0 for w in v):
+            raise ValueError("every width must be a positive integer")
+        if len(v) > MAX_LAYERS or any(w > MAX_WIDTH for w in v):
+            raise ValueError(f"at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units")
+        return v
+
+
+def _check_p(value: float, what: str) -> float:
+    if not (0.0 <= value < 1.0) or math.isnan(value):
+        raise ValueError(f"{what} = {value} is outside [0, 1): p is the probability of dropping")
+    return value
+
+
+class DropoutConfig(StrictModel):
+    p: float | list[float] = Field(default=0.5, description="probability of DROPPING a hidden unit")
+    input_p: float = Field(default=0.0, description="probability of dropping an input feature")
+    variant: Variant = "inverted"
+    noise: Literal["host", "device"] = Field(
+        default="host",
+        description="where the torch backend draws dropout noise: host (NumPy, the same "
+        "masks as the numpy backend) or device (a torch.Generator on the device, no copies)")
+
+    @field_validator("p")
+    @classmethod
+    def _p_range(cls, v: float | list[float]) -> float | list[float]:
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("a per-layer list of p needs one value per hidden layer")
+            for i, x in enumerate(v):
+                _check_p(x, f"p[{i}]")
+        else:
+            _check_p(v, "p")
+        return v
+
+    @field_validator("input_p")
+    @classmethod
+    def _input_p_range(cls, v: float) -> float:
+        return _check_p(v, "input_p")
+
+
+class LRSchedule(StrictModel):
+    """The learning rate of each epoch (formulas in dropout_lab/schedules.py and the README).
+
+    ``constant``: lr. ``step``: lr x gamma^(number of milestones before the epoch).
+    ``exponential``: lr x gamma^(epoch - 1). ``cosine``: from lr down to ``min_lr`` over the
+    epochs after the warm-up. ``warmup_epochs`` W > 0 ramps linearly: epoch e <= W gets
+    lr(e) x e / W."""
+
+    kind: Literal["constant", "step", "exponential", "cosine"] = "constant"
+    gamma: float | None = Field(default=None, gt=0, le=1,
+                                description="step/exponential: decay factor")
+    milestones: list[int] = Field(default_factory=list,
+                                  description="step: epochs after which lr is multiplied by gamma")
+    min_lr: float = Field(default=0.0, ge=0, description="cosine: the final learning rate")
+    warmup_epochs: int = Field(default=0, ge=0, le=100_000,
+                               description="linear warm-up over the first epochs")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v  # lr_schedule: cosine
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> LRSchedule:
+        if self.kind in ("step", "exponential") and self.gamma is None:
+            raise ValueError(f"a {self.kind} schedule needs gamma "
+                             "(the decay factor, 0 < gamma <= 1)")
+        if self.kind not in ("step", "exponential") and self.gamma is not None:
+            raise ValueError(f"a {self.kind} schedule takes no gamma")
+        if self.kind != "step" and self.milestones:
+            raise ValueError(f"a {self.kind} schedule takes no milestones (only step does)")
+        if self.kind == "step":
+            if not self.milestones:
+                raise ValueError("a step schedule needs milestones (epochs after which lr drops)")
+            ms = self.milestones
+            if any(m <= 0 for m in ms) or ms != sorted(set(ms)):
+                raise ValueError("milestones must be increasing positive epochs")
+        if self.kind != "cosine" and self.min_lr:
+            raise ValueError(f"a {self.kind} schedule takes no min_lr (only cosine does)")
+        return self
+
+
+class MomentumSchedule(StrictModel):
+    """The momentum of each epoch: ``constant`` (train.momentum) or ``linear``: from ``start``
+    to ``end`` over the first ``epochs`` epochs, then ``end`` (Srivastava et al. 2014 ramp
+    0.5 -> 0.99)."""
+
+    kind: Literal["constant", "linear"] = "constant"
+    start: float | None = Field(default=None, ge=0, lt=1)
+    end: float | None = Field(default=None, ge=0, lt=1)
+    epochs: int | None = Field(default=None, gt=0, le=100_000,
+                               description="linear: epochs the ramp takes")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        return {"kind": v} if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _options_fit_kind(self) -> MomentumSchedule:
+        given = [k for k in ("start", "end", "epochs") if getattr(self, k) is not None]
+        if self.kind == "linear" and len(given) != 3:
+            raise ValueError("a linear momentum schedule needs start, end and epochs")
+        if self.kind == "constant" and given:
+            raise ValueError(f"a constant momentum schedule takes no {', '.join(given)} "
+                             "(set train.momentum)")
+        return self
+
+
+class EarlyStopping(StrictModel):
+    """Stop when the validation loss has not improved by ``min_delta`` for ``patience`` epochs
+    (needs dataset.val_fraction > 0). The epoch it stopped at is recorded in result.json."""
+
+    patience: int = Field(default=10, gt=0, le=100_000)
+    min_delta: float = Field(default=0.0, ge=0)
+
+
+class TrainConfig(StrictModel):
+    epochs: int = Field(default=10, gt=0, le=100_000)
+    batch_size: int = Field(default=64, gt=0, le=1_000_000)
+    optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
+    lr: float = Field(default=0.05, gt=0)
+    lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    momentum_schedule: MomentumSchedule = Field(default_factory=MomentumSchedule)
+    weight_decay: float = Field(default=0.0, ge=0)
+    max_norm: float | None = Field(default=None, gt=0,
+                                   description="max L2 norm of each unit's incoming weights")
+    early_stopping: EarlyStopping | None = None
+
+    @model_validator(mode="after")
+    def _schedules_fit(self) -> TrainConfig:
+        if self.momentum_schedule.kind != "constant" and self.optimizer != "momentum":
+            raise ValueError(f"momentum_schedule needs optimizer: momentum "
+                             f"(the {self.optimizer} optimizer has no momentum to schedule)")
+        if self.lr_schedule.warmup_epochs > self.epochs:
+            raise ValueError(f"lr_schedule.warmup_epochs = {self.lr_schedule.warmup_epochs} is "
+                             f"more than train.epochs = {self.epochs}")
+        return self
+
+
+class EvalConfig(StrictModel):
+    max_samples: int = Field(default=10000, gt=0, le=MAX_EXAMPLES,
+                             description="held-out examples for the after-training statistics "
+                                         "(the whole test set when it has at most this many)")
+    train_subset: int | None = Field(default=10000, gt=0, le=MAX_EXAMPLES,
+                                     description="training examples evaluated after each epoch "
+                                                 "for the curves (a fixed seeded subset; null = "
+                                                 "all); the final numbers use the whole set")
+    every: int = Field(default=1, gt=0, le=100_000,
+                       description="evaluate every k epochs (the last one always)")
+    save_weights: Literal["none", "first", "all"] = Field(
+        default="first",
+        description="weights kept in weights.npz: none, the first layer, or all")
+    coadaptation: bool = True
+    uncertainty: bool = True
+    mc_samples: int = Field(default=30, gt=0, le=10_000, description="Monte Carlo dropout passes")
+    ece_bins: int = Field(default=15, gt=0, le=10_000)
+    ablation_draws: int = Field(default=3, gt=0, le=1_000,
+                                description="random draws per ablation fraction")
+    pair_samples: int = Field(default=32, ge=0, le=100_000,
+                              description="unit pairs sampled per layer for pair synergy")
+
+
+class ExperimentConfig(StrictModel):
+    name: str = "sweep"
+    seed: int = Field(default=0, ge=0, lt=2**63)
+    backend: str = "numpy"
+    device: str = "auto"
+    dtype: Literal["float32", "float64"] = "float32"
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    dropout: DropoutConfig = Field(default_factory=DropoutConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, v: str) -> str:
+        if not v or any(c in v for c in "/\\") or v in (".", ".."):
+            raise ValueError("must be a non-empty name without slashes (it names the run folder)")
+        if any(not c.isprintable() for c in v) or len(v) > 200:
+            # NUL, newline, escape sequences: a folder name a shell or a table cannot show
+            raise ValueError("must be at most 200 printable characters (no NUL, newline or "
+                             "control characters: it names the run folder)")
+        return v
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        backends.get_spec(v)  # raises ConfigError with the known names
+        return v
+
+    @field_validator("sweep")
+    @classmethod
+    def _axes_nonempty(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"axis {key!r} has no values")
+        return v
+
+    @model_validator(mode="after")
+    def _early_stopping_has_validation(self) -> ExperimentConfig:
+        if self.train.early_stopping is not None and self.dataset.val_fraction <= 0:
+            raise ValueError("train.early_stopping watches the validation loss: set "
+                             "dataset.val_fraction > 0 (e.g. 0.1)")
+        return self
+
+    @model_validator(mode="after")
+    def _per_layer_p(self) -> ExperimentConfig:
+        if isinstance(self.dropout.p, list) and len(self.dropout.p) != len(self.model.hidden):
+            raise ValueError(
+                f"dropout.p has {len(self.dropout.p)} values but model.hidden has "
+                f"{len(self.model.hidden)} layers"
+            )
+        return self
+
+    # -- derived values -------------------------------------------------------------------
+    def hidden_p(self) -> list[float]:
+        """The drop probability of each hidden layer."""
+        p = self.dropout.p
+        return list(p) if isinstance(p, list) else [float(p)] * len(self.model.hidden)
+
+    def trial_dict(self) -> dict[str, Any]:
+        """The resolved config of one trial: everything but the sweep axes."""
+        return self.model_dump(mode="json", exclude={"sweep"})

@@ -1,0 +1,80 @@
+"""Reading YAML safely: the size of the text and the size after alias expansion are checked
+before any object is built (a "billion laughs" document of 16 lines expands to gigabytes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dropout_lab.config.limits import MAX_CONFIG_BYTES, MAX_YAML_NODES
+from dropout_lab.errors import ConfigError
+
+
+def _expanded_nodes(node: yaml.Node, memo: dict[int, int], open_: set[int], where: str) -> int:
+    """Nodes the document has once every alias is expanded: computed on the composed graph,
+    where an alias is a second reference to one node, so the cost is linear in the file."""
+    key = id(node)
+    if key in memo:
+        return memo[key]
+    if key in open_:
+        raise ConfigError(f"{where}: a YAML alias refers to itself (a recursive document)")
+    open_.add(key)
+    total = 1
+    if isinstance(node, yaml.SequenceNode):
+        for child in node.value:
+            total += _expanded_nodes(child, memo, open_, where)
+            if total > MAX_YAML_NODES:
+                break
+    elif isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            total += _expanded_nodes(k, memo, open_, where) + _expanded_nodes(v, memo, open_, where)
+            if total > MAX_YAML_NODES:
+                break
+    open_.discard(key)
+    memo[key] = total
+    return total
+
+
+def load_yaml_text(text: str, where: str) -> Any:
+    """``yaml.safe_load`` with limits checked before any object is built: the text size, and
+    the size after alias expansion (a "billion laughs" document of 16 lines expands to
+    gigabytes). YAMLError passes through for the caller's message."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{where}: {len(text):,} characters, more than the limit of "
+                          f"{MAX_CONFIG_BYTES:,} for a config")
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            size = _expanded_nodes(node, {}, set(), where)
+            if size > MAX_YAML_NODES:
+                raise ConfigError(f"{where}: the YAML expands (through its aliases) to more than "
+                                  f"{MAX_YAML_NODES:,} values, the limit for a config")
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: the YAML is nested too deeply") from None
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The YAML document of a config file (a mapping), or a ConfigError naming the problem."""
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{str(path)!r} is a folder, not a config file")
+    if not path.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError(f"{str(path)!r} is not a regular file")
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {path.stat().st_size:,} bytes, more than the limit of "
+                              f"{MAX_CONFIG_BYTES:,} for a config file")
+        data = load_yaml_text(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:  # unreadable: permissions, an I/O error
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    return {} if data is None else data
