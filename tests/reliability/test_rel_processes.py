@@ -43,7 +43,6 @@ def _temporaries(root: Path) -> list[Path]:
 
 KILLER = textwrap.dedent("""
     import os, signal, sys
-    import dropout_lab.store as store
     at, when = int(os.environ["KILL_AT"]), os.environ["KILL_WHEN"]
     real, calls = os.replace, [0]
     def replace(src, dst):
@@ -53,7 +52,7 @@ KILLER = textwrap.dedent("""
         real(src, dst)
         if calls[0] == at and when == "after":
             os.kill(os.getpid(), signal.SIGKILL)
-    store.os.replace = replace
+    os.replace = replace  # the store's atomic writes (dropout_lab/store/files.py) call it
     from dropout_lab.cli.app import run_app
     sys.exit(run_app(sys.argv[1:]))
 """)
@@ -94,11 +93,9 @@ def test_kill_9_at_a_commit_point_loses_nothing_and_resumes(tmp_path, at, when):
 
 
 def test_the_commit_point_count_is_what_the_kill_test_assumes(tmp_path, monkeypatch):
-    import dropout_lab.store as store
-
     calls = []
     real = os.replace
-    monkeypatch.setattr(store.os, "replace", lambda s, d: (calls.append(d), real(s, d))[1])
+    monkeypatch.setattr(os, "replace", lambda s, d: (calls.append(d), real(s, d))[1])
     cfg = write_yaml(tmp_path / "c.yaml", tiny(sweep={"dropout.p": [0.0, 0.5]}, **QUICK))
     assert cli("sweep", cfg, "--runs-dir", tmp_path / "runs", "--workers", "1").code == 0
     assert len(calls) == COMMIT_POINTS, calls

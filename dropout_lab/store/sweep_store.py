@@ -1,13 +1,4 @@
-"""The runs directory: a naming convention, atomic writes, and reading results back.
-
-    runs/<name>/sweep.yaml                 resolved base config, axes, and the current grid
-    runs/<name>/summary.csv                one row per trial of the current grid
-    runs/<name>/trials/<id>/config.yaml    fully resolved trial config
-    runs/<name>/trials/<id>/metrics.jsonl  one JSON object per epoch
-    runs/<name>/trials/<id>/result.json    written last: a trial is done only when it says so
-    runs/<name>/trials/<id>/error.txt      traceback of a failed trial
-    runs/<name>/trials/<id>/weights.npz    trained weights kept by eval.save_weights
-    runs/<name>/.lock                      held (flock) by the one sweep writing here
+"""One sweep's folder: where each file goes, writing a trial's results, reading them back.
 
 Only the driver writes here (workers return their outcome), so no shared file system is
 needed for distributed sweeps. Readers tolerate damage: a trial whose result.json cannot be
@@ -19,15 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import datetime as _dt
-import fcntl
 import io
 import json
-import math
 import os
 import re
 import shutil
-import socket
 import sys
 import tempfile
 import zipfile
@@ -40,6 +27,8 @@ import yaml
 
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.result import FINAL_KEYS, Result, Status
+from dropout_lab.store.files import atomic_write_bytes, atomic_write_text, dumps, is_stale_temporary
+from dropout_lab.store.lock import SweepLock
 
 SWEEP_FILE = "sweep.yaml"
 RESULT_FILE = "result.json"
@@ -48,163 +37,16 @@ CONFIG_FILE = "config.yaml"
 ERROR_FILE = "error.txt"
 SUMMARY_FILE = "summary.csv"
 WEIGHTS_FILE = "weights.npz"
-LOCK_FILE = ".lock"
 
 # A result.json may say any status but CORRUPT (which readers report for a damaged one).
 _READABLE = tuple(s for s in Status if s is not Status.CORRUPT)
 _TRIAL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # never a path: ids name folders
 
 
-
 def _warn(message: str) -> None:
     """One warning line on stderr per damaged file: readers go on without it, and the user
     learns which file to look at (stdout stays clean for --json)."""
     print(message, file=sys.stderr, flush=True)
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over ``path``.
-
-    A refusal of the machine (disk full, permission denied, read-only) is an
-    EnvironmentFault naming ``path``; the old file, if any, is left as it was."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """:func:`atomic_write_text` for bytes."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise EnvironmentFault.from_os_error(exc, "cannot write", path) from None
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; results are ordinary files
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise EnvironmentFault(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def is_stale_temporary(path: Path) -> bool:
-    """A temporary file of :func:`atomic_write_text` or of the write check, left by a run that
-    was killed between creating and renaming it."""
-    name = path.name
-    return name.startswith(".") and (name.endswith(".tmp") or name.startswith(".write-check."))
-
-
-def check_output_path(path: Path, option: str, folder: bool = False) -> Path:
-    """An output path the user named (``report -o``, ``plot -o``): its parent folder must
-    exist (it is never created silently), and the path must not be the wrong kind of thing.
-    StoreError (exit 2) naming the option; EnvironmentFault (exit 3) when the machine refuses
-    a file there."""
-    path = Path(path)
-    parent = path.parent
-    if not parent.is_dir():
-        what = "is not a folder" if parent.exists() else "does not exist"
-        raise StoreError(f"{option} {path}: the folder {parent} {what} (create it first)")
-    if folder and path.exists() and not path.is_dir():
-        raise StoreError(f"{option} {path}: exists and is not a folder")
-    if not folder and path.is_dir():
-        raise StoreError(f"{option} {path}: is a folder; name the file to write")
-    # Probe now, so a folder the machine refuses costs no rendering first (exit 3).
-    probe_in = path if folder and path.is_dir() else parent
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=probe_in)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise EnvironmentFault.from_os_error(exc, "cannot write", path) from None
-    return path
-
-
-class SweepLock:
-    """An advisory lock (``flock``) on ``runs/<name>/.lock``, held for a whole sweep.
-
-    The OS releases it when the process dies, even by SIGKILL, so a crashed sweep never
-    leaves a stale lock; the file's text (pid, host, start time) is only for the message."""
-
-    def __init__(self, root: Path):
-        self.path = Path(root) / LOCK_FILE
-        self._fd: int | None = None
-
-    def holder(self) -> str:
-        """Who holds the lock, as written by the holder (best effort)."""
-        try:
-            info = json.loads(self.path.read_text(encoding="utf-8"))
-            return f"pid {info['pid']} on {info['host']} since {info['started']}"
-        except (OSError, ValueError, KeyError, TypeError):
-            return "another process"
-
-    def acquire(self, wait: bool = False) -> None:
-        """Take the lock, or raise StoreError naming the holder (``wait``: block until free)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_UMASK)
-        except OSError as exc:
-            if exc.errno in ENVIRONMENT_ERRNOS:
-                raise EnvironmentFault.from_os_error(exc, "cannot lock", self.path) from None
-            raise StoreError(f"cannot lock {self.path}: {exc.strerror or exc}") from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if not wait:
-                    raise StoreError(
-                        f"{self.path.parent} is in use by another sweep ({self.holder()}); "
-                        "wait for it to finish, or pass --wait to wait for it") from None
-                fcntl.flock(fd, fcntl.LOCK_EX)  # Ctrl-C interrupts the wait
-            started = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
-            info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                               "started": started})
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, info.encode(), 0)
-        except BaseException:
-            os.close(fd)
-            raise
-        self._fd = fd
-
-    def release(self) -> None:
-        """Give the lock back (closing the descriptor releases the flock)."""
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
-
-    def __enter__(self) -> SweepLock:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-
-def _clean(value: Any) -> Any:
-    """JSON has no NaN/inf: store them as null so every reader can parse the files."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(_clean(value), allow_nan=False)
 
 
 class SweepStore:
@@ -355,7 +197,7 @@ class SweepStore:
             atomic_write_text(d / ERROR_FILE, error)
         else:
             (d / ERROR_FILE).unlink(missing_ok=True)
-        atomic_write_text(d / RESULT_FILE, json.dumps(_clean(result), indent=2, allow_nan=False))
+        atomic_write_text(d / RESULT_FILE, dumps(result, indent=2))
 
     def write_summary(self, results: Sequence[Mapping[str, Any]], axes: list[str]) -> None:
         final_keys = list(FINAL_KEYS)
