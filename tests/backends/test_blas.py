@@ -94,7 +94,10 @@ class _Unfused(numpy_backend.NumpyNetwork):
 
 def _train(cls: type, train: TrainConfig, variant: str = "inverted", steps: int = 5,
            fused: list[list[bool]] | None = None) -> list[np.ndarray]:
-    sizes = [12, 16, 16, 4]
+    # 300 x 256 weights reach BLAS_MIN_SIZE (the fused BLAS gemm and axpy), the two small
+    # layers take the NumPy path of the same formulas: one network exercises both.
+    sizes = [300, 256, 8, 4]
+    assert sizes[0] * sizes[1] >= numpy_backend.BLAS_MIN_SIZE > sizes[1] * sizes[2]
     weights = init_weights(sizes, "relu", np.random.default_rng(0))
     net = cls(NetSpec(tuple(sizes), "relu", "float64"), weights, train)
     plan = make_plan(variant, 0.2, [0.5, 0.5], sizes, "float64")
