@@ -116,6 +116,22 @@ def _check_override(text: str, key: str, value: Any, data: dict[str, Any]) -> No
             raise _override_error(f"--set {text}: {exc}", key) from None
 
 
+def flatten_dotted(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}``: dotted keys, as sweep axes and
+    ``--set`` name them (lists and empty dicts stay values); the inverse of
+    :func:`set_dotted`."""
+    if not isinstance(data, dict):
+        return {prefix: data} if prefix else {}
+    flat: dict[str, Any] = {}
+    for k, v in data.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, dict) and v:
+            flat.update(flatten_dotted(v, key))
+        else:
+            flat[key] = v
+    return flat
+
+
 def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     """Set ``a.b.c`` in a nested dict, creating levels; checks happen in validation."""
     parts = key.split(".")

@@ -29,7 +29,7 @@ TARGETS: dict[str, tuple[str, str, str]] = {
 
 
 @dataclass
-class TrialRecord:
+class ExportedTrial:
     """One stored trial as the exporters see it."""
 
     trial_id: str
@@ -42,15 +42,15 @@ class TrialRecord:
 
 
 @dataclass
-class SweepRecord:
+class ExportedSweep:
     name: str
     root: Path
     axes: dict[str, list[Any]]
     config: dict[str, Any]
-    trials: list[TrialRecord]
+    trials: list[ExportedTrial]
 
 
-def load_sweep(sweep_dir: Path) -> SweepRecord:
+def load_sweep(sweep_dir: Path) -> ExportedSweep:
     """The current grid's trials with their config, final metrics and per-epoch rows.
 
     The trials come from the one reader of a sweep, :func:`dropout_lab.comparison.source.load`;
@@ -58,13 +58,14 @@ def load_sweep(sweep_dir: Path) -> SweepRecord:
     rows, for every status (a failed trial's epochs are exported too, as they were logged)."""
     data = source.load(sweep_dir)
     store = SweepStore(sweep_dir)
-    trials = [TrialRecord(rec.trial_id, rec.status, rec.params, _trial_config(store, rec.trial_id),
-                          rec.result.get("final") or {}, store.load_metrics(rec.trial_id),
-                          (rec.result.get("timing") or {}).get("started_at"))
+    trials = [ExportedTrial(rec.trial_id, rec.status, rec.params,
+                            _trial_config(store, rec.trial_id),
+                            rec.result.get("final") or {}, store.load_metrics(rec.trial_id),
+                            (rec.result.get("timing") or {}).get("started_at"))
               for rec in data.trials]
     # the folder's name, not the config's: it names the MLflow experiment and the TensorBoard
     # folder, as before
-    return SweepRecord(Path(sweep_dir).name, data.sweep_dir, data.axes, data.base_config, trials)
+    return ExportedSweep(Path(sweep_dir).name, data.sweep_dir, data.axes, data.base_config, trials)
 
 
 def _trial_config(store: SweepStore, trial_id: str) -> dict[str, Any]:
@@ -75,20 +76,6 @@ def _trial_config(store: SweepStore, trial_id: str) -> dict[str, Any]:
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
         return {}
     return config or {}
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"lr": 0.1}}`` -> ``{"train.lr": 0.1}`` (lists stay values)."""
-    if not isinstance(data, dict):
-        return {prefix: data} if prefix else {}
-    flat: dict[str, Any] = {}
-    for k, v in data.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if isinstance(v, dict) and v:
-            flat.update(flatten(v, key))
-        else:
-            flat[key] = v
-    return flat
 
 
 def numeric(value: Any) -> float | None:

@@ -15,7 +15,8 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from dropout_lab import __version__
-from dropout_lab.export import SweepRecord, flatten, numeric
+from dropout_lab.config.overrides import flatten_dotted
+from dropout_lab.export import ExportedSweep, numeric
 from dropout_lab.result import Status
 
 BATCH = 900  # MLflow takes at most 1000 metrics per log_batch call
@@ -29,7 +30,7 @@ def _param(value: Any) -> str:
     return text[:PARAM_CHARS]
 
 
-def export(sweep: SweepRecord, tracking_uri: str | None = None,
+def export(sweep: ExportedSweep, tracking_uri: str | None = None,
            experiment: str | None = None) -> dict[str, Any]:
     """Log the sweep into ``experiment`` (default ``dropout-lab/<sweep name>``); returns the
     parent run id and the number of child runs. Exporting again adds a new parent run."""
@@ -42,7 +43,7 @@ def export(sweep: SweepRecord, tracking_uri: str | None = None,
         "dropout_lab.sweep_dir": str(sweep.root), "dropout_lab.version": __version__,
         "dropout_lab.axes": json.dumps(sweep.axes)})
     parent_id = parent.info.run_id
-    client.log_batch(parent_id, params=[Param(k, _param(v)) for k, v in flatten(
+    client.log_batch(parent_id, params=[Param(k, _param(v)) for k, v in flatten_dotted(
         sweep.config).items()][:100])
     children = 0
     for trial in sweep.trials:
@@ -50,7 +51,7 @@ def export(sweep: SweepRecord, tracking_uri: str | None = None,
             "mlflow.parentRunId": parent_id, "dropout_lab.trial_id": trial.trial_id,
             "dropout_lab.status": trial.status, "dropout_lab.sweep": sweep.name})
         run_id = run.info.run_id
-        params = {**flatten(trial.config), **trial.params}
+        params = {**flatten_dotted(trial.config), **trial.params}
         items = [Param(k, _param(v)) for k, v in params.items()]
         for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
             client.log_batch(run_id, params=items[i:i + 100])

@@ -17,7 +17,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from dropout_lab.errors import OutputError
-from dropout_lab.export import SweepRecord, numeric
+from dropout_lab.export import ExportedSweep, numeric
 
 
 def run_name(params: dict[str, Any], trial_id: str) -> str:
@@ -32,7 +32,7 @@ def _scalar(tag: str, value: float, step: int, wall_time: float) -> Event:
                  summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
 
 
-def export(sweep: SweepRecord, dest: Path | None = None) -> dict[str, Any]:
+def export(sweep: ExportedSweep, dest: Path | None = None) -> dict[str, Any]:
     """Write ``dest/<sweep>/<run>/events.out.tfevents.*``; point TensorBoard at ``dest``."""
     if dest is None:
         raise OutputError("export --to tensorboard needs the folder to write to: "

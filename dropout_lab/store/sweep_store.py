@@ -25,6 +25,7 @@ from typing import Any, cast
 import numpy as np
 import yaml
 
+from dropout_lab.config.overrides import flatten_dotted
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.result import FINAL_KEYS, Result, Status
 from dropout_lab.store.files import atomic_write_bytes, atomic_write_text, dumps, is_stale_temporary
@@ -135,7 +136,7 @@ class SweepStore:
         if not isinstance(stored, dict):
             return
         swept = set(axes) | set(doc.get("sweep") or {})
-        old, new = _flatten(stored), _flatten(base)
+        old, new = flatten_dotted(stored), flatten_dotted(base)
         # Keys on one side only (a field a newer version added) are not a difference.
         differ = sorted(k for k in set(old) & set(new)
                         if k != "name" and k not in swept
@@ -359,18 +360,6 @@ class SweepStore:
 
 
 _WARNED: set[str] = set()
-
-
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"a": {"b": 1}} -> {"a.b": 1}: dotted keys, as sweep axes name them."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict) and v:
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
 
 
 def _sweep_doc_problem(doc: Any) -> str | None:
