@@ -245,15 +245,16 @@ def pair_synergy(probe: Probe, rng: np.random.Generator, pair_samples: int) -> d
             continue
         singles = sorted({u for pair in pairs for u in pair})
         sets = [[u] for u in singles] + [list(pair) for pair in pairs]
-        losses = per_example_nll(probe.logits_without_each(layer, sets), probe.y)  # (S, N)
         # The reference loss comes from the same path as the ablated ones (the read-out
         # shortcut for the last layer, the tail shortcut or else the backend for earlier
-        # ones): equal rounding in every term.
-        if layer == last:
-            reference = probe.readout
+        # ones): equal rounding in every term. The two shortcuts take the empty set as the
+        # reference, in the same pass as the ablations (the tail's shared product once).
+        if layer == last or probe.has_tail:
+            both = per_example_nll(probe.logits_without_each(layer, [[], *sets]), probe.y)
+            base, losses = both[0], both[1:]  # (N,), (S, N)
         else:
-            reference = probe.tail_logits(layer) if probe.has_tail else probe.logits
-        base = per_example_nll(reference, probe.y)
+            losses = per_example_nll(probe.logits_without_each(layer, sets), probe.y)
+            base = per_example_nll(probe.logits, probe.y)
         row = {u: k for k, u in enumerate(singles)}
         for k, (i, j) in enumerate(pairs):
             per_pair.append(synergy_per_example(base, losses[row[i]], losses[row[j]],
