@@ -42,7 +42,6 @@ class Blas:
     """``gemm_tn`` and ``axpy`` for float32 and float64 C-contiguous arrays."""
 
     def __init__(self, handle: ctypes.CDLL, prefix: str, suffix: str, int_t: Any) -> None:
-        self.symbols = f"{prefix}{{s,d}}gemm{suffix}"
         self._gemm: dict[np.dtype[Any], Any] = {}
         self._axpy: dict[np.dtype[Any], Any] = {}
         for dtype, letter in _PREFIX.items():
