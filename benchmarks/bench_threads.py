@@ -12,6 +12,10 @@ The whole table is measured twice: on the machine as it is, then with one other 
 (``python -c 'while 1: pass'``) competing for the cores. ``auto`` is what the CLI picks with
 no ``--threads`` (see docs/parallel.md).
 
+Beside each table: the machine's 2-thread ceiling at that moment (one of the MLP's products at
+1 and 2 threads, ``machine.gemm_ceiling``) and the CPU time stolen by the hypervisor while the
+table was measured, so a slow machine can be told from slow code.
+
 Bars checked (issue 11): numpy at 2 threads >= 1.6x faster than at 1; numpy at least as fast
 as torch at equal threads; under one busy process, auto never more than 1.25x slower than the
 better of 1 and 2 threads.
@@ -30,6 +34,7 @@ import time
 from pathlib import Path
 
 import yaml
+from machine import CpuTimes, ceiling_summary
 
 SETTINGS = [(b, t) for b in ("numpy", "torch") for t in ("1", "2", "auto")]
 
@@ -75,10 +80,12 @@ def measure(cfg_path: Path, runs: Path, repeats: int) -> dict[tuple[str, str], d
     return out
 
 
-def report(title: str, res: dict[tuple[str, str], dict], busy: bool) -> bool:
+def report(title: str, res: dict[tuple[str, str], dict], busy: bool, cpu: CpuTimes,
+           ceiling: str) -> bool:
     med = {s: statistics.median(r["wall"]) for s, r in res.items()}
     med_train = {s: statistics.median(r["train"]) for s, r in res.items()}
     print(f"\n{title}")
+    print(f"  {ceiling}\n  {cpu.summary()}")
     print(f"{'backend':8} {'--threads':>9} {'wall s':>8} {'train s':>8} {'(all wall s)':>24} "
           "auto chose")
     for (backend, threads), r in res.items():
@@ -121,12 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path = Path(tmp) / "cfg.yaml"
         cfg_path.write_text(yaml.safe_dump(config(args.epochs, args.n_train)))
         runs = Path(tmp) / "runs"
-        ok = report("machine as it is:", measure(cfg_path, runs, args.repeats), busy=False)
+        ceiling = ceiling_summary()
+        with CpuTimes() as cpu:
+            res = measure(cfg_path, runs, args.repeats)
+        ok = report("machine as it is:", res, busy=False, cpu=cpu, ceiling=ceiling)
         if not args.no_busy:
             hog = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
             try:
-                ok &= report("with one other busy process:",
-                             measure(cfg_path, runs, args.repeats), busy=True)
+                ceiling = ceiling_summary()
+                with CpuTimes() as cpu:
+                    res = measure(cfg_path, runs, args.repeats)
+                ok &= report("with one other busy process:", res, busy=True, cpu=cpu,
+                             ceiling=ceiling)
             finally:
                 hog.kill()
                 hog.wait()
