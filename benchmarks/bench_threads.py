@@ -12,9 +12,9 @@ The whole table is measured twice: on the machine as it is, then with one other 
 (``python -c 'while 1: pass'``) competing for the cores. ``auto`` is what the CLI picks with
 no ``--threads`` (see docs/parallel.md).
 
-Beside each table: the machine's 2-thread ceiling at that moment (one of the MLP's products at
-1 and 2 threads, ``machine.gemm_ceiling``) and the CPU time stolen by the hypervisor while the
-table was measured, so a slow machine can be told from slow code.
+Beside each table: the machine's 2-thread ceiling (one of the MLP's products at 1 and 2
+threads, ``machine.gemm_ceiling``, timed before every repeat) and the CPU time stolen by the
+hypervisor while the table was measured, so a slow machine can be told from slow code.
 
 Bars checked (issue 11): numpy at 2 threads >= 1.6x faster than at 1; numpy at least as fast
 as torch at equal threads; under one busy process, auto never more than 1.25x slower than the
@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import yaml
-from machine import CpuTimes, ceiling_summary
+from machine import CpuTimes, gemm_ceiling
 
 SETTINGS = [(b, t) for b in ("numpy", "torch") for t in ("1", "2", "auto")]
 
@@ -71,7 +71,10 @@ def run_sweep(cfg_path: Path, runs: Path, backend: str, threads: str) -> tuple[f
 def measure(cfg_path: Path, runs: Path, repeats: int) -> dict[tuple[str, str], dict]:
     out: dict[tuple[str, str], dict] = {s: {"wall": [], "train": [], "chose": ""}
                                         for s in SETTINGS}
+    out["ceiling"] = {"wall": [], "train": []}
     for _ in range(repeats):
+        one, two = gemm_ceiling(repeats=3)
+        out["ceiling"]["train"].append(one / two)
         for backend, threads in SETTINGS:
             wall, train, chose = run_sweep(cfg_path, runs, backend, threads)
             out[(backend, threads)]["wall"].append(wall)
@@ -80,8 +83,11 @@ def measure(cfg_path: Path, runs: Path, repeats: int) -> dict[tuple[str, str], d
     return out
 
 
-def report(title: str, res: dict[tuple[str, str], dict], busy: bool, cpu: CpuTimes,
-           ceiling: str) -> bool:
+def report(title: str, res: dict, busy: bool, cpu: CpuTimes) -> bool:
+    ceilings = res.pop("ceiling")["train"]
+    ceiling = (f"2-thread ceiling (one 128x1024 @ 1024x1024 product, 2 threads vs 1, before "
+               f"each repeat): median {statistics.median(ceilings):.2f}x "
+               f"({', '.join(f'{c:.2f}' for c in ceilings)})")
     med = {s: statistics.median(r["wall"]) for s, r in res.items()}
     med_train = {s: statistics.median(r["train"]) for s, r in res.items()}
     print(f"\n{title}")
@@ -95,9 +101,12 @@ def report(title: str, res: dict[tuple[str, str], dict], busy: bool, cpu: CpuTim
               f"{med_train[(backend, threads)]:8.2f} {walls:>24} {chose}")
     ok = True
     speedup = med_train[("numpy", "1")] / med_train[("numpy", "2")]
-    print(f"  numpy 2 threads vs 1 (training time): {speedup:.2f}x  [bar >= 1.6x: "
-          f"{'ok' if speedup >= 1.6 else 'MISSED'}]")
-    ok &= speedup >= 1.6
+    if busy:  # the 1.6x bar is for a free machine; busy, the point is what auto does
+        print(f"  numpy 2 threads vs 1 (training time): {speedup:.2f}x  [no bar when busy]")
+    else:
+        print(f"  numpy 2 threads vs 1 (training time): {speedup:.2f}x  [bar >= 1.6x: "
+              f"{'ok' if speedup >= 1.6 else 'MISSED'}]")
+        ok &= speedup >= 1.6
     for t in ("1", "2"):
         ratio = med_train[("torch", t)] / med_train[("numpy", t)]
         print(f"  numpy/torch throughput at {t} thread(s): {ratio:.2f}x  [bar >= 1.00: "
@@ -128,18 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path = Path(tmp) / "cfg.yaml"
         cfg_path.write_text(yaml.safe_dump(config(args.epochs, args.n_train)))
         runs = Path(tmp) / "runs"
-        ceiling = ceiling_summary()
         with CpuTimes() as cpu:
             res = measure(cfg_path, runs, args.repeats)
-        ok = report("machine as it is:", res, busy=False, cpu=cpu, ceiling=ceiling)
+        ok = report("machine as it is:", res, busy=False, cpu=cpu)
         if not args.no_busy:
             hog = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
             try:
-                ceiling = ceiling_summary()
                 with CpuTimes() as cpu:
                     res = measure(cfg_path, runs, args.repeats)
-                ok &= report("with one other busy process:", res, busy=True, cpu=cpu,
-                             ceiling=ceiling)
+                ok &= report("with one other busy process:", res, busy=True, cpu=cpu)
             finally:
                 hog.kill()
                 hog.wait()

@@ -83,8 +83,3 @@ def gemm_ceiling(repeats: int = 7, calls: int = 30) -> tuple[float, float]:
                 times[n].append((time.perf_counter() - t0) / calls * 1e3)
     return statistics.median(times[1]), statistics.median(times[2])
 
-
-def ceiling_summary() -> str:
-    one, two = gemm_ceiling()
-    return (f"2-thread ceiling now: one 128x1024 @ 1024x1024 product {one:.2f} ms at 1 thread, "
-            f"{two:.2f} ms at 2 = {one / two:.2f}x")
