@@ -163,7 +163,7 @@ class NumpyNetwork(MLP[np.ndarray]):
         n = z.shape[0]
         logp = log_softmax(z)
         rows = np.arange(n)
-        loss = -logp[rows, y].mean()
+        loss = -logp[rows, y].sum() / n  # the mean (ndarray.mean costs ~5 us more per call)
         g = np.exp(logp)  # softmax
         g[rows, y] -= 1.0
         g /= n  # g_{L-1} = (softmax(z) - onehot(y)) / N
