@@ -9,6 +9,8 @@ what the trainer does per mini-batch: sample the dropout noise (NumPy, both back
 call ``train_step``. Reported: median step time over repeats, throughput (examples/s), the
 numpy/torch throughput ratio, and the dropout cost = (step(p=0.5) - step(p=0)) / step(p=0),
 all from medians; the fastest repeat ("best ms") is shown too, as a check on machine noise.
+With more than one thread, every block starts after a short pause, so that neither library's
+spinning worker threads are still running when the other's block starts (``SETTLE_SECONDS``).
 
 Project bars (checked here, never in the test suite): numpy throughput >= torch CPU on the
 same MLP; dropout (inverted, p=0.5) costs at most 10% of a numpy training step.
@@ -71,6 +73,14 @@ def make_step(backend_name: str, case: Case, p: float, threads: int):
     return run
 
 
+# Pause before every timed block when the libraries run thread pools. Their worker threads
+# spin for a while after a call returns (OpenBLAS, torch's OpenMP), so without a pause a
+# block of one backend competes with the other's still-spinning threads: measured at 2
+# threads, torch took 19.8-20.1 ms per step right after NumPy blocks and 14.2-14.7 ms after
+# a 0.5 s pause (NumPy: +0.5-1.6 ms after torch blocks).
+SETTLE_SECONDS = 0.5
+
+
 def measure(case: Case, variants: dict[str, tuple[str, float]], repeats: int, threads: int,
             steps: int) -> dict[str, list[float]]:
     """Seconds per step of every repeat for each (backend, p) variant, interleaved."""
@@ -78,6 +88,8 @@ def measure(case: Case, variants: dict[str, tuple[str, float]], repeats: int, th
     times: dict[str, list[float]] = {key: [] for key in runners}
     for _ in range(repeats):
         for key, run in runners.items():
+            if threads > 1:
+                time.sleep(SETTLE_SECONDS)  # let the other library's threads go idle
             times[key].append(run(steps))
     return times
 
