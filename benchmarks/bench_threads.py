@@ -68,23 +68,26 @@ def run_sweep(cfg_path: Path, runs: Path, backend: str, threads: str) -> tuple[f
     return wall, doc["timing"]["train_seconds"], f"threads={doc['env']['threads']}"
 
 
-def measure(cfg_path: Path, runs: Path, repeats: int) -> dict[tuple[str, str], dict]:
+def measure(cfg_path: Path, runs: Path, repeats: int
+            ) -> tuple[dict[tuple[str, str], dict], list[float]]:
+    """The settings' timings, and the 2-thread ceiling (1-thread / 2-thread time of one
+    product) timed before every repeat."""
     out: dict[tuple[str, str], dict] = {s: {"wall": [], "train": [], "chose": ""}
                                         for s in SETTINGS}
-    out["ceiling"] = {"wall": [], "train": []}
+    ceilings: list[float] = []
     for _ in range(repeats):
         one, two = gemm_ceiling(repeats=3)
-        out["ceiling"]["train"].append(one / two)
+        ceilings.append(one / two)
         for backend, threads in SETTINGS:
             wall, train, chose = run_sweep(cfg_path, runs, backend, threads)
             out[(backend, threads)]["wall"].append(wall)
             out[(backend, threads)]["train"].append(train)
             out[(backend, threads)]["chose"] = chose
-    return out
+    return out, ceilings
 
 
-def report(title: str, res: dict, busy: bool, cpu: CpuTimes) -> bool:
-    ceilings = res.pop("ceiling")["train"]
+def report(title: str, res: dict[tuple[str, str], dict], ceilings: list[float], busy: bool,
+           cpu: CpuTimes) -> bool:
     ceiling = (f"2-thread ceiling (one 128x1024 @ 1024x1024 product, 2 threads vs 1, before "
                f"each repeat): median {statistics.median(ceilings):.2f}x "
                f"({', '.join(f'{c:.2f}' for c in ceilings)})")
@@ -138,14 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         cfg_path.write_text(yaml.safe_dump(config(args.epochs, args.n_train)))
         runs = Path(tmp) / "runs"
         with CpuTimes() as cpu:
-            res = measure(cfg_path, runs, args.repeats)
-        ok = report("machine as it is:", res, busy=False, cpu=cpu)
+            res, ceilings = measure(cfg_path, runs, args.repeats)
+        ok = report("machine as it is:", res, ceilings, busy=False, cpu=cpu)
         if not args.no_busy:
             hog = subprocess.Popen([sys.executable, "-c", "while 1: pass"])
             try:
                 with CpuTimes() as cpu:
-                    res = measure(cfg_path, runs, args.repeats)
-                ok &= report("with one other busy process:", res, busy=True, cpu=cpu)
+                    res, ceilings = measure(cfg_path, runs, args.repeats)
+                ok &= report("with one other busy process:", res, ceilings, busy=True, cpu=cpu)
             finally:
                 hog.kill()
                 hog.wait()
