@@ -41,8 +41,9 @@ from dropout_lab import seeds
 from dropout_lab.backends.base import train_epoch
 from dropout_lab.config import ExperimentConfig, load_config
 from dropout_lab.estimate import _makespan, dry_run
+from dropout_lab.evaluation import epoch_metrics
 from dropout_lab.sweep import expand
-from dropout_lab.trial import after_training_statistics, epoch_metrics, prepare
+from dropout_lab.trial import after_training_statistics, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 SGEMM_N = 2048

@@ -49,7 +49,8 @@ def runner_overhead(reps: int) -> tuple[float, float]:
     """Median seconds of (run_trial, bare prepare+train) for one trial, threads=1."""
     from dropout_lab.config import validate
     from dropout_lab.sweep import expand
-    from dropout_lab.trial import prepare, run_trial, train
+    from dropout_lab.training import train
+    from dropout_lab.trial import prepare, run_trial
 
     trial = expand(validate(CONFIG))[2]
     cfg_dict = trial.config_dict

@@ -22,10 +22,11 @@ from dropout_lab import seeds
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import load_dataset
 from dropout_lab.errors import DropoutLabError
+from dropout_lab.evaluation import epoch_metrics
 from dropout_lab.executors.budget import weight_count
 from dropout_lab.runner import Schedule, schedule
 from dropout_lab.sweep import GridPoint
-from dropout_lab.trial import after_training_statistics, epoch_metrics, prepare
+from dropout_lab.trial import after_training_statistics, prepare
 
 
 def layer_sizes(config: ExperimentConfig) -> list[int] | None:

@@ -19,7 +19,8 @@ from dropout_lab.backends.base import NetSpec, Network, init_weights
 from dropout_lab.config import VARIANTS, TrainConfig, validate
 from dropout_lab.dropout import make_plan
 from dropout_lab.errors import BackendError
-from dropout_lab.trial import prepare, train
+from dropout_lab.training import train
+from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
 
 BACKENDS = registry.names()

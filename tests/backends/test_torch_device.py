@@ -17,7 +17,8 @@ import pytest
 
 from dropout_lab.config import validate
 from dropout_lab.errors import BackendError
-from dropout_lab.trial import prepare, train
+from dropout_lab.training import train
+from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
 
 torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch")

@@ -16,7 +16,8 @@ import pytest
 from dropout_lab import seeds
 from dropout_lab.backends.base import host_epoch, train_epoch
 from dropout_lab.config import validate
-from dropout_lab.trial import prepare, train
+from dropout_lab.training import train
+from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
 
 torch = pytest.importorskip("torch", reason="the torch backend needs PyTorch")

@@ -13,7 +13,8 @@ import pytest
 from dropout_lab.backends import registry
 from dropout_lab.config import validate
 from dropout_lab.metrics import Probe, after_training, held_out
-from dropout_lab.trial import prepare, train
+from dropout_lab.training import train
+from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
 
 LAYER_KEYS = {"layer", "units", "mean_abs_corr", "decov", "decov_std", "participation_ratio",

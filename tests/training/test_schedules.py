@@ -13,7 +13,8 @@ from dropout_lab.backends import registry
 from dropout_lab.config import LRSchedule, MomentumSchedule, TrainConfig, validate
 from dropout_lab.errors import BackendError
 from dropout_lab.schedules import hyperparameters_at, lr_at, momentum_at
-from dropout_lab.trial import prepare, train
+from dropout_lab.training import train
+from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
 
 

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from dropout_lab.config import validate
-from dropout_lab.trial import FINAL_KEYS, best_epoch, prepare, run_trial, train
+from dropout_lab.result import FINAL_KEYS
+from dropout_lab.training import train
+from dropout_lab.trial import best_epoch, prepare, run_trial
 from tests.helpers.configs import TINY
 
 
@@ -43,7 +45,7 @@ def test_train_subset_and_every_change_the_curves_not_the_final_numbers():
 
 
 def test_the_curve_subset_is_fixed_per_seed():
-    from dropout_lab.trial import curve_rows
+    from dropout_lab.evaluation import curve_rows
 
     a, b = curve_rows(1000, 100, 3), curve_rows(1000, 100, 3)
     assert np.array_equal(a, b) and len(np.unique(a)) == 100

@@ -1,0 +1,87 @@
+"""The training loop of one trial: epochs of shuffled mini-batches under the schedules.
+
+:func:`train` reads a :class:`~dropout_lab.trial.Prepared` trial (data, network, dropout plan)
+and returns one row per epoch; what the rows become (the result, health, statistics) is
+assembled in :mod:`dropout_lab.trial`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dropout_lab import seeds
+from dropout_lab.backends.base import train_epoch
+from dropout_lab.errors import DivergedError
+from dropout_lab.evaluation import curve_rows, epoch_metrics, loss_and_accuracy
+from dropout_lab.schedules import hyperparameters_at
+
+if TYPE_CHECKING:
+    from dropout_lab.trial import Prepared
+
+
+@dataclass
+class TrainingLog:
+    """What the training loop produced: one row per epoch, and why it stopped."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    stopped_by: str = "epochs"  # "epochs" (ran them all) | "early_stopping"
+
+
+def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+          log: TrainingLog | None = None) -> list[dict[str, Any]]:
+    """The training loop: shuffled mini-batches (``order`` stream), dropout noise (``dropout``
+    stream), the learning rate and momentum of each epoch from the schedules, evaluation every
+    ``eval.every`` epochs (training metrics on the ``eval.train_subset`` curve sample) and a
+    full evaluation of the last epoch. With ``train.early_stopping`` the validation loss is
+    watched every epoch and training ends after ``patience`` epochs without an improvement of
+    ``min_delta``. Returns the rows; ``log`` (if given) also gets them, as far as they got when
+    DivergedError is raised on a non-finite loss, and why training stopped."""
+    cfg, data, net, plan = prep.config, prep.data, prep.network, prep.plan
+    log = log if log is not None else TrainingLog()
+    order_rng = seeds.rng(cfg.seed, "order")
+    noise_rng = seeds.rng(cfg.seed, "dropout")
+    n, bs, epochs = len(data.y_train), cfg.train.batch_size, cfg.train.epochs
+    curve = curve_rows(n, cfg.eval.train_subset, cfg.seed)
+    stopping = cfg.train.early_stopping
+    best_val, since_best = math.inf, 0
+    for epoch in range(1, epochs + 1):
+        lr, momentum = hyperparameters_at(cfg.train, epoch)
+        net.set_hyperparameters(lr, momentum)
+        t0 = time.perf_counter()
+        perm = order_rng.permutation(n)
+        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, bs, plan, noise_rng,
+                                   cfg.dropout.noise)  # a device backend may run it on the device
+        fit_loss = fit_loss_sum / n
+        train_seconds = time.perf_counter() - t0
+        if not math.isfinite(fit_loss):
+            raise DivergedError(f"non-finite training loss at epoch {epoch}")
+        row: dict[str, Any] = {"epoch": epoch, "lr": lr, "momentum": momentum,
+                               "fit_loss": fit_loss}
+        if stopping is not None:
+            # the config refuses early stopping without a validation split
+            assert data.x_val is not None and data.y_val is not None
+            row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
+            if row["val_loss"] < best_val - stopping.min_delta:
+                best_val, since_best = row["val_loss"], 0
+            else:
+                since_best += 1
+            if since_best >= stopping.patience and epoch < epochs:
+                log.stopped_by = "early_stopping"
+        last = epoch == epochs or log.stopped_by == "early_stopping"
+        if last or epoch % cfg.eval.every == 0:
+            # (early stopping has just evaluated the validation split)
+            row.update(epoch_metrics(net, data, None if last else curve, stopping is None))
+            if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
+                log.rows.append(row)
+                raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
+        row["epoch_seconds"] = train_seconds
+        log.rows.append(row)
+        if on_epoch is not None:
+            on_epoch(row)
+        if last:
+            break
+    return log.rows
