@@ -32,9 +32,11 @@ class SweepInterrupted(Exception):
     """Ctrl-C, SIGTERM or SIGHUP: finished trials are stored and the summary written; a
     re-run resumes. ``exit_code``: 130 for Ctrl-C, 128 + the signal number otherwise."""
 
-    def __init__(self, message: str, exit_code: int = 130):
+    def __init__(self, message: str, exit_code: int = 130,
+                 outcome: SweepOutcome | None = None):
         super().__init__(message)
         self.exit_code = exit_code
+        self.outcome = outcome  # what was finished and stored (a --json sweep still prints it)
 
 
 @contextlib.contextmanager
@@ -222,7 +224,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
             _finish(swept, store, grid, executed)
         raise SweepInterrupted(
             f"interrupted: {len(executed)} trial(s) finished and stored; run the same command "
-            "again to resume", getattr(exc, "exit_code", 130)
+            "again to resume", getattr(exc, "exit_code", 130), swept
         ) from None
     finally:
         if outcomes is not None:
@@ -233,7 +235,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
     except KeyboardInterrupt as exc:  # arrived while the summary was written: it is written
         raise SweepInterrupted(
             f"interrupted: {len(executed)} trial(s) finished and stored; run the same command "
-            "again to resume", getattr(exc, "exit_code", 130)) from None
+            "again to resume", getattr(exc, "exit_code", 130), swept) from None
     return swept
 
 

@@ -11,18 +11,18 @@ from typing import Any
 import typer
 import yaml
 from rich.console import JustifyMethod
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
 from dropout_lab import runs
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.cli.show_trial import is_trial_folder, show_trial
 from dropout_lab.comparison.values import fmt_value
 from dropout_lab.errors import StoreError
 from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import fmt_number
 from dropout_lab.result import UNSUCCESSFUL, Status
+from dropout_lab.safe_text import markup
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
@@ -92,6 +92,7 @@ def ls(
 ) -> None:
     """List the sweeps in RUNS_DIR: name, trials done / failed / total in the current grid,
     trial folders on disk (earlier grids included), tags, note, last modified."""
+    ui = current()
     if not runs_dir.is_dir():
         raise StoreError(f"{runs_dir}: no such runs folder")
     filters = [runs.parse_filter(f) for f in filter_]
@@ -113,12 +114,12 @@ def ls(
         sweeps.append(entry)
     sweeps = runs.sort_sweeps([s for s in sweeps if runs.matches(s, filters)], sort)
     if json_out:
-        typer.echo(json.dumps({"runs_dir": str(runs_dir), "sweeps": sweeps}, indent=2))
+        ui.print_json({"runs_dir": str(runs_dir), "sweeps": sweeps})
         return
     if not sweeps:
-        out.print(f"no sweeps in {escape(str(runs_dir))}", highlight=False)
+        ui.out.print(f"no sweeps in {markup(str(runs_dir))}", highlight=False)
         return
-    table = Table(title=f"sweeps in {runs_dir}", title_justify="left",
+    table = Table(title=f"sweeps in {markup(runs_dir)}", title_justify="left",
                   caption="done/failed/total: the current grid; on disk: every trial folder",
                   caption_justify="left")
     headers: list[tuple[str, JustifyMethod]] = [
@@ -127,15 +128,15 @@ def ls(
     for col, just in headers:
         table.add_column(col, justify=just)
     for s in sweeps:
-        tags, note = escape(", ".join(s.get("tags", []))), escape(s.get("note", ""))
+        tags, note = markup(", ".join(s.get("tags", []))), markup(s.get("note", ""))
         if "error" in s:
-            table.add_row(s["name"], "-", "-", "-", "-", tags, f"[red]{escape(s['error'])}",
-                          s["modified"])
+            table.add_row(markup(s["name"]), "-", "-", "-", "-", tags,
+                          f"[red]{markup(s['error'])}", s["modified"])
             continue
-        table.add_row(s["name"], str(s["done"]),
+        table.add_row(markup(s["name"]), str(s["done"]),
                       f"[red]{s['failed']}" if s["failed"] else "0", str(s["total"]),
                       str(s["on_disk"]), tags, note, s["modified"])
-    print_table(table, out, LS_PRIORITIES, parse_columns(columns), wide)
+    print_table(table, ui.out, LS_PRIORITIES, parse_columns(columns), wide)
 
 
 def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
@@ -161,6 +162,7 @@ def show(
 ) -> None:
     """Show a sweep: its resolved config, its axes and the status of every trial; or one
     trial: config, final metrics, health, timing, environment and a summary of its curves."""
+    ui = current()
     if is_trial_folder(sweep_dir):
         show_trial(sweep_dir, json_out)
         return
@@ -177,39 +179,41 @@ def show(
                   for r in results]
         payload = {"sweep_dir": str(sweep_dir), "config": doc.get("config"), "axes": axes,
                    "counts": _counts(results), "history": history, "trials": trials}
-        typer.echo(json.dumps(json.loads(dumps(payload)), indent=2))
+        ui.print_json(json.loads(dumps(payload)))
         return
     text = yaml.safe_dump(doc.get("config") or {}, sort_keys=False)
-    out.print(f"[bold]{escape(str(sweep_dir))}[/]: config", highlight=False)
-    out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
-    out.print("axes: " + ("; ".join(f"{k} = {', '.join(fmt_value(v) for v in vals)}"
-                                    for k, vals in axes.items()) or "none"), highlight=False)
+    ui.out.print(f"[bold]{markup(str(sweep_dir))}[/]: config", highlight=False)
+    ui.out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+    ui.out.print("axes: " + markup("; ".join(f"{k} = {', '.join(fmt_value(v) for v in vals)}"
+                                           for k, vals in axes.items()) or "none"),
+                 highlight=False)
     c = _counts(results)
-    out.print(f"on disk: {history['on_disk']} trial folder(s), {history['in_grid']} of the "
+    ui.out.print(f"on disk: {history['on_disk']} trial folder(s), {history['in_grid']} of the "
               f"current grid" + (f", {history['other']} from earlier grids ('dropout-lab gc "
-                                 f"{escape(str(sweep_dir))}' lists them)"
+                                 f"{markup(str(sweep_dir))}' lists them)"
                                  if history["other"] else ""), highlight=False, soft_wrap=False)
     table = Table(title=f"trials: {c['done']} done, {c['failed']} failed, {c['pending']} pending, "
                         f"{c['total']} total", title_justify="left")
     table.add_column("trial")
     for k in axes:
-        table.add_column(k, justify="right")
+        table.add_column(markup(k), justify="right")
     for col in ("status", "test_acc", "gap_acc", "train s"):
         table.add_column(col, justify="right")
     table.add_column("error")
-    styles = {Status.DONE: "green", Status.FAILED: "red", Status.DIVERGED: "red",
-              Status.PENDING: "yellow", Status.CORRUPT: "red"}
+    styles: dict[str, str] = {Status.DONE: "green", Status.FAILED: "red",
+                              Status.DIVERGED: "red", Status.PENDING: "yellow",
+                              Status.CORRUPT: "red"}
     for r in results:
         final = r.get("final") or {}
         params = r.get("params") or {}
         secs = (r.get("timing") or {}).get("train_seconds")
         status = r.get("status", "?")
         table.add_row(
-            r["trial_id"], *[fmt_value(params.get(k)) for k in axes],
-            f"[{styles.get(status, '')}]{status}",
+            markup(r["trial_id"]), *[markup(fmt_value(params.get(k))) for k in axes],
+            f"[{styles.get(status, '') if isinstance(status, str) else ''}]{markup(status)}",
             *[fmt_number(final[k]) if isinstance(final.get(k), (int, float)) else "-"
               for k in ("test_acc", "gap_acc")],
             f"{secs:.1f}" if isinstance(secs, (int, float)) else "-",
-            escape(_error_line(store, r)))
+            markup(_error_line(store, r)))
     priorities = {**SHOW_PRIORITIES, **{k: 0 for k in axes if k != "seed"}}
-    print_table(table, out, priorities, parse_columns(columns), wide)
+    print_table(table, ui.out, priorities, parse_columns(columns), wide)

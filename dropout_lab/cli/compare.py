@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from dropout_lab.cli.app import err, guard, out, print_whole
+from dropout_lab.cli.app import current, guard
 from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
@@ -23,6 +23,7 @@ from dropout_lab.report.render import (
     seeds_for,
     to_json_doc,
 )
+from dropout_lab.safe_text import markup
 
 
 def register(app: typer.Typer) -> None:
@@ -51,7 +52,9 @@ def compare(
                                            help="keep trials flagged collapsed in the means"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | csv | json | markdown"),
     expect: list[str] = typer.Option([], "--expect", "-e",
-                                     help="gate, e.g. 'gap_acc[p=0.5] < gap_acc[p=0.0]' "
+                                     # \\[: the help is rich markup, where [p=0.5]
+                                     # would be a tag and vanish
+                                     help="gate, e.g. 'gap_acc\\[p=0.5] < gap_acc\\[p=0.0]' "
                                           "(repeatable); exit 1 if any fails"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the "
                                      "intervals"),
@@ -85,6 +88,7 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
              at: str, include_collapsed: bool, fmt: str, expect: list[str], confidence: float,
              power: float, seeds_for_delta: float | None, quiet: bool,
              columns: list[str] | None = None, wide: bool = False) -> None:
+    ui = current()
     if fmt not in FORMATS:
         raise CompareError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
@@ -93,19 +97,21 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
     verdicts = evaluate(expect, c)  # malformed expressions raise before anything is printed
 
     if seeds_for_delta is not None:
-        if not seeds_for_delta > 0:
+        if not (seeds_for_delta > 0 and math.isfinite(seeds_for_delta)):
             raise CompareError(f"--seeds-for {seeds_for_delta:g}: give a positive difference "
                                "in the metric's units, e.g. --seeds-for 0.002")
         doc = seeds_for(c, seeds_for_delta)
         if fmt == "json":
             typer.echo(json_text(doc), nl=False)
+            ui.json_printed = True
         else:
-            print_whole(render_seeds_for(c, doc))
+            ui.print_whole(render_seeds_for(c, doc))
     elif fmt == "json":
         doc = {"expectations": []} if quiet else to_json_doc(c)
         if expect or quiet:
             doc["expectations"] = [v.to_dict() for v in verdicts]
         typer.echo(json_text(doc), nl=False)
+        ui.json_printed = True
     elif not quiet:
         if fmt == "rich":
             _print_fitted(c, columns, wide)
@@ -113,11 +119,12 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
             typer.echo(FORMATS[fmt](c), nl=False)
     for v in verdicts:
         style = "green" if v.holds else "bold red"
-        err.print(f"[{style}]{'PASS' if v.holds else 'FAIL'}[/] {escape(v.text())}",
-                  highlight=False)
+        ui.err.print(f"[{style}]{'PASS' if v.holds else 'FAIL'}[/] {markup(v.text())}",
+                     highlight=False)
     if verdicts:
         failed = sum(not v.holds for v in verdicts)
-        err.print(f"{len(verdicts) - failed}/{len(verdicts)} expectation(s) hold", highlight=False)
+        ui.err.print(f"{len(verdicts) - failed}/{len(verdicts)} expectation(s) hold",
+                     highlight=False)
         raise typer.Exit(1 if failed else 0)
 
 
@@ -134,9 +141,10 @@ def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool) -> None:
     """Each block's table fitted to the terminal (report/fit.py: hidden columns are named
     under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
     its natural width."""
+    ui = current()
     priorities = _priorities(c)
     for part in render_rich(c).renderables:
         if isinstance(part, Table):
-            print_table(part, out, priorities, columns, wide)
+            print_table(part, ui.out, priorities, columns, wide)
         elif isinstance(part, Text):
-            out.print(part, soft_wrap=not out.is_terminal or wide)
+            ui.out.print(part, soft_wrap=not ui.out.is_terminal or wide)

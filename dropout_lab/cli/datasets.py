@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import TypedDict
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from dropout_lab.cli.app import err, guard, out, print_whole
+from dropout_lab.cli.app import current, guard
 from dropout_lab.data import files, mnist, registry
 from dropout_lab.errors import DataError
+from dropout_lab.safe_text import markup
 
 datasets_app = typer.Typer(
     help="List the data sets (size, whether they are available locally) and download them.",
@@ -77,9 +76,10 @@ def list_(
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Show every data set: size, files, and whether it is available locally (and where)."""
+    ui = current()
     rows = _rows()
     if json_out:
-        typer.echo(json.dumps({"cache": str(files.cache_root()), "datasets": rows}, indent=2))
+        ui.print_json({"cache": str(files.cache_root()), "datasets": rows})
         return
     table = Table(title="data sets")
     table.add_column("name", no_wrap=True)
@@ -91,10 +91,10 @@ def list_(
         sizes = f"{r['train']:,} / {r['test']:,}" if r["train"] else r.get("sizes", "")
         download = f"{r['download_mb']} MB" if r["files"] else "-"
         state = "[green]yes[/]" if r["available"] else "[yellow]no[/]"
-        table.add_row(r["name"], sizes, download, f"{state}: {escape(r['where'])}",
-                      escape(r["description"]))
-    print_whole(table)
-    out.print(f"download cache: {escape(str(files.cache_root()))} "
+        table.add_row(r["name"], sizes, download, f"{state}: {markup(r['where'])}",
+                      markup(r["description"]))
+    ui.print_whole(table)
+    ui.out.print(f"download cache: {markup(str(files.cache_root()))} "
               f"(search order: dataset.path, ${files.DATA_ENV}/NAME, cache)", highlight=False)
 
 
@@ -106,6 +106,7 @@ def fetch(
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Download NAME from its public mirrors into the cache, checking every file's SHA-256."""
+    ui = current()
     registry.get_spec(name)  # an unknown name: ConfigError with a suggestion
     if name not in mnist.FAMILY:
         _, where = _NOT_DOWNLOADED.get(name, ("", "not downloadable"))
@@ -113,12 +114,12 @@ def fetch(
                         f"{', '.join(mnist.FAMILY)}")
 
     def report(message: str) -> None:
-        err.print(escape(message), highlight=False)
+        ui.err.print(markup(message), highlight=False)
 
     folder = mnist.fetch(name, force=force, report=report)
     if json_out:
-        typer.echo(json.dumps({"name": name, "folder": str(folder),
-                               "files": len(mnist.FAMILY[name].files)}, indent=2))
+        ui.print_json({"name": name, "folder": str(folder),
+                       "files": len(mnist.FAMILY[name].files)})
         return
-    out.print(f"{name}: {len(mnist.FAMILY[name].files)} files verified in "
-              f"[bold]{escape(str(folder))}[/]", highlight=False)
+    ui.out.print(f"{name}: {len(mnist.FAMILY[name].files)} files verified in "
+              f"[bold]{markup(str(folder))}[/]", highlight=False)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.errors import OutputError
 from dropout_lab.export import TARGETS
 from dropout_lab.export import export as run_export
+from dropout_lab.safe_text import markup
 
 
 def register(app: typer.Typer) -> None:
@@ -24,9 +23,10 @@ def export(
     dest: Path = typer.Argument(None, help="for --to tensorboard: the log folder to write"),
     to: str = typer.Option(..., "--to", help=f"{' | '.join(TARGETS)}"),
     tracking_uri: str = typer.Option(None, "--tracking-uri",
-                                     help="for --to mlflow: where to log (a folder as "
-                                     "file:///abs/path, sqlite:///mlflow.db, or a server); "
-                                     "default: MLflow's own (MLFLOW_TRACKING_URI)"),
+                                     help="for --to mlflow: where to log (a SQLite file as "
+                                     "sqlite:///abs/path/mlflow.db, or a server; a folder as "
+                                     "file:///abs/path with MLflow 2 only); default: MLflow's "
+                                     "own (MLFLOW_TRACKING_URI)"),
     experiment: str = typer.Option(None, "--experiment",
                                    help="for --to mlflow: experiment name (default "
                                    "dropout-lab/<sweep>)"),
@@ -39,25 +39,30 @@ def export(
     folder per trial, one scalar per metric and epoch.
 
     Needs the extra: pip install "dropout-lab[mlflow]" or "dropout-lab[tensorboard]"."""
+    ui = current()
     if to == "mlflow":
         if dest is not None:
             raise OutputError("export --to mlflow takes no folder; use --tracking-uri "
-                              f"file://{dest.resolve()} to log into a folder")
+                              f"sqlite:///{dest.resolve() / 'mlflow.db'} to log into a SQLite "
+                              "file in that folder")
         summary = run_export(sweep_dir, "mlflow", tracking_uri=tracking_uri,
                              experiment=experiment)
     elif to == "tensorboard":
         if tracking_uri or experiment:
             raise OutputError("--tracking-uri and --experiment are for --to mlflow")
+        if dest is None:  # checked here too: the message needs no TensorBoard installed
+            raise OutputError("export --to tensorboard needs the folder to write to: "
+                              "dropout-lab export SWEEP --to tensorboard DIR")
         summary = run_export(sweep_dir, "tensorboard", dest=dest)
     else:
         summary = run_export(sweep_dir, to)  # raises the OutputError listing the targets
     if json_out:
-        typer.echo(json.dumps(summary, indent=2))
+        ui.print_json(summary)
     elif to == "mlflow":
-        out.print(f"exported {summary['runs']} trial run(s) under parent run "
-                  f"{summary['parent_run_id']} (experiment {escape(summary['experiment'])}, "
-                  f"{escape(str(summary['tracking_uri']))})", highlight=False)
+        ui.out.print(f"exported {summary['runs']} trial run(s) under parent run "
+                  f"{summary['parent_run_id']} (experiment {markup(summary['experiment'])}, "
+                  f"{markup(str(summary['tracking_uri']))})", highlight=False)
     else:
-        out.print(f"wrote {summary['runs']} TensorBoard run(s), {summary['scalars']} scalars, "
-                  f"to {escape(summary['logdir'])}; view: tensorboard --logdir "
-                  f"{escape(str(dest))}", highlight=False)
+        ui.out.print(f"wrote {summary['runs']} TensorBoard run(s), {summary['scalars']} scalars, "
+                  f"to {markup(summary['logdir'])}; view: tensorboard --logdir "
+                  f"{markup(str(dest))}", highlight=False)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.runs import apply_gc, gc_candidates
+from dropout_lab.safe_text import markup
 from dropout_lab.store import SweepStore
 
 
@@ -29,24 +28,25 @@ def gc(
     retries them) and corrupt ones (unreadable result.json).
 
     A dry run by default: it lists what would go; --apply removes it."""
+    ui = current()
     store = SweepStore(sweep_dir)
     candidates = gc_candidates(store, keep_failed=keep_failed)
     if apply:
         apply_gc(store, candidates)
     if json_out:
-        typer.echo(json.dumps({**candidates.as_dict(), "applied": apply}, indent=2))
+        ui.print_json({**candidates.as_dict(), "applied": apply})
         return
     verb = "removed" if apply else "would remove"
     for reason, ids in (("not in the current grid", candidates.not_in_grid),
                         ("failed or diverged", candidates.failed),
                         ("corrupt", candidates.corrupt)):
         for tid in ids:
-            out.print(f"{verb} {tid}  ({reason})", highlight=False)
+            ui.out.print(f"{verb} {markup(tid)}  ({reason})", highlight=False)
     total = len(candidates.all)
     if not total:
-        out.print(f"{escape(str(sweep_dir))}: nothing to clean", highlight=False)
+        ui.out.print(f"{markup(str(sweep_dir))}: nothing to clean", highlight=False)
     elif apply:
-        out.print(f"{escape(str(sweep_dir))}: removed {total} trial folder(s)", highlight=False)
+        ui.out.print(f"{markup(str(sweep_dir))}: removed {total} trial folder(s)", highlight=False)
     else:
-        out.print(f"{escape(str(sweep_dir))}: {total} trial folder(s) would be removed; "
+        ui.out.print(f"{markup(str(sweep_dir))}: {total} trial folder(s) would be removed; "
                   "run again with --apply to remove them", highlight=False)

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-import json
+import unicodedata
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import current, guard
+from dropout_lab.errors import ConfigError
 from dropout_lab.runs import write_meta
+from dropout_lab.safe_text import markup, printable
+
+MAX_TAG = 64
+
+
+def check_tag(tag: str) -> None:
+    """A tag is one short word-like label (``ls --filter tag=NAME`` selects by it): no control
+    or format characters (ESC, line breaks, bidirectional overrides), at most MAX_TAG
+    characters; commas and '=' are refused where tags are stored (runs.write_meta)."""
+    if len(tag) > MAX_TAG or any(
+            unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") for c in tag):
+        raise ConfigError(f"--tag {printable(tag)!r}: a tag is one word without commas, '=', "
+                          f"control characters or line breaks, at most {MAX_TAG} characters")
 
 
 def register(app: typer.Typer) -> None:
@@ -27,10 +40,13 @@ def note(
 ) -> None:
     """Write a note and tags on a sweep (stored in its meta.json; `ls` shows them and
     `ls --filter tag=NAME` selects by them)."""
+    ui = current()
+    for t in [*tag, *untag]:
+        check_tag(t)
     meta = write_meta(sweep_dir, note=text, add_tags=tag, remove_tags=untag, clear=clear)
     if json_out:
-        typer.echo(json.dumps({"sweep_dir": str(sweep_dir), **meta}, indent=2))
+        ui.print_json({"sweep_dir": str(sweep_dir), **meta})
         return
     tags = ", ".join(meta.get("tags", [])) or "none"
-    out.print(f"{escape(str(sweep_dir))}: note {escape(repr(meta.get('note', '')))}; "
-              f"tags {escape(tags)}", highlight=False)
+    ui.out.print(f"{markup(str(sweep_dir))}: note {markup(repr(meta.get('note', '')))}; "
+              f"tags {markup(tags)}", highlight=False)

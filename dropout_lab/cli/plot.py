@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from dropout_lab.cli.app import err, guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.cli.compare import AT_HELP
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
-from dropout_lab.store import check_output_path
+from dropout_lab.report.output_file import check_output
+from dropout_lab.safe_text import markup
 
 
 def register(app: typer.Typer) -> None:
@@ -37,18 +36,19 @@ def plot(
     learning curves, co-adaptation per hidden layer against p, reliance on single units,
     first-layer weight images, ablation curves and the MC-dropout reliability diagram.
     Figures whose data is absent are skipped with a note."""
+    ui = current()
     from dropout_lab.report.plots import render_all, write_plots  # matplotlib: only when drawing
 
     if out_dir is not None:
-        check_output_path(out_dir, "--out", folder=True)
+        check_output(out_dir, "--out", folder=True)
     c = build_comparison(sweep_dir, by=by, level=confidence, at=parse_at(at),
                          include_collapsed=include_collapsed, epochs=True, weights=True)
     plots, notes = render_all(c)
     paths = write_plots(plots, out_dir or Path(sweep_dir) / "plots")
     if json_out:
-        typer.echo(json.dumps({"plots": [str(p) for p in paths], "notes": notes}, indent=2))
+        ui.print_json({"plots": [str(p) for p in paths], "notes": notes})
         return
     for p in paths:
-        out.print(escape(str(p)), highlight=False)
+        ui.out.print(markup(str(p)), highlight=False)
     for note in notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        ui.err.print(f"[yellow]note:[/] {markup(note)}", highlight=False)

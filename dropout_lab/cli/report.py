@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from dropout_lab.cli.app import err, guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.cli.compare import AT_HELP
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
-from dropout_lab.store import check_output_path
+from dropout_lab.report.output_file import check_output, write_output
+from dropout_lab.safe_text import markup
 
 
 def register(app: typer.Typer) -> None:
@@ -37,20 +36,21 @@ def report(
 
     Comparison tables, the plots embedded as images, inline CSS, no external resources: open
     it in a browser or attach it to a message."""
-    from dropout_lab.report.html import write_report
+    ui = current()
+    from dropout_lab.report.html import render_html
     from dropout_lab.report.plots import render_all
 
     if output is not None:
-        check_output_path(output, "--output")
+        check_output(output, "--output")
     c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
                          level=confidence, at=parse_at(at), include_collapsed=include_collapsed,
                          epochs=True, weights=True)
     plots, notes = render_all(c)
-    path = write_report(c, plots, notes, output or Path(sweep_dir) / "report.html")
+    html = render_html(c, plots, notes).encode("utf-8")
+    path = write_output(output or Path(sweep_dir) / "report.html", html, "--output")
     if json_out:
-        typer.echo(json.dumps({"report": str(path), "plots": [p.name for p in plots],
-                               "notes": notes}, indent=2))
+        ui.print_json({"report": str(path), "plots": [p.name for p in plots], "notes": notes})
         return
-    out.print(escape(str(path)), highlight=False)
+    ui.out.print(markup(str(path)), highlight=False)
     for note in notes:
-        err.print(f"[yellow]note:[/] {escape(note)}", highlight=False)
+        ui.err.print(f"[yellow]note:[/] {markup(note)}", highlight=False)

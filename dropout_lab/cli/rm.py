@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
-from rich.markup import escape
 
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.errors import StoreError
 from dropout_lab.runs import remove_sweep, trial_folders
+from dropout_lab.safe_text import markup
 from dropout_lab.store import SWEEP_FILE, SweepStore
 
 
@@ -28,6 +27,7 @@ def rm(
     """Delete a sweep folder with every trial in it. Asks first, unless --yes.
 
     With no terminal to ask on (CI, a pipe), it refuses without --yes (exit 2)."""
+    ui = current()
     if not (sweep_dir / SWEEP_FILE).is_file():
         remove_sweep(sweep_dir)  # raises the StoreError that explains why
     if not yes:
@@ -40,6 +40,6 @@ def rm(
             raise StoreError(f"rm {sweep_dir}: not confirmed; nothing removed")
     n = remove_sweep(sweep_dir)
     if json_out:
-        typer.echo(json.dumps({"removed": str(sweep_dir), "trials": n}, indent=2))
+        ui.print_json({"removed": str(sweep_dir), "trials": n})
     else:
-        out.print(f"removed {escape(str(sweep_dir))} ({n} trial folder(s))", highlight=False)
+        ui.out.print(f"removed {markup(str(sweep_dir))} ({n} trial folder(s))", highlight=False)

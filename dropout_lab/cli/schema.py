@@ -10,7 +10,7 @@ import typer
 
 from dropout_lab.cli.app import guard
 from dropout_lab.config import ExperimentConfig
-from dropout_lab.store import atomic_write_text
+from dropout_lab.report.output_file import check_output, write_output
 
 
 def register(app: typer.Typer) -> None:
@@ -34,8 +34,10 @@ def schema(
 
     For example, with the YAML language server, write the schema to a file and put
     '# yaml-language-server: $schema=dropout-lab.schema.json' at the top of the config."""
+    if output is not None:
+        check_output(output, "--output")
     text = json.dumps(config_schema(), indent=2) + "\n"
     if output is None:
         typer.echo(text, nl=False)
     else:
-        atomic_write_text(output, text)
+        write_output(output, text.encode("utf-8"), "--output")

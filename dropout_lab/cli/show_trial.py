@@ -7,17 +7,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-import typer
 import yaml
-from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from dropout_lab.cli.app import out
+from dropout_lab.cli.app import current
 from dropout_lab.errors import StoreError
 from dropout_lab.report.progress import fmt_number, fmt_seconds
 from dropout_lab.result import Status
 from dropout_lab.runs import read_result
+from dropout_lab.safe_text import markup
 from dropout_lab.store import CONFIG_FILE, ERROR_FILE, METRICS_FILE, RESULT_FILE, dumps
 
 
@@ -70,6 +69,7 @@ def curve_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def show_trial(trial_dir: Path, json_out: bool) -> None:
     """Config, final metrics, health (when the trial recorded it), timing, env, curves."""
+    ui = current()
     result, corrupt = read_result(trial_dir / RESULT_FILE)
     if corrupt:
         raise StoreError(f"{trial_dir / RESULT_FILE}: unreadable (not a JSON object); "
@@ -93,35 +93,40 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
         "error": error,
     }
     if json_out:
-        typer.echo(json.dumps(json.loads(dumps(doc)), indent=2))
+        ui.print_json(json.loads(dumps(doc)))
         return
     status = doc["status"] or "?"
-    out.print(f"[bold]trial {escape(str(doc['trial_id']))}[/]: {escape(status)}  "
-              f"{escape(json.dumps(doc['params'] or {}))}", highlight=False, soft_wrap=False)
+    ui.out.print(f"[bold]trial {markup(str(doc['trial_id']))}[/]: {markup(status)}  "
+              f"{markup(json.dumps(doc['params'] or {}))}", highlight=False, soft_wrap=False)
     if config is not None:
-        out.print("[bold]config[/]")
-        out.print(Syntax(yaml.safe_dump(config, sort_keys=False), "yaml", theme="ansi_dark",
+        ui.out.print("[bold]config[/]")
+        ui.out.print(Syntax(yaml.safe_dump(config, sort_keys=False), "yaml", theme="ansi_dark",
                          background_color="default"))
     if doc["final"]:
-        out.print("[bold]final[/]  " + "  ".join(
-            f"{k} {_fmt(v)}" for k, v in doc["final"].items()), highlight=False, soft_wrap=False)
+        ui.out.print("[bold]final[/]  " + markup("  ".join(
+            f"{k} {_fmt(v)}" for k, v in doc["final"].items())), highlight=False,
+            soft_wrap=False)
     if doc["health"]:
-        out.print("[bold]health[/]")
+        ui.out.print("[bold]health[/]")
         for k, v in doc["health"].items():
-            out.print(f"  {escape(str(k))}: {escape(_fmt(v))}", highlight=False, soft_wrap=False)
+            ui.out.print(f"  {markup(str(k))}: {markup(_fmt(v))}", highlight=False,
+                         soft_wrap=False)
     timing = doc["timing"] or {}
     parts = [f"{k.removesuffix('_seconds')} {fmt_seconds(v)}" for k, v in timing.items()
              if k.endswith("_seconds") and isinstance(v, (int, float))]
     if parts:
-        out.print("[bold]timing[/]  " + "  ".join(parts), highlight=False, soft_wrap=False)
+        ui.out.print("[bold]timing[/]  " + markup("  ".join(parts)), highlight=False,
+                     soft_wrap=False)
     env = doc["env"] or {}
     if env:
         versions = env.get("versions") or {}
         plain = {k: v for k, v in env.items() if k != "versions" and v is not None}
-        out.print("[bold]env[/]  " + escape("  ".join(f"{k} {v}" for k, v in plain.items())),
+        ui.out.print("[bold]env[/]  " + markup("  ".join(f"{k} {v}"
+                                                       for k, v in plain.items())),
                   highlight=False, soft_wrap=False)  # wrapped at the terminal's width
         if versions:
-            out.print("  versions: " + escape(", ".join(f"{k} {v}" for k, v in versions.items())),
+            ui.out.print("  versions: " + markup(", ".join(f"{k} {v}"
+                                                           for k, v in versions.items())),
                       highlight=False, soft_wrap=False)
     curves = doc["curves"]
     if curves["epochs"]:
@@ -133,14 +138,14 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
                 continue
             table.add_row(key, _fmt(s["first"]), _fmt(s["last"]), _fmt(s["best"]),
                           str(s["best_epoch"]))
-        out.print(table)
+        ui.out.print(table)
     else:
-        out.print("curves: no epoch recorded", highlight=False, soft_wrap=False)
+        ui.out.print("curves: no epoch recorded", highlight=False, soft_wrap=False)
     if bad:
-        out.print(f"[yellow]{bad} unreadable line(s) in {METRICS_FILE}[/]", highlight=False,
+        ui.out.print(f"[yellow]{bad} unreadable line(s) in {METRICS_FILE}[/]", highlight=False,
                   soft_wrap=False)
     if error:
-        out.print("[bold red]error[/]  " + escape(error.strip().splitlines()[-1]),
+        ui.out.print("[bold red]error[/]  " + markup(error.strip().splitlines()[-1]),
                   highlight=False, soft_wrap=False)
 
 

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from dropout_lab import executors
-from dropout_lab.cli.app import abort, err, guard, out
+from dropout_lab.cli.app import EXIT_ALL_COLLAPSED, current, guard, stdout_reserved
+from dropout_lab.comparison.metrics import is_metric
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
+from dropout_lab.errors import OutputError
 from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
 from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
 from dropout_lab.result import UNSUCCESSFUL
-from dropout_lab.runner import SweepInterrupted, run_sweep, schedule
+from dropout_lab.runner import SweepInterrupted, SweepOutcome, run_sweep, schedule
+from dropout_lab.safe_text import markup
+
+# Far above any machine, far below an overflow: --workers 1e23 is a typo, refused (exit 2).
+MAX_WORKERS = 4096
+MAX_THREADS = 1024
 
 
 def register(app: typer.Typer) -> None:
@@ -37,10 +40,10 @@ def sweep(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="where sweeps are stored"),
     fresh: bool = typer.Option(False, "--fresh", help="discard stored trials and start over"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
-    workers: int = typer.Option(None, "--workers", min=1,
+    workers: int = typer.Option(None, "--workers", min=1, max=MAX_WORKERS,
                                 help="trials run at once (default: auto, workers x threads <= "
                                 "cores)"),
-    threads: int = typer.Option(None, "--threads", min=1,
+    threads: int = typer.Option(None, "--threads", min=1, max=MAX_THREADS,
                                 help="BLAS/torch threads per trial (default: auto; part of a "
                                 "trial's result: fix it to reproduce numbers)"),
     executor: str = typer.Option("local", "--executor",
@@ -62,14 +65,21 @@ def sweep(
     wide: bool = typer.Option(False, "--wide",
                               help="every column of the final table, even wider than the "
                               "terminal"),
+    fail_on_collapse: bool = typer.Option(False, "--fail-on-collapse",
+                                          help="exit 4 when every trial of the grid collapsed "
+                                          "to chance accuracy (default: a warning, exit 0)"),
 ) -> None:
     """Train an MLP at every point of CONFIG's grid; skip trials already done.
 
     Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input
     (or the sweep folder is in use), 3 when the machine refuses a write (disk full,
-    permission denied), 130 when interrupted by Ctrl-C, 143 by SIGTERM (run the same command
-    again to resume)."""
+    permission denied), 4 with --fail-on-collapse when every trial collapsed to chance, 130
+    when interrupted by Ctrl-C, 143 by SIGTERM (run the same command again to resume), 141
+    when stdout's reader went away (| head)."""
+    ui = current()
     cfg = load_config(config, set_, max_trials)
+    # Output options before anything runs: a typo in --columns costs no training.
+    wanted = _check_columns(parse_columns(columns), cfg, dry)
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled
@@ -78,7 +88,7 @@ def sweep(
         chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),
                                 largest_weights(trials), workers=workers, threads=threads)
         _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, scheduled),
-                       cfg, json_out, executor, parse_columns(columns), wide)
+                       cfg, json_out, executor, wanted, wide)
         raise typer.Exit(0)
 
     if not fresh:  # refuse another config before starting anything (checked again locked)
@@ -87,69 +97,105 @@ def sweep(
                                 threads=threads, ray_address=ray_address,
                                 largest_weights=lambda: largest_weights(trials))
     if selected.budget.warning:
-        err.print(f"[yellow]warning:[/] {escape(selected.budget.warning)}", highlight=False)
+        ui.err.print(f"[yellow]warning:[/] {markup(selected.budget.warning)}", highlight=False)
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
                              workers=selected.budget.workers, header=selected.describe())
     try:
-        with progress, _stdout_reserved(json_out):
+        with progress, stdout_reserved(json_out):
             swept = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
                               max_failures=max_failures, scheduled=scheduled, wait=wait)
     except SweepInterrupted as exc:
-        raise abort(str(exc), exc.exit_code) from None
+        if json_out and exc.outcome is not None:  # stdout still gets its one document
+            ui.print_json({**_json_doc(exc.outcome), "interrupted": True,
+                           "code": exc.exit_code})
+        raise ui.abort(str(exc), exc.exit_code) from None
     finally:
         selected.executor.close()
 
     if json_out:
-        doc = {
-            "sweep_dir": str(swept.sweep_dir),
-            "trials": [
-                {"trial_id": t.point.trial_id, "status": t.result.get("status"),
-                 "params": t.point.params, "final": t.result.get("final"),
-                 "health": t.result.get("health"), "executed": t.executed}
-                for t in swept.trials
-            ],
-        }
-        typer.echo(json.dumps(doc, indent=2))
+        ui.print_json({**_json_doc(swept), "interrupted": False})
     else:
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
         priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
-        print_table(results_table(swept.results(), list(cfg.sweep),
-                                  title=f"{cfg.name}: {len(trials)} trial(s)"),
-                    out, priorities, parse_columns(columns), wide)
-        out.print(f"results in [bold]{escape(str(swept.sweep_dir))}[/]", highlight=False)
+        table = results_table(swept.results(), list(cfg.sweep),
+                              title=f"{cfg.name}: {len(trials)} trial(s)")
+        print_table(table, ui.out, priorities, _present(table, wanted), wide)
+        ui.out.print(f"results in [bold]{markup(str(swept.sweep_dir))}[/]", highlight=False)
     bad = [t for t in swept.trials if t.result.get("status") in UNSUCCESSFUL]
     for t in bad:
         reason = t.result.get("error") or t.result.get("reason") or ""
-        err.print(f"[red]{t.result['status']}[/] {t.point.trial_id} "
-                  f"{escape(json.dumps(t.point.params))}: {escape(reason)}", highlight=False)
+        ui.err.print(f"[red]{t.result['status']}[/] {t.point.trial_id} "
+                  f"{markup(json.dumps(t.point.params))}: {markup(reason)}", highlight=False)
     if swept.stopped_early:
-        err.print(f"[yellow]{swept.stopped_early}[/]")
-    raise typer.Exit(0 if swept.all_done else 1)
+        ui.err.print(f"[yellow]{markup(swept.stopped_early)}[/]", highlight=False)
+    if not swept.all_done:
+        raise typer.Exit(1)
+    if _all_collapsed(swept):
+        text = (f"every trial of {cfg.name} collapsed to chance accuracy (health flag "
+                "'collapsed'): the numbers answer no question; check train.lr, train.epochs "
+                "and dropout.p")
+        if fail_on_collapse:
+            raise ui.abort(f"{text} (exit {EXIT_ALL_COLLAPSED}, --fail-on-collapse)",
+                           EXIT_ALL_COLLAPSED)
+        ui.warn(f"{text}; --fail-on-collapse makes this exit {EXIT_ALL_COLLAPSED}")
+    raise typer.Exit(0)
 
 
-@contextlib.contextmanager
-def _stdout_reserved(json_out: bool) -> Iterator[None]:
-    """Under --json, stdout carries one JSON document only: while the sweep runs, file
-    descriptor 1 points at stderr, so whatever a library or a worker writes there (Ray's
-    "(raylet) A worker died" lines) lands on stderr instead."""
-    if not json_out:
-        yield
-        return
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        os.dup2(2, 1)
-        yield
-    finally:
-        with contextlib.suppress(ValueError, OSError):
-            sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
+def _all_collapsed(swept: SweepOutcome) -> bool:
+    """Every trial of the grid is done and flagged collapsed (exit 4)."""
+    healths: list[Any] = [t.result.get("health") for t in swept.trials]
+    flags = [h.get("flags") if isinstance(h, dict) else None for h in healths]
+    return bool(flags) and all(isinstance(f, list) and "collapsed" in f for f in flags)
+
+
+def _check_columns(wanted: list[str] | None, cfg: ExperimentConfig, dry: bool
+                   ) -> list[str] | None:
+    """--columns checked before any training: each name must be a column the table can have
+    (an axis, seeds, health or a metric name for the results table; the dry-run table's own
+    titles for --dry-run)."""
+    if not wanted:
+        return wanted
+    axes = [a for a in cfg.sweep]
+    if dry:
+        known = {"trial", *axes, "action", "weights", "est. time"}
+        ok = [w for w in wanted if w.lower() in {k.lower() for k in known}]
+    else:
+        known = {"seeds", "health", *(a for a in axes if a != "seed")}
+        ok = [w for w in wanted if w.lower() in {k.lower() for k in known} or is_metric(w)]
+    unknown = [w for w in wanted if w not in ok]
+    if unknown:
+        raise OutputError(f"--columns: no column {', '.join(map(repr, unknown))}; this table "
+                          f"can have: {', '.join(sorted(known))}"
+                          + ("" if dry else " and metric names (test_acc, gap_acc, corr[1], ...)"))
+    return wanted
+
+
+def _present(table: Table, wanted: list[str] | None) -> list[str] | None:
+    """The --columns the finished table has (a metric no trial recorded is left out, not an
+    error after the training)."""
+    if not wanted:
+        return wanted
+    titles = {str(c.header).lower() for c in table.columns}
+    return [w for w in wanted if w.lower() in titles] or None
+
+
+def _json_doc(swept: SweepOutcome) -> dict[str, Any]:
+    """The --json document of a sweep: its folder and every trial of the grid."""
+    return {
+        "sweep_dir": str(swept.sweep_dir),
+        "trials": [
+            {"trial_id": t.point.trial_id, "status": t.result.get("status"),
+             "params": t.point.params, "final": t.result.get("final"),
+             "health": t.result.get("health"), "executed": t.executed}
+            for t in swept.trials
+        ],
+    }
 
 
 def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: str,
                    columns: list[str] | None = None, wide: bool = False) -> None:
     """The trial table of ``--dry-run`` (or its JSON document) and the time estimate."""
+    ui = current()
     if json_out:
         doc = {
             "dry_run": True, "sweep_dir": str(dr.sweep_dir), "executor": executor,
@@ -162,7 +208,7 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
             ],
             "probe": dr.probe,
         }
-        typer.echo(json.dumps(doc, indent=2))
+        ui.print_json(doc)
         return
     axes = list(cfg.sweep)
     table = Table(title=f"dry run: {cfg.name}: {len(dr.trials)} trial(s), "
@@ -179,7 +225,7 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
         table.add_row(p.point.trial_id, *[json.dumps(p.point.params.get(a)) for a in axes],
                       action, "?" if p.weights is None else f"{p.weights:,}",
                       "" if p.seconds is None else fmt_seconds(p.seconds))
-    print_table(table, out, {"action": 0, **{a: 0 for a in axes if a != "seed"}}, columns, wide)
+    print_table(table, ui.out, {"action": 0, **{a: 0 for a in axes if a != "seed"}}, columns, wide)
     where = f"executor {executor}, " if executor != "local" else ""
     if not dr.pending:
         estimate = "nothing to run"
@@ -187,8 +233,8 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
         estimate = "unknown (a timing probe failed)"
     else:
         estimate = f"~{fmt_seconds(dr.seconds)}"
-    out.print(f"estimated time: {estimate} with {where}{dr.workers} worker(s) x "
+    ui.out.print(f"estimated time: {estimate} with {where}{dr.workers} worker(s) x "
               f"{dr.threads} thread(s)", highlight=False)
     for note in dr.probe:
-        out.print(f"  probe: {escape(note)}", style="dim", highlight=False)
-    out.print("dry run: nothing was written", style="dim")
+        ui.out.print(f"  probe: {markup(note)}", style="dim", highlight=False)
+    ui.out.print("dry run: nothing was written", style="dim")

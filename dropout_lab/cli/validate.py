@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 import yaml
 from rich.syntax import Syntax
 
-from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.app import current, guard
 from dropout_lab.config import MAX_TRIALS, load_config
 from dropout_lab.sweep import expand
 
@@ -28,13 +27,14 @@ def validate(
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Check CONFIG (every grid point), print the resolved config and the number of trials."""
+    ui = current()
     cfg = load_config(config, set_, max_trials)
     trials = expand(cfg, max_trials=max_trials)
     if json_out:
-        typer.echo(json.dumps({"config": cfg.model_dump(mode="json"), "trials": len(trials),
-                               "axes": {k: list(v) for k, v in cfg.sweep.items()}}, indent=2))
+        ui.print_json({"config": cfg.model_dump(mode="json"), "trials": len(trials),
+                       "axes": {k: list(v) for k, v in cfg.sweep.items()}})
         return
     text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
-    out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
+    ui.out.print(Syntax(text, "yaml", theme="ansi_dark", background_color="default"))
     axes = " x ".join(f"{k} ({len(v)})" for k, v in cfg.sweep.items()) or "no axes"
-    out.print(f"{len(trials)} trial(s) in the grid: {axes}", highlight=False)
+    ui.out.print(f"{len(trials)} trial(s) in the grid: {axes}", highlight=False)

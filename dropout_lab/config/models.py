@@ -22,13 +22,16 @@ from dropout_lab.data import registry as datasets
 Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
+NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS; the name is the run folder)
+# The sizes of the synthetic data set where the config leaves them out (data/synthetic.py).
+SYNTHETIC_DEFAULTS = {"n_train": 1000, "n_test": 1000, "n_features": 20, "n_classes": 4}
 
 
 class DatasetConfig(StrictModel):
     """Which data set, and options shared by every data set (each data set says which it takes)."""
 
     name: str = "digits"
-    seed: int = Field(default=0, ge=0,
+    seed: int = Field(default=0, ge=0, lt=2**63,
                       description="the data set's own seed (generation, test split)")
     path: str | None = Field(default=None,
                              description="folder (or .npz file) holding the data set's files")
@@ -44,8 +47,9 @@ class DatasetConfig(StrictModel):
                                   description="synthetic: number of classes")
     noise: float | None = Field(default=None, ge=0,
                                 description="synthetic: label/feature noise level")
-    train_size: int | None = Field(default=None, gt=0, le=MAX_EXAMPLES,
-                                   description="stratified training subset size")
+    train_size: int | None = Field(default=None, ge=2, le=MAX_EXAMPLES,
+                                   description="stratified training subset size (at least "
+                                   "one example per class)")
     val_fraction: float = Field(default=0.0, ge=0, lt=1,
                                 description="validation split of the training data")
     normalize: Literal["scale01", "standardize"] = "scale01"
@@ -63,7 +67,22 @@ class DatasetConfig(StrictModel):
                     f"data set {self.name!r} does not take option {option!r} "
                     f"(its own options: {takes})"
                 )
+        if self.name == "synthetic":
+            self._check_synthetic_sizes()
         return self
+
+    def _check_synthetic_sizes(self) -> None:
+        """Every class of the synthetic task needs examples in each split (and in a
+        stratified training subset)."""
+        size = {k: getattr(self, k) or v for k, v in SYNTHETIC_DEFAULTS.items()}
+        k = size["n_classes"]
+        for split in ("n_train", "n_test"):
+            if k > size[split]:
+                raise ValueError(f"dataset.n_classes = {k} is more than dataset.{split} = "
+                                 f"{size[split]}: every class needs examples")
+        if self.train_size is not None and self.train_size < k:
+            raise ValueError(f"dataset.train_size = {self.train_size} is less than the "
+                             f"{k} classes: a stratified subset needs one example per class")
 
 
 class ModelConfig(StrictModel):
@@ -261,6 +280,10 @@ class ExperimentConfig(StrictModel):
             # NUL, newline, escape sequences: a folder name a shell or a table cannot show
             raise ValueError("must be at most 200 printable characters (no NUL, newline or "
                              "control characters: it names the run folder)")
+        if len(v.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            # a folder name longer than the file system takes (255 bytes: 'é' is 2 of them)
+            raise ValueError(f"is {len(v.encode('utf-8', 'surrogatepass'))} bytes in UTF-8; "
+                             f"a folder name takes at most {NAME_MAX}")
         return v
 
     @field_validator("backend")

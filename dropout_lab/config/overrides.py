@@ -12,7 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dropout_lab.config.models import ExperimentConfig
-from dropout_lab.config.validation import check_dotted_key
+from dropout_lab.config.validation import NOT_AXES, check_dotted_key
 from dropout_lab.config.yaml_io import load_yaml_text
 from dropout_lab.errors import ConfigError
 
@@ -65,8 +65,10 @@ def parse_override(text: str) -> tuple[str, Any]:
             return key, CommaList(load_yaml_text(part, f"--set {key}") for part in parts)
         value = load_yaml_text(raw, f"--set {key}") if stripped else ""
     except yaml.YAMLError as exc:
-        raise _override_error(f"--set {text}: value {raw!r} is not valid YAML "
-                              f"({exc.problem})", key) from None
+        # a ReaderError (a control character YAML refuses) has no `problem`, only a reason
+        why = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise _override_error(f"--set {text}: value {raw!r} is not valid YAML ({why})",
+                              key) from None
     return key, value
 
 
@@ -153,6 +155,10 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for text in overrides:
         key, value = parse_override(text)
         if isinstance(value, CommaList) and not key.startswith("sweep."):
+            if key in NOT_AXES:
+                raise _override_error(f"--set {text}: {key!r} takes one value, not a list "
+                                      f"of values to sweep ({NOT_AXES[key]}); quote a "
+                                      "comma inside it: --set \"name='a,b'\"", key)
             check_dotted_key(key, where=f"--set {text}")
             for v in value:
                 _check_override(text, key, v, data)

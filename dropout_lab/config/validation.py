@@ -4,11 +4,13 @@ the dotted key at fault, what was given, and a near-miss suggestion for an unkno
 from __future__ import annotations
 
 import difflib
+import json
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from dropout_lab.config.models import ExperimentConfig
+from dropout_lab.config.strict import accepts_bool
 from dropout_lab.errors import ConfigError
 
 
@@ -82,6 +84,66 @@ def validate(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
         raise ConfigError(_format_validation_error(exc, where)) from None
     except ConfigError as exc:  # raised by a registry lookup inside a validator
         raise ConfigError(f"{where}: {exc}") from None
-    for axis in cfg.sweep:
+    for axis, values in cfg.sweep.items():
         check_dotted_key(axis, where=f"{where}: sweep")
+        check_axis(axis, values, where=f"{where}: sweep")
     return cfg
+
+
+# Keys that are not parameters of a trial: the run folder's name, the grid itself.
+NOT_AXES = {"name": "it names the sweep's folder, one name per sweep",
+            "sweep": "it is the grid itself"}
+
+
+def _annotation_at(path: list[str]) -> Any:
+    model: type[BaseModel] = ExperimentConfig
+    ann: Any = None
+    for part in path:
+        ann = model.model_fields[part].annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+    return ann
+
+
+def _normal_form(annotation: Any, value: Any) -> str | None:
+    """The value as the config stores it (0 -> 0.0 for a float, '0.50' never), as JSON text;
+    None when it does not validate (the grid point's own validation explains why)."""
+    try:
+        return json.dumps(TypeAdapter(annotation).dump_python(
+            TypeAdapter(annotation).validate_python(value), mode="json"), sort_keys=True)
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+
+def check_axis(axis: str, values: list[Any], where: str = "sweep") -> None:
+    """A sweep axis names one parameter of a trial (not ``name``, not a whole section such as
+    ``train``), and no two of its values are the same once read as the config reads them
+    (``seed: [0, 0]``, ``p: [0.5, 0.50]``, ``p: [0, 0.0]``): each would be one trial, and a
+    grid smaller than written hides a typo."""
+    parts = axis.split(".")
+    if axis in NOT_AXES:
+        exc = ConfigError(f"{where}: {axis!r} cannot be an axis: {NOT_AXES[axis]}")
+        exc.key = f"sweep.{axis}"  # type: ignore[attr-defined]
+        raise exc
+    annotation = _annotation_at(parts)
+    if len(parts) == 1 and isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        inner = ", ".join(f"{axis}.{f}" for f in list(annotation.model_fields)[:3])
+        exc = ConfigError(f"{where}: {axis!r} is a whole section, not a parameter; sweep one of "
+                          f"its keys ({inner}, ...)")
+        exc.key = f"sweep.{axis}"  # type: ignore[attr-defined]
+        raise exc
+    seen: dict[str, Any] = {}
+    for value in values:
+        if isinstance(value, bool) and not accepts_bool(annotation):
+            continue  # refused by the grid point's own validation, with its own message
+        form = _normal_form(annotation, value)
+        if form is None:
+            continue
+        if form in seen:
+            same = (f"{seen[form]!r} and {value!r} are the same value"
+                    if repr(seen[form]) != repr(value) else f"{value!r} is written twice")
+            exc = ConfigError(f"{where}: axis {axis!r} lists one value twice ({same}); give "
+                              "each value once")
+            exc.key = f"sweep.{axis}"  # type: ignore[attr-defined]
+            raise exc
+        seen[form] = value

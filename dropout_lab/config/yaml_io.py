@@ -37,6 +37,33 @@ def _expanded_nodes(node: yaml.Node, memo: dict[int, int], open_: set[int], wher
     return total
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """yaml.SafeLoader, except that a key given twice in one mapping is an error: PyYAML keeps
+    the last one in silence, so a section written twice loses the first in silence."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may be overridden
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: SafeLoader explains it below
+                break
+            if first is not None:
+                raise _DuplicateKey(key, first, key_node)
+            seen[key] = key_node
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep)
+        return mapping
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: Any, first: yaml.Node, again: yaml.Node) -> None:
+        super().__init__(key)
+        self.key, self.first, self.again = key, first, again
+
+
 def load_yaml_text(text: str, where: str) -> Any:
     """``yaml.safe_load`` with limits checked before any object is built: the text size, and
     the size after alias expansion (a "billion laughs" document of 16 lines expands to
@@ -51,9 +78,17 @@ def load_yaml_text(text: str, where: str) -> Any:
             if size > MAX_YAML_NODES:
                 raise ConfigError(f"{where}: the YAML expands (through its aliases) to more than "
                                   f"{MAX_YAML_NODES:,} values, the limit for a config")
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except RecursionError:
         raise ConfigError(f"{where}: the YAML is nested too deeply") from None
+    except _DuplicateKey as dup:
+        exc = ConfigError(f"{where}: key {dup.key!r} is given twice (lines "
+                          f"{dup.first.start_mark.line + 1} and {dup.again.start_mark.line + 1}); "
+                          "write each key once (merge the two sections)")
+        exc.key = str(dup.key)  # type: ignore[attr-defined]
+        raise exc from None
+    except ValueError as exc:  # an integer of thousands of digits (Python's int limit)
+        raise ConfigError(f"{where}: a number is too long to read ({exc})") from None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -8,12 +8,15 @@ from __future__ import annotations
 import numpy as np
 
 from dropout_lab.config import DatasetConfig
+from dropout_lab.config.models import SYNTHETIC_DEFAULTS
 from dropout_lab.data.base import Dataset
 from dropout_lab.data.checks import check_allocation
 
 
 def _sizes(cfg: DatasetConfig) -> tuple[int, int, int, int]:
-    return cfg.n_train or 1000, cfg.n_test or 1000, cfg.n_features or 20, cfg.n_classes or 4
+    d = SYNTHETIC_DEFAULTS
+    return (cfg.n_train or d["n_train"], cfg.n_test or d["n_test"],
+            cfg.n_features or d["n_features"], cfg.n_classes or d["n_classes"])
 
 
 def preflight(cfg: DatasetConfig) -> None:

@@ -2,20 +2,26 @@
 their steps, final metrics, tags), through MLflow's own tracking client.
 
 Imported only by ``export --to mlflow`` (the optional extra [mlflow]); works with any
-tracking URI MLflow takes: a local folder (``file:...``), SQLite, or a tracking server.
+tracking URI MLflow takes: SQLite (``sqlite:///path/mlflow.db``), a tracking server, or with
+MLflow 2 a local folder (``file:...``; MLflow 3 refuses folders: one exit-2 message suggesting
+the SQLite URI).
 """
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
+from mlflow import __version__ as mlflow_version
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from dropout_lab import __version__
 from dropout_lab.config.overrides import flatten_dotted
+from dropout_lab.errors import OutputError
 from dropout_lab.export import ExportedSweep, numeric
 from dropout_lab.result import Status
 
@@ -30,14 +36,31 @@ def _param(value: Any) -> str:
     return text[:PARAM_CHARS]
 
 
+def _store_error(exc: MlflowException, tracking_uri: str | None) -> OutputError:
+    """One line for a tracking store MLflow will not open. MLflow 3 refuses a folder
+    (``file:///...``, ``./mlruns``): the message suggests a SQLite file in that folder."""
+    text = str(exc)
+    uri = tracking_uri or "MLflow's default (MLFLOW_TRACKING_URI or ./mlruns)"
+    if "filesystem tracking backend" in text or "FileStore" in text:
+        folder = (tracking_uri or "").removeprefix("file://") or "."
+        sqlite = f"sqlite:///{Path(folder).absolute() / 'mlflow.db'}"
+        return OutputError(f"--tracking-uri {uri}: MLflow {mlflow_version} no longer logs into a "
+                           f"folder; log into a SQLite file instead: --tracking-uri {sqlite}")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return OutputError(f"--tracking-uri {uri}: MLflow refused the tracking store: {first}")
+
+
 def export(sweep: ExportedSweep, tracking_uri: str | None = None,
            experiment: str | None = None) -> dict[str, Any]:
     """Log the sweep into ``experiment`` (default ``dropout-lab/<sweep name>``); returns the
     parent run id and the number of child runs. Exporting again adds a new parent run."""
-    client = MlflowClient(tracking_uri=tracking_uri)
     name = experiment or f"dropout-lab/{sweep.name}"
-    found = client.get_experiment_by_name(name)
-    exp_id = found.experiment_id if found is not None else client.create_experiment(name)
+    try:  # the store is opened lazily: a refused one fails at the first call
+        client = MlflowClient(tracking_uri=tracking_uri)
+        found = client.get_experiment_by_name(name)
+        exp_id = found.experiment_id if found is not None else client.create_experiment(name)
+    except MlflowException as exc:
+        raise _store_error(exc, tracking_uri) from None
     now = int(time.time() * 1000)
     parent = client.create_run(exp_id, run_name=sweep.name, tags={
         "dropout_lab.sweep_dir": str(sweep.root), "dropout_lab.version": __version__,

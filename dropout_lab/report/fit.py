@@ -162,7 +162,12 @@ def print_table(table: Table, console: Console, priorities: Mapping[str, int] | 
 
 
 def parse_columns(text: str | None) -> list[str] | None:
-    """``--columns a,b,c`` -> ["a", "b", "c"] (None when the option is absent)."""
-    if not text:
+    """``--columns a,b,c`` -> ["a", "b", "c"] (None when the option is absent); an
+    OutputError when it names no column at all (``--columns ',,,'``)."""
+    if text is None:
         return None
-    return [part.strip() for part in text.split(",") if part.strip()]
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names:
+        raise OutputError(f"--columns {text!r}: names no column; give titles separated by "
+                          "commas, e.g. --columns dropout.p,test_acc")
+    return names

@@ -30,6 +30,7 @@ from dropout_lab.comparison.metrics import clip  # noqa: E402
 from dropout_lab.comparison.selection import describe  # noqa: E402
 from dropout_lab.comparison.values import fmt_value  # noqa: E402
 from dropout_lab.config import P_KEY  # noqa: E402
+from dropout_lab.errors import EnvironmentFault  # noqa: E402
 
 DPI = 100
 MAX_BLOCKS = 6  # blocks drawn per figure; the rest are noted
@@ -437,13 +438,17 @@ def render_all(c: Comparison) -> tuple[list[Plot], list[str]]:
 
 
 def write_plots(plots: list[Plot], out_dir: Path) -> list[Path]:
-    """Write each plot as out_dir/<name>.png (atomically: temporary file, then rename)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write each plot as out_dir/<name>.png (atomically: temporary file, then rename; a
+    refusal, such as a full disk, leaves no temporary file behind)."""
+    from dropout_lab.store import atomic_write_bytes
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EnvironmentFault.from_os_error(exc, "cannot write", out_dir) from None
     paths = []
     for p in plots:
         path = out_dir / f"{p.name}.png"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(p.png)
-        tmp.replace(path)
+        atomic_write_bytes(path, p.png)
         paths.append(path)
     return paths

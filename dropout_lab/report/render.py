@@ -18,6 +18,7 @@ from dropout_lab.comparison import Comparison, Row
 from dropout_lab.comparison.metrics import clip
 from dropout_lab.comparison.selection import describe
 from dropout_lab.comparison.values import fmt_value
+from dropout_lab.safe_text import csv_cell, markup, printable
 from dropout_lab.stats import Summary, seeds_needed
 from dropout_lab.store import dumps
 
@@ -125,15 +126,15 @@ def render_rich(c: Comparison) -> Group:
     tables: list[RenderableType] = []
     for block in c.blocks:
         head = f"{title(c)}: {block.label}" if c.block_axes else title(c)
-        t = Table(title=head, title_justify="left", show_lines=True)
-        t.add_column(c.by, justify="right", no_wrap=True)
+        t = Table(title=markup(head), title_justify="left", show_lines=True)
+        t.add_column(markup(c.by), justify="right", no_wrap=True)
         t.add_column("seeds", justify="right", no_wrap=True)
         if c.at != "last":
             t.add_column("epoch", justify="right", no_wrap=True)
         for name in c.metrics:
-            t.add_column(name, justify="right", no_wrap=True)
+            t.add_column(markup(name), justify="right", no_wrap=True)
         for row in block.rows:
-            label = Text(fmt_value(row.value) + value_mark(row),
+            label = Text(printable(fmt_value(row.value)) + value_mark(row),
                          style="bold green" if row.best else ("green" if row.tie else ""))
             cells: list[RenderableType] = [
                 label, Text(seeds_text(row), style="" if row.used == row.total else "red")]
@@ -151,9 +152,9 @@ def render_rich(c: Comparison) -> Group:
                 cells.append(txt)
             t.add_row(*cells)
         tables.append(t)
-    tables.append(Text(legend(c), style="dim"))
+    tables.append(Text(printable(legend(c)), style="dim"))
     for note in footnotes(c):
-        tables.append(Text(note, style="yellow" if note.startswith("†") else "dim"))
+        tables.append(Text(printable(note), style="yellow" if note.startswith("†") else "dim"))
     return Group(*tables)
 
 
@@ -165,16 +166,22 @@ def _epochs_text(row: Row) -> str:
 
 
 # -- markdown ----------------------------------------------------------------------------------
+def _md(text: object) -> str:
+    """Text for a markdown table cell: control characters escaped, ``|`` escaped (a pipe in a
+    value would split the cell)."""
+    return printable(text).replace("|", "\\|")
+
+
 def render_markdown(c: Comparison) -> str:
     """GitHub-flavoured markdown: one table per block, Δ in parentheses, significant in bold."""
-    lines = [f"### {c.name}: {c.by} compared over seeds, {describe(c.at)}", ""]
+    lines = [f"### {_md(c.name)}: {_md(c.by)} compared over seeds, {describe(c.at)}", ""]
     for block in c.blocks:
         if c.block_axes:
-            lines += [f"**{block.label}**", ""]
-        lines.append("| " + " | ".join([f"`{c.by}`", "seeds", *c.metrics]) + " |")
+            lines += [f"**{_md(block.label)}**", ""]
+        lines.append("| " + " | ".join([f"`{_md(c.by)}`", "seeds", *map(_md, c.metrics)]) + " |")
         lines.append("|" + "---:|" * (2 + len(c.metrics)))
         for row in block.rows:
-            value = fmt_value(row.value)
+            value = _md(fmt_value(row.value))
             value = f"**{value}** ★" if row.best else (f"{value} ≈" if row.tie else value)
             value += " †" if row.flags else ""
             cells = [value, seeds_text(row)]
@@ -190,11 +197,12 @@ def render_markdown(c: Comparison) -> str:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines.append(f"_mean ± half-width of the {pct(c.level)} CI over seeds (Student t); "
-                 f"Δ = paired difference vs {c.by}={fmt_value(c.baseline)} at the same seeds, "
+                 f"Δ = paired difference vs {_md(c.by)}={_md(fmt_value(c.baseline))} at the "
+                 "same seeds, "
                  f"**bold** when its interval excludes 0; ★ = best {c.by} by {c.best_by}; "
                  "≈ = not distinguishable from the best._")
     for note in footnotes(c):
-        lines += ["", f"_{note}_"]
+        lines += ["", f"_{_md(note)}_"]
     return "\n".join(lines) + "\n"
 
 
@@ -252,19 +260,22 @@ CSV_COLUMNS = ["block", "by", "value", "metric", "n", "mean", "sd", "ci_lo", "ci
 
 
 def render_csv(c: Comparison) -> str:
-    """Tidy CSV: one line per (block, value, metric); the block axes get a column each."""
+    """Tidy CSV: one line per (block, value, metric); the block axes get a column each.
+
+    Text cells a spreadsheet would run as a formula (starting with = + - @, a tab or a
+    carriage return) get a leading apostrophe (:func:`dropout_lab.safe_text.csv_cell`)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*c.block_axes, *CSV_COLUMNS])
+    w.writerow([csv_cell(a) for a in [*c.block_axes, *CSV_COLUMNS]])
 
     def cellv(v: Any) -> Any:
         if v is None:
             return ""
         if isinstance(v, (list, dict)):
-            return json.dumps(v)
+            return csv_cell(json.dumps(v))
         if isinstance(v, bool):
             return str(v).lower()
-        return v
+        return csv_cell(v)
 
     for block in c.blocks:
         for row in block.rows:
@@ -316,19 +327,21 @@ def seeds_for(c: Comparison, delta: float) -> dict[str, Any]:
 
 
 def render_seeds_for(c: Comparison, doc: dict[str, Any]) -> Group:
-    t = Table(title=f"{c.name}: seeds needed to detect a difference of {doc['delta']:g} vs "
-                    f"{c.by}={fmt_value(c.baseline)} ({pct(c.level)} confidence, "
-                    f"{pct(c.power)} power)", title_justify="left")
+    t = Table(title=markup(f"{c.name}: seeds needed to detect a difference of "
+                           f"{doc['delta']:g} vs {c.by}={fmt_value(c.baseline)} "
+                           f"({pct(c.level)} confidence, {pct(c.power)} power)"),
+              title_justify="left")
     if c.block_axes:
         t.add_column("block", no_wrap=True)
-    t.add_column(c.by, justify="right", no_wrap=True)
+    t.add_column(markup(c.by), justify="right", no_wrap=True)
     for name in c.metrics:
-        t.add_column(name, justify="right", no_wrap=True)
+        t.add_column(markup(name), justify="right", no_wrap=True)
     for entry in doc["rows"]:
         cells = []
         if c.block_axes:
-            cells.append(", ".join(f"{k}={fmt_value(v)}" for k, v in entry["selectors"].items()))
-        cells.append(fmt_value(entry["value"]))
+            cells.append(markup(", ".join(f"{k}={fmt_value(v)}"
+                                          for k, v in entry["selectors"].items())))
+        cells.append(markup(fmt_value(entry["value"])))
         for name in c.metrics:
             m = entry["metrics"][name]
             need = m["seeds_needed"]

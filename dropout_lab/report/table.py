@@ -17,6 +17,7 @@ from dropout_lab.comparison.metrics import metric, present_metrics
 from dropout_lab.comparison.values import order_key
 from dropout_lab.config import P_KEY
 from dropout_lab.result import Status
+from dropout_lab.safe_text import markup
 
 BASE_COLUMNS = ("test_acc", "train_acc", "gap_acc", "gap_loss")
 
@@ -85,8 +86,8 @@ def results_table(results: list[dict[str, Any]], axes: list[str], title: str) ->
                  for t in present]
         if flagged:
             cells.append(f"[yellow]{health_text(row['health'], row['n'])}")
-        table.add_row(*row["params"].values(), seeds if row["n"] == row["of"] else f"[red]{seeds}",
-                      *cells)
+        table.add_row(*map(markup, row["params"].values()),
+                      seeds if row["n"] == row["of"] else f"[red]{seeds}", *cells)
     if flagged:
         table.caption = "health flags: see docs/metrics.md#health-flags"
     return table

@@ -28,6 +28,7 @@ import yaml
 from dropout_lab.config.overrides import flatten_dotted
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.result import FINAL_KEYS, Result, Status
+from dropout_lab.safe_text import csv_cell
 from dropout_lab.store.files import atomic_write_bytes, atomic_write_text, dumps, is_stale_temporary
 from dropout_lab.store.lock import SweepLock
 
@@ -204,17 +205,19 @@ class SweepStore:
         final_keys = list(FINAL_KEYS)
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["trial_id", "status", *axes, *final_keys, "train_seconds"])
+        writer.writerow([csv_cell(c) for c in
+                         ["trial_id", "status", *axes, *final_keys, "train_seconds"]])
         for r in results:
             final = r.get("final") or {}
             params = r.get("params", {})
-            writer.writerow([
+            # csv_cell: text a spreadsheet would run as a formula gets a leading apostrophe
+            writer.writerow([csv_cell(c) for c in [
                 r["trial_id"], r["status"],
                 *[json.dumps(params.get(a)) if isinstance(params.get(a), list) else params.get(a)
                   for a in axes],
                 *[final.get(k, "") for k in final_keys],
                 r.get("timing", {}).get("train_seconds", ""),
-            ])
+            ]])
         atomic_write_text(self.root / SUMMARY_FILE, buf.getvalue())
 
     # -- reading ------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from dropout_lab.errors import BackendError
 from dropout_lab.training import train
 from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
+from tests.helpers.requires import backend_params
 
 BACKENDS = registry.names()
 OTHERS = [n for n in BACKENDS if n != "numpy"]  # held to the numpy reference
@@ -66,7 +67,7 @@ def assert_close(a, b, what: str, tol: float = AGREE):
 
 
 # -- the contract ----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_backend_fills_the_protocol(name):
     backend = backend_named(name)
     assert backend.name == name
@@ -93,7 +94,7 @@ def test_backend_fills_the_protocol(name):
     assert np.abs(net.get_weights()[0][0]).sum() > 0
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_ablating_a_unit_equals_deleting_its_outgoing_weights(name):
     spec, weights, tc, _, x, _ = case("inverted")
     net = build(name, spec, weights, tc)
@@ -109,7 +110,7 @@ def test_ablating_a_unit_equals_deleting_its_outgoing_weights(name):
 
 # -- agreement with the reference ------------------------------------------------------------
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", OTHERS)
+@pytest.mark.parametrize("name", backend_params(OTHERS))
 def test_forward_and_gradients_match_reference(name, variant):
     spec, weights, tc, plan, x, y = case(variant)
     ref, net = build("numpy", spec, weights, tc), build(name, spec, weights, tc)
@@ -135,7 +136,7 @@ def test_forward_and_gradients_match_reference(name, variant):
 
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
-@pytest.mark.parametrize("name", OTHERS)
+@pytest.mark.parametrize("name", backend_params(OTHERS))
 def test_optimizer_steps_match_reference(name, optimizer, variant):
     """A few steps with weight decay and a binding max-norm cap agree to 1e-5 (float64)."""
     tc = TrainConfig(optimizer=optimizer, lr=0.1, momentum=0.9, weight_decay=1e-2, max_norm=1.2)
@@ -184,7 +185,7 @@ def _directional_check(make, weights, x, y, noise, rng):
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_gradients_match_finite_differences(name, variant, activation):
     spec, weights, tc, plan, x, y = case(variant, activation=activation)
     rng = np.random.default_rng(3)
@@ -243,7 +244,7 @@ def test_masks_drop_a_fraction_p(variant, p):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_mc_mean_matches_test_time_output(name, variant):
     """Averaged over masks, the dropped-out pass equals the test-time pass: E[r] = 1 for
     inverted, gaussian and dropconnect; standard gets there by its (1-p) test-time scale.
@@ -294,7 +295,7 @@ def run(config):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_same_seed_is_bit_identical(name, variant):
     backend_named(name)
     cfg = trial_config(name, variant)
@@ -321,7 +322,7 @@ class BatchRecorder:
         return getattr(self.net, attr)
 
 
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_p_changes_neither_initial_weights_nor_batch_order(name):
     """Separate random streams: runs that differ only in p start from identical weights and
     see identical mini-batches in identical order; only the masks differ."""
@@ -344,7 +345,7 @@ def test_p_changes_neither_initial_weights_nor_batch_order(name):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("name", OTHERS)
+@pytest.mark.parametrize("name", backend_params(OTHERS))
 @pytest.mark.parametrize("p", [0.0, 0.5])
 def test_training_matches_reference_float64(name, variant, p):
     """Whole training runs agree, with dropout (both backends get the same masks) and
@@ -361,7 +362,7 @@ def test_training_matches_reference_float64(name, variant, p):
         assert_close(w, rw, "trained weights")
 
 
-@pytest.mark.parametrize("name", OTHERS)
+@pytest.mark.parametrize("name", backend_params(OTHERS))
 def test_p0_training_on_digits_matches_reference_float32(name):
     """float32, p = 0, the digits data set: final losses within 1e-4, accuracies within two
     test (or training) examples. Not bit-identical: each library sums a float32 matrix
@@ -383,7 +384,7 @@ def test_p0_training_on_digits_matches_reference_float32(name):
 
 
 @pytest.mark.parametrize("optimizer", ["momentum", "adam"])
-@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("name", backend_params(BACKENDS))
 def test_optimizer_state_never_becomes_subnormal(name, optimizer):
     """A weight whose gradient turns to zero (its input went blank) has a momentum that decays
     geometrically; without the periodic flush it passes through the subnormal range, where x86
