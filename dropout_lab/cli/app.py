@@ -162,6 +162,29 @@ def _show_usage_error(exc: ClickException) -> None:
     rich_utils.rich_format_error(exc)
 
 
+def show_flags_as_flags(command: Any) -> None:
+    """A boolean option is a flag (``--dry-run``, never ``--dry-run true``): Typer's help
+    shows ``<bool>`` beside it unless it has a metavar, so flags get an empty one (the help
+    option too, and every command of a sub-group such as ``datasets``)."""
+    if getattr(command, "_flags_shown", False):
+        return
+    command._flags_shown = True
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    original = command.get_help_option
+
+    def help_option(ctx: Any) -> Any:
+        option = original(ctx)
+        if option is not None and option.metavar is None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = help_option
+    for sub in getattr(command, "commands", {}).values():
+        show_flags_as_flags(sub)
+
+
 class JsonErrorsGroup(TyperGroup):
     """The root command group: under --json (anywhere on the line), a command-line error (an
     unknown option, a missing argument, a bad value) is also a JSON object on stdout, like the
@@ -196,6 +219,16 @@ class JsonErrorsGroup(TyperGroup):
         # Without standalone mode, click returns the code of a typer.Exit (and None when the
         # command returned): exit with it, as standalone mode would.
         sys.exit(rv if isinstance(rv, int) else 0)
+
+    def get_params(self, ctx: ClickContext) -> list[Any]:
+        show_flags_as_flags(self)
+        return super().get_params(ctx)
+
+    def get_command(self, ctx: ClickContext, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            show_flags_as_flags(command)
+        return command
 
     def parse_args(self, ctx: ClickContext, args: list[str]) -> list[str]:
         ctx.meta["dropout_lab.argv"] = list(args)

@@ -8,8 +8,10 @@ from typing import Any
 
 import typer
 
+from dropout_lab.backends import registry as backend_registry
 from dropout_lab.cli.app import guard
 from dropout_lab.config import ExperimentConfig
+from dropout_lab.data import registry as dataset_registry
 from dropout_lab.report.output_file import check_output, write_output
 
 
@@ -17,11 +19,24 @@ def register(app: typer.Typer) -> None:
     app.command("schema")(schema)
 
 
+# p is a probability of dropping: 0 <= p < 1 (config.models._check_p)
+_PROBABILITY = {"type": "number", "minimum": 0, "exclusiveMaximum": 1}
+
+
 def config_schema() -> dict[str, Any]:
-    """JSON Schema (draft 2020-12) of a config file, as pydantic derives it from the models."""
+    """JSON Schema (draft 2020-12) of a config file, as pydantic derives it from the models,
+    with what the validators check by code added for editors: the names the registries know
+    (backend, dataset.name) as enums, and the range of every drop probability."""
     doc = ExperimentConfig.model_json_schema()
     doc["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     doc["title"] = "dropout-lab config"
+    defs = doc["$defs"]
+    doc["properties"]["backend"]["enum"] = backend_registry.names()
+    defs["DatasetConfig"]["properties"]["name"]["enum"] = dataset_registry.names()
+    dropout = defs["DropoutConfig"]["properties"]
+    dropout["p"]["anyOf"] = [dict(_PROBABILITY),
+                             {"type": "array", "items": dict(_PROBABILITY), "minItems": 1}]
+    dropout["input_p"].update(_PROBABILITY)
     return doc
 
 

@@ -360,12 +360,35 @@ def test_schema_o_into_a_fifo_nobody_reads_is_refused_at_once(tmp_path):
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 
-def test_schema_o_into_a_device_writes_through():
-    before = os.stat("/dev/null")
-    run = cli("schema", "-o", "/dev/null")
-    assert run.code == 0, run.text
-    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
-    assert os.stat("/dev/null").st_ino == before.st_ino
+def test_schema_o_into_a_terminal_device_writes_through():
+    """A character device (here a pseudo-terminal, never the machine's /dev/null: a
+    regression would replace it with a regular file for every process) is written
+    through and stays a device."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    got = bytearray()
+
+    def drain() -> None:  # the terminal's buffer is smaller than the schema
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO once the last writer closed
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        run = cli("schema", "-o", path)
+        assert run.code == 0, run.text
+        assert stat.S_ISCHR(os.stat(path).st_mode)
+    finally:
+        os.close(slave)
+        reader.join(timeout=30)
+        os.close(master)
+    assert json.loads(bytes(got).replace(b"\r\n", b"\n"))["title"] == "dropout-lab config"
 
 
 def test_schema_o_through_a_symlink_updates_its_target(tmp_path):
