@@ -13,7 +13,7 @@ from dropout_lab import executors
 from dropout_lab.cli.app import EXIT_ALL_COLLAPSED, current, guard, stdout_reserved
 from dropout_lab.comparison.metrics import is_metric
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
-from dropout_lab.errors import OutputError
+from dropout_lab.errors import OutputError, StoreError
 from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
 from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
@@ -80,6 +80,8 @@ def sweep(
     cfg = load_config(config, set_, max_trials)
     # Output options before anything runs: a typo in --columns costs no training.
     wanted = _check_columns(parse_columns(columns), cfg, dry)
+    if runs_dir.exists() and not runs_dir.is_dir():  # also for --dry-run, which writes nothing
+        raise StoreError(f"--runs-dir {runs_dir}: exists and is not a folder")
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled

@@ -6,6 +6,7 @@ Each case failed before the fix: accepted in silence (exit 0), or a traceback.""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -115,6 +116,16 @@ def test_out_of_range_workers_and_threads(tmp_path, option, value, dry):
     assert run.code == 2 and run.exception is None, run.text
     assert option in run.err and "Traceback" not in run.text
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("dry", [True, False])
+def test_a_runs_dir_that_is_not_a_folder(tmp_path, dry):
+    cfg = write_yaml(tmp_path / "c.yaml", tiny())
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for runs in (cfg, fifo, Path("/dev/null")):
+        run = cli("sweep", cfg, "--runs-dir", runs, *(["--dry-run"] if dry else []))
+        run.assert_clean_failure(2, str(runs), "not a folder")
 
 
 def test_validate_json_with_a_control_character_is_one_document(tmp_path):
