@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -14,7 +15,7 @@ from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
 from dropout_lab.expect import evaluate
-from dropout_lab.report.fit import parse_columns, print_table
+from dropout_lab.report.fit import natural_width, parse_columns, print_table
 from dropout_lab.report.render import (
     FORMATS,
     json_text,
@@ -105,7 +106,7 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
             typer.echo(json_text(doc), nl=False)
             ui.json_printed = True
         else:
-            ui.print_whole(render_seeds_for(c, doc))
+            _print_seeds_for(c, doc)
     elif fmt == "json":
         doc = {"expectations": []} if quiet else to_json_doc(c)
         if expect or quiet:
@@ -126,6 +127,20 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
         ui.err.print(f"{len(verdicts) - failed}/{len(verdicts)} expectation(s) hold",
                      highlight=False)
         raise typer.Exit(1 if failed else 0)
+
+
+def _print_seeds_for(c: Comparison, doc: dict[str, Any]) -> None:
+    """The seeds-needed table; on a terminal too narrow for a column per metric, transposed
+    (a row per metric), so no metric is hidden and no line wraps."""
+    ui = current()
+    group = render_seeds_for(c, doc)
+    if ui.out.is_terminal:
+        table = group.renderables[0]
+        if natural_width(table, ui.out) > ui.out.width:  # type: ignore[arg-type]
+            group = render_seeds_for(c, doc, transpose=True)
+        ui.out.print(group, soft_wrap=False)  # the note wraps at the terminal's width
+        return
+    ui.print_whole(group)
 
 
 def _priorities(c: Comparison) -> dict[str, int]:

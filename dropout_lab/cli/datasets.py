@@ -93,9 +93,13 @@ def list_(
         state = "[green]yes[/]" if r["available"] else "[yellow]no[/]"
         table.add_row(r["name"], sizes, download, f"{state}: {markup(r['where'])}",
                       markup(r["description"]))
-    ui.print_whole(table)
+    if ui.out.is_terminal:  # the description and the place wrap inside the terminal's width
+        ui.out.print(table, soft_wrap=False)
+    else:  # a pipe: every row on one line
+        ui.print_whole(table)
     ui.out.print(f"download cache: {markup(str(files.cache_root()))} "
-              f"(search order: dataset.path, ${files.DATA_ENV}/NAME, cache)", highlight=False)
+                 f"(search order: dataset.path, ${files.DATA_ENV}/NAME, cache)", highlight=False,
+                 soft_wrap=not ui.out.is_terminal)
 
 
 @datasets_app.command("fetch")

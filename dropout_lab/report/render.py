@@ -326,28 +326,47 @@ def seeds_for(c: Comparison, delta: float) -> dict[str, Any]:
             "baseline": c.baseline, "metrics": c.metrics, "rows": rows}
 
 
-def render_seeds_for(c: Comparison, doc: dict[str, Any]) -> Group:
+def _seeds_cell(m: dict[str, Any]) -> str:
+    need = m["seeds_needed"]
+    return "-" if m["sd"] is None else \
+        f"{'>' + str(100000) if need is None else need} (sd {m['sd']:.4f})"
+
+
+def render_seeds_for(c: Comparison, doc: dict[str, Any], transpose: bool = False) -> Group:
+    """The seeds-needed table: one row per compared value and a column per metric, or with
+    ``transpose`` one row per metric and a column per value (what fits a narrow terminal:
+    there are usually fewer values than metrics)."""
     t = Table(title=markup(f"{c.name}: seeds needed to detect a difference of "
                            f"{doc['delta']:g} vs {c.by}={fmt_value(c.baseline)} "
                            f"({pct(c.level)} confidence, {pct(c.power)} power)"),
               title_justify="left")
-    if c.block_axes:
-        t.add_column("block", no_wrap=True)
-    t.add_column(markup(c.by), justify="right", no_wrap=True)
-    for name in c.metrics:
-        t.add_column(markup(name), justify="right", no_wrap=True)
+    labels = []
     for entry in doc["rows"]:
-        cells = []
+        label = fmt_value(entry["value"])
         if c.block_axes:
-            cells.append(markup(", ".join(f"{k}={fmt_value(v)}"
-                                          for k, v in entry["selectors"].items())))
-        cells.append(markup(fmt_value(entry["value"])))
+            label = ", ".join(f"{k}={fmt_value(v)}" for k, v in entry["selectors"].items()) + \
+                f": {label}"
+        labels.append(label)
+    if transpose:
+        t.add_column("metric", no_wrap=True)
+        for label in labels:
+            t.add_column(markup(f"{c.by}={label}"), justify="right")
         for name in c.metrics:
-            m = entry["metrics"][name]
-            need = m["seeds_needed"]
-            cells.append("-" if m["sd"] is None else
-                         f"{'>' + str(100000) if need is None else need} (sd {m['sd']:.4f})")
-        t.add_row(*cells)
+            t.add_row(markup(name), *[_seeds_cell(entry["metrics"][name]) for entry in doc["rows"]])
+    else:
+        if c.block_axes:
+            t.add_column("block", no_wrap=True)
+        t.add_column(markup(c.by), justify="right", no_wrap=True)
+        for name in c.metrics:
+            t.add_column(markup(name), justify="right", no_wrap=True)
+        for entry in doc["rows"]:
+            cells = []
+            if c.block_axes:
+                cells.append(markup(", ".join(f"{k}={fmt_value(v)}"
+                                              for k, v in entry["selectors"].items())))
+            cells.append(markup(fmt_value(entry["value"])))
+            cells += [_seeds_cell(entry["metrics"][name]) for name in c.metrics]
+            t.add_row(*cells)
     note = Text("sd = spread of the paired per-seed differences observed now (needs 2 seeds); "
                 "seeds needed = smallest n whose minimum detectable difference "
                 "(t_(1+level)/2,n-1 + t_power,n-1) sd / sqrt(n) is at most the difference",
