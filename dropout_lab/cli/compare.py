@@ -115,7 +115,7 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
         ui.json_printed = True
     elif not quiet:
         if fmt == "rich":
-            _print_fitted(c, columns, wide)
+            _print_fitted(c, columns, wide, requested=metric)
         else:
             typer.echo(FORMATS[fmt](c), nl=False)
     for v in verdicts:
@@ -143,21 +143,26 @@ def _print_seeds_for(c: Comparison, doc: dict[str, Any]) -> None:
     ui.print_whole(group)
 
 
-def _priorities(c: Comparison) -> dict[str, int]:
+def _priorities(c: Comparison, requested: list[str] | None = None) -> dict[str, int]:
     """Which columns a narrow terminal hides first: the metrics after the --best-by one, in
-    the order shown; the axis, the --best-by metric and the seeds stay."""
+    the order shown; the axis, the --best-by metric, the seeds and every metric named with
+    -m stay (a metric the user asked for is never hidden: its table wraps instead)."""
     order = {c.by: 0, "seeds": 1, c.best_by: 0, "epoch": 2}
+    for name in requested or []:
+        if name != "all":
+            order[name] = 0
     for i, name in enumerate(m for m in c.metrics if m != c.best_by):
         order.setdefault(name, 3 + i)
     return order
 
 
-def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool) -> None:
+def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool,
+                  requested: list[str] | None = None) -> None:
     """Each block's table fitted to the terminal (report/fit.py: hidden columns are named
     under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
     its natural width."""
     ui = current()
-    priorities = _priorities(c)
+    priorities = _priorities(c, requested)
     for part in render_rich(c).renderables:
         if isinstance(part, Table):
             print_table(part, ui.out, priorities, columns, wide)

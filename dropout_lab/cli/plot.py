@@ -51,4 +51,4 @@ def plot(
     for p in paths:
         ui.out.print(markup(str(p)), highlight=False)
     for note in notes:
-        ui.err.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
+        ui.note(note)

@@ -53,4 +53,4 @@ def report(
         return
     ui.out.print(markup(str(path)), highlight=False)
     for note in notes:
-        ui.err.print(f"[yellow]note:[/] {markup(note)}", highlight=False)
+        ui.note(note)

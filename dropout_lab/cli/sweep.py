@@ -99,7 +99,7 @@ def sweep(
                                 threads=threads, ray_address=ray_address,
                                 largest_weights=lambda: largest_weights(trials))
     if selected.budget.warning:
-        ui.err.print(f"[yellow]warning:[/] {markup(selected.budget.warning)}", highlight=False)
+        ui.warn(selected.budget.warning)
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
                              workers=selected.budget.workers, header=selected.describe())
     try:

@@ -132,7 +132,9 @@ def render_rich(c: Comparison) -> Group:
         if c.at != "last":
             t.add_column("epoch", justify="right", no_wrap=True)
         for name in c.metrics:
-            t.add_column(markup(name), justify="right", no_wrap=True)
+            # a metric column wraps its cells on a narrow terminal rather than cut them with
+            # an ellipsis (a pipe prints the table at its natural width: nothing wraps)
+            t.add_column(markup(name), justify="right")
         for row in block.rows:
             label = Text(printable(fmt_value(row.value)) + value_mark(row),
                          style="bold green" if row.best else ("green" if row.tie else ""))

@@ -14,7 +14,7 @@ import termios
 import pytest
 
 from tests.helpers.fake_sweeps import write_sweep
-from tests.helpers.reliability import env
+from tests.helpers.reliability import cli, env
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
@@ -54,3 +54,18 @@ def test_wide_tables_fit_80_columns(tmp_path, argv):
     if "--seeds-for" in argv:  # transposed: every metric is a row, none hidden
         for name in ("test_acc", "gap_acc", "corr[1]", "mutual_information"):
             assert any(line.lstrip("│ ").startswith(name) for line in lines), text
+
+
+def test_a_metric_named_with_m_is_never_hidden(tmp_path):
+    sweep = write_sweep(tmp_path / "runs", stats=True)
+    lines = on_a_terminal(["compare", str(sweep), "-m", "test_acc", "-m", "gap_acc",
+                           "-m", "mutual_information"]).splitlines()
+    assert any("mutual_information" in line for line in lines), lines
+    hidden = [line for line in lines if line.startswith("hidden:")]
+    assert not any(m in line for line in hidden for m in ("test_acc", "gap_acc", "mutual"))
+    assert not any("…" in line for line in lines), lines  # wrapped, never cut
+    piped = cli("compare", sweep, "-m", "test_acc", "-m", "gap_acc", "-m", "mutual_information")
+    marks = [sum(line.count("*") for line in text if line.startswith("│"))
+             for text in (lines, piped.out.splitlines())]
+    assert marks[0] == marks[1] > 0  # every significance mark the pipe shows, none cut
+    assert max(map(len, lines)) <= 80
