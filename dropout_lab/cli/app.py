@@ -375,7 +375,12 @@ def guard(fn: Callable[P, R]) -> Callable[P, R]:
         except (OverflowError, RecursionError) as exc:  # a number or nesting beyond any limit
             raise fail(DropoutLabError(f"a value is too large to handle ({exc})")) from None
         except KeyboardInterrupt as exc:
-            raise application.abort("interrupted", getattr(exc, "exit_code", 130)) from None
+            code = getattr(exc, "exit_code", 130)
+            if application.json_mode and not application.json_printed:
+                with contextlib.suppress(OSError):
+                    application.print_json({"error": "interrupted", "code": code, "key": None,
+                                            "kind": "Interrupted"})
+            raise application.abort("interrupted", code) from None
 
     return wrapper
 

@@ -425,6 +425,9 @@ def test_an_interrupted_o_write_leaves_nothing(tmp_path, monkeypatch):
     run = cli("schema", "-o", tmp_path / "s.json")
     assert run.code == 130, run.text
     assert list(tmp_path.iterdir()) == []
+    run = cli("--json", "schema", "-o", tmp_path / "s.json")  # still one JSON document
+    assert run.code == 130 and json.loads(run.out)["kind"] == "Interrupted"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plot_on_a_full_disk_names_the_file_and_leaves_no_temporary(tmp_path, monkeypatch):
