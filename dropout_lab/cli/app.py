@@ -13,6 +13,7 @@ import contextlib
 import errno
 import functools
 import importlib
+import inspect
 import json
 import os
 import signal
@@ -333,7 +334,7 @@ def fault_of(exc: OSError) -> DropoutLabError:
 def _json_kwargs(fn: Callable[..., Any], kwargs: dict[str, Any], application: Application
                  ) -> None:
     """Under --json anywhere on the line, a command's own --json (or compare's -f) follows."""
-    params = getattr(fn, "__wrapped__", fn).__code__.co_varnames
+    params = inspect.signature(fn).parameters  # the command's options, not its locals
     if kwargs.get("json_out") is True or kwargs.get("fmt") == "json":
         application.json_mode = True
     if application.json_mode:
