@@ -81,7 +81,8 @@ def sweep(
     # Output options before anything runs: a typo in --columns costs no training.
     wanted = _check_columns(parse_columns(columns), cfg, dry)
     if runs_dir.exists() and not runs_dir.is_dir():  # also for --dry-run, which writes nothing
-        raise StoreError(f"--runs-dir {runs_dir}: exists and is not a folder")
+        raise StoreError(f"cannot write the runs directory {runs_dir}: it exists and is not a "
+                         "folder (--runs-dir)")
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled
