@@ -13,6 +13,7 @@ finishes. A member that finished, diverged or failed leaves the stack.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import traceback
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,15 @@ from dropout_lab.trial import (
 
 if TYPE_CHECKING:
     from dropout_lab.packs.train import PackMember
+
+
+_DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+
+
+def _equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
 
 
 class Member:
@@ -73,11 +83,23 @@ class Pack:
             try:
                 prep = prepare(config, threads)
                 record_environment(result, prep)
+                self._share_data(prep)
             except Exception:  # this member's own data or backend: it alone fails
                 self._fail(index, member, result, traceback.format_exc(), [])
                 continue
             self.live.append(Member(index, member, prep, result, time.perf_counter() - t0,
                                      on_epoch))
+
+    def _share_data(self, prep: Prepared) -> None:
+        """Point this member's data at an earlier member's equal arrays (a sweep over p or lr
+        has one data set: K copies of MNIST would be K x 190 MB). Nothing writes to them."""
+        data = prep.data
+        for other in self.live:
+            od = other.prep.data
+            same = all(_equal(getattr(data, f), getattr(od, f)) for f in _DATA_FIELDS)
+            if same:
+                prep.data = dataclasses.replace(data, **{f: getattr(od, f) for f in _DATA_FIELDS})
+                return
 
     # -- outcomes -----------------------------------------------------------------------------
     def _close(self, index: int, member: PackMember, result: Result, rows: list[dict[str, Any]],

@@ -216,3 +216,47 @@ def test_an_exception_in_one_members_callback_fails_only_that_member():
     assert outcomes[0].status == "failed" and "disk full" in outcomes[0].result["error"]
     solo = run_trial(members[1].config, members[1].trial_id, members[1].params, threads=1)
     assert_member_is_solo(outcomes[1], solo, 2, 1)
+
+
+# -- the device path, counted on the CPU ------------------------------------------------------
+class CountingPack:
+    """Counts a TorchPackNetwork's host<->device transfers (every copy of the torch backend
+    goes through _to_backend/_labels one way and _to_numpy/_item the other)."""
+
+    def __init__(self, net):
+        self.copies = {"to_device": 0, "to_host": 0}
+        for name, way in (("_to_backend", "to_device"), ("_labels", "to_device"),
+                          ("_to_numpy", "to_host"), ("_item", "to_host")):
+            real = getattr(net, name)
+
+            def counted(*args, _real=real, _way=way):
+                self.copies[_way] += 1
+                return _real(*args)
+
+            setattr(net, name, counted)
+
+
+@pytest.mark.parametrize("noise", ["device", "host"])
+def test_a_pack_epoch_reads_the_losses_back_once(noise):
+    """One epoch of 4 mini-batches: the data went to the device before it, the epoch sends one
+    index matrix (and, with host noise, each step's masks) and reads one loss vector back."""
+    from dropout_lab.backends.torch_pack import TorchPackNetwork
+    from dropout_lab.packs.epochs import PackEpochs
+    from dropout_lab.training import EpochLoop
+    from dropout_lab.trial import prepare
+
+    preps = [prepare(config(seed=s, dropout__noise=noise, dropout__input_p=0.2), threads=1)
+             for s in (0, 1)]
+    net = TorchPackNetwork(preps[0].spec, [p.network.get_weights() for p in preps],
+                           [p.config.train for p in preps],
+                           [list(p.spec.test_scales) for p in preps], "cpu")
+    loops = [EpochLoop(p) for p in preps]
+    epochs = PackEpochs(net, preps, [loop.noise_rng for loop in loops], noise)
+    counter = CountingPack(net)
+    orders = [loop.begin(1)[2] for loop in loops]
+    sums = epochs.run([0, 1], orders, batch_size=32)  # 120 examples: 4 steps
+    assert sums.shape == (2,) and np.all(np.isfinite(sums))
+    assert counter.copies["to_host"] == 1
+    # host noise: the input and both hidden layers are noisy: three mask copies per step
+    per_step = 0 if noise == "device" else 3
+    assert counter.copies["to_device"] == 1 + 4 * per_step
