@@ -260,3 +260,25 @@ def test_a_pack_epoch_reads_the_losses_back_once(noise):
     # host noise: the input and both hidden layers are noisy: three mask copies per step
     per_step = 0 if noise == "device" else 3
     assert counter.copies["to_device"] == 1 + 4 * per_step
+
+
+def test_tanh_dropconnect_adam_and_per_member_evaluation_settings():
+    """tanh, weight noise, Adam; members evaluate on their own schedule (eval.every) and
+    curve sample (eval.train_subset), and one keeps all weights while another keeps none."""
+    base = config(model__activation="tanh", dropout__variant="dropconnect",
+                  train__optimizer="adam", train__lr=0.01, train__epochs=4
+                  ).model_dump(mode="json", exclude={"sweep"})
+    cfgs = [config(base, seed=0, eval__every=2, eval__train_subset=50),
+            config(base, seed=1, dropout__p=0.2, eval__save_weights="none",
+                   eval__coadaptation=False),
+            config(base, seed=2, dropout__input_p=0.3, eval__uncertainty=False)]
+    check_pack(cfgs)
+
+
+def test_members_of_different_pack_keys_are_refused():
+    from dropout_lab.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cannot share a pack"):
+        run_pack([member(config(seed=0)), member(config(model__hidden=[8, 8]), 1)])
+    with pytest.raises(ConfigError, match="cannot share a pack"):
+        run_pack([member(config(backend="numpy"))])
