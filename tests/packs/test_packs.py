@@ -15,10 +15,11 @@ import math
 import numpy as np
 import pytest
 
-from dropout_lab.config import VARIANTS, validate
+from dropout_lab.config import validate
 from dropout_lab.packs import PackMember, run_pack
 from dropout_lab.sweep import trial_id_of
 from dropout_lab.trial import run_trial
+from dropout_lab.variants import names as variant_names
 
 pytest.importorskip("torch", reason="packs train on the torch backend")
 
@@ -97,7 +98,7 @@ def check_pack(cfgs, rel=1e-9):
 
 
 # -- member == solo ---------------------------------------------------------------------------
-@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("variant", variant_names())
 def test_every_variant_member_equals_solo_float64(variant):
     """Mixed p (one member without dropout), input_p, lr and seeds."""
     cfgs = [
