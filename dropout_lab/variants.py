@@ -1,9 +1,9 @@
 """The dropout variant registry: one object per variant, the only place a variant name is read.
 
 A variant is its training noise, written once as :meth:`Variant.sample` over a few noise
-primitives (:class:`NoiseOps`: ``keep``, a Bernoulli draw from a uniform; ``normal``; and two
-in-place arithmetic steps) that each place noise is drawn fills: the host (NumPy,
-:class:`HostOps`, the masks every backend sees by default) and a torch device
+primitives (:class:`NoiseOps`: ``keep``, a Bernoulli draw from a uniform; ``uniform``;
+``normal``; and two in-place arithmetic steps) that each place noise is drawn fills: the host
+(NumPy, :class:`HostOps`, the masks every backend sees by default) and a torch device
 (``backends/torch_device.py``). Plus its test-time scale and whether it multiplies units or
 weights. p is always the probability of DROPPING.
 
@@ -42,6 +42,10 @@ class NoiseOps(Protocol[T]):
 
     def keep(self, shape: tuple[int, ...], p: Rate) -> T:
         """1[u >= p] as 0/1 in the noise dtype, u uniform on [0, 1): kept w.p. 1 - p."""
+
+    def uniform(self, shape: tuple[int, ...]) -> T:
+        """Uniform draws on [0, 1) in the noise dtype (the raw material of a relaxed mask,
+        e.g. concrete dropout's, whose p is learned)."""
 
     def normal(self, shape: tuple[int, ...]) -> T:
         """Standard normal draws in the noise dtype."""
@@ -185,6 +189,15 @@ class HostOps:
             u = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n]
             threshold = np.uint32(min(round(float(rates[max(k, 0)]) * 2.0**32), 2**32 - 1))
             np.greater_equal(u.reshape(buf.shape), threshold, out=buf, casting="unsafe")
+        return out
+
+    def uniform(self, shape: tuple[int, ...]) -> np.ndarray:
+        out = self._buffer(shape)
+        for rng, buf, k in self._members(out):
+            if k >= 0 and not self.draw[k]:
+                buf.fill(0)
+                continue
+            rng.random(out=buf, dtype=self.dtype)
         return out
 
     def normal(self, shape: tuple[int, ...]) -> np.ndarray:

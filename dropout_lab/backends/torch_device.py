@@ -83,6 +83,9 @@ class TorchOps:
         u = self._draw(shape, "rand", 1.0)
         return (u >= self._rate(p, len(shape))).to(self.dtype)
 
+    def uniform(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return self._draw(shape, "rand", 0.0)
+
     def normal(self, shape: tuple[int, ...]) -> torch.Tensor:
         return self._draw(shape, "randn", 0.0)
 

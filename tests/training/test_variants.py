@@ -144,3 +144,23 @@ def test_every_variant_keeps_the_mean_of_its_formula(variant):
     assert abs(r.mean() - expected) < 5e-3
     if variant != "gaussian":
         assert abs((r != 0).mean() - (1 - p)) < 5e-3
+
+
+def test_uniform_primitive_host_and_device():
+    """The uniform primitive (for relaxed masks with a learned p, issue 23): on [0, 1), mean
+    1/2; per member from its own stream, a member that draws nothing untouched."""
+    u = HostOps(np.random.default_rng(0), "float64").uniform((500, 400))
+    assert u.min() >= 0.0 and u.max() < 1.0 and abs(u.mean() - 0.5) < 5e-3
+    rngs = [np.random.default_rng(1), np.random.default_rng(2)]
+    ops = HostOps(rngs, "float32")
+    ops.start(np.array([True, False]))
+    packed = ops.uniform((2, 3, 4))
+    assert np.array_equal(packed[0], np.random.default_rng(1).random((3, 4), dtype=np.float32))
+    assert rngs[1].integers(2**62) == np.random.default_rng(2).integers(2**62)
+    torch = pytest.importorskip("torch")
+    from dropout_lab.backends.torch_device import TorchOps
+
+    t = TorchOps(torch.Generator().manual_seed(0), torch.device("cpu"), torch.float64)
+    draws = t.uniform((500, 400))
+    assert float(draws.min()) >= 0.0 and float(draws.max()) < 1.0
+    assert abs(float(draws.mean()) - 0.5) < 5e-3
