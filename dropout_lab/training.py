@@ -33,6 +33,23 @@ class TrainingLog:
     stopped_by: str = "epochs"  # "epochs" (ran them all) | "early_stopping"
 
 
+@dataclass
+class LoopState:
+    """Where the loop stands between two epochs, besides the network: what the next epoch
+    depends on (a checkpoint saves it, :mod:`dropout_lab.checkpoint`)."""
+
+    epoch: int  # epochs completed
+    order_rng: np.random.Generator  # the ``order`` stream: each epoch's permutation
+    noise_rng: np.random.Generator  # the ``dropout`` stream: every step's noise
+    best_val: float = math.inf  # early stopping: the best validation loss so far
+    since_best: int = 0  # early stopping: epochs since it improved by min_delta
+
+    @classmethod
+    def start(cls, seed: int) -> LoopState:
+        """Before epoch 1: the trial's named streams, freshly seeded."""
+        return cls(0, seeds.rng(seed, "order"), seeds.rng(seed, "dropout"))
+
+
 class EpochLoop:
     """The bookkeeping of one trial's epochs, apart from the optimizer steps: each epoch's
     hyperparameters and mini-batch order (:meth:`begin`), then its row, evaluation, early
@@ -40,22 +57,25 @@ class EpochLoop:
     pack (dropout_lab/packs) drives one per member around a stacked epoch."""
 
     def __init__(self, prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-                 log: TrainingLog | None = None) -> None:
+                 log: TrainingLog | None = None, state: LoopState | None = None) -> None:
         cfg = prep.config
         self.prep, self.on_epoch = prep, on_epoch
         self.log = log if log is not None else TrainingLog()
-        self.order_rng = seeds.rng(cfg.seed, "order")
-        self.noise_rng = seeds.rng(cfg.seed, "dropout")
+        self.state = state if state is not None else LoopState.start(cfg.seed)
         self.n = len(prep.data.y_train)
         self.curve = curve_rows(self.n, cfg.eval.train_subset, cfg.seed)
-        self.best_val, self.since_best = math.inf, 0
         self._row: dict[str, Any] = {}
+
+    @property
+    def noise_rng(self) -> np.random.Generator:
+        """The ``dropout`` stream: every step's noise."""
+        return self.state.noise_rng
 
     def begin(self, epoch: int) -> tuple[float, float, np.ndarray]:
         """(learning rate, momentum, mini-batch order) of epoch ``epoch`` (1-based)."""
         lr, momentum = hyperparameters_at(self.prep.config.train, epoch)
         self._row = {"epoch": epoch, "lr": lr, "momentum": momentum}
-        return lr, momentum, self.order_rng.permutation(self.n)
+        return lr, momentum, self.state.order_rng.permutation(self.n)
 
     def end(self, epoch: int, fit_loss_sum: float, train_seconds: float) -> bool:
         """Close epoch ``epoch`` given its sum of mini-batch loss x batch size: the row (with
@@ -72,11 +92,12 @@ class EpochLoop:
             # the config refuses early stopping without a validation split
             assert data.x_val is not None and data.y_val is not None
             row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
-            if row["val_loss"] < self.best_val - stopping.min_delta:
-                self.best_val, self.since_best = row["val_loss"], 0
+            state = self.state
+            if row["val_loss"] < state.best_val - stopping.min_delta:
+                state.best_val, state.since_best = row["val_loss"], 0
             else:
-                self.since_best += 1
-            if self.since_best >= stopping.patience and epoch < cfg.train.epochs:
+                state.since_best += 1
+            if state.since_best >= stopping.patience and epoch < cfg.train.epochs:
                 log.stopped_by = "early_stopping"
         last = epoch == cfg.train.epochs or log.stopped_by == "early_stopping"
         if last or epoch % cfg.eval.every == 0:
@@ -87,6 +108,7 @@ class EpochLoop:
                 raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
         row["epoch_seconds"] = train_seconds
         log.rows.append(row)
+        self.state.epoch = epoch
         if self.on_epoch is not None:
             self.on_epoch(row)
         return last
