@@ -134,7 +134,8 @@ def test_sigterm_and_sighup_are_handled_like_ctrl_c(tmp_path, sig, code, workers
             proc.kill()
     assert proc.returncode == code, err
     assert "Traceback" not in err and "interrupted" in err
-    assert out == ""  # no half JSON document
+    doc = json.loads(out)  # one whole JSON document, never half of one (issue 21)
+    assert doc["interrupted"] is True and doc["code"] == code
     done = _results(sweep)
     with open(sweep / "summary.csv") as fh:
         rows = list(csv.DictReader(fh))
