@@ -60,7 +60,8 @@ def test_ctrl_c_then_resume(write_config, tmp_path, workers):
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
-    assert out == ""  # no JSON document for an interrupted sweep
+    doc = json.loads(out)  # an interrupted --json sweep still prints its document (issue 21)
+    assert doc["interrupted"] is True and doc["code"] == 130
 
     first = _done_results(sweep_dir)
     assert 1 <= len(first) < 6

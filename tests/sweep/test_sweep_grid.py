@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from dropout_lab.config import validate
+import pytest
+
+from dropout_lab.config import ConfigError, validate
 from dropout_lab.sweep import expand, trial_id_of
 from tests.helpers.configs import TINY
 
@@ -59,5 +61,8 @@ def test_int_and_float_p_give_the_same_trial():
     assert a[0].params == {"dropout.p": 0.0}
 
 
-def test_duplicate_axis_values_collapse():
-    assert len(expand(cfg_with({"seed": [0, 0, 1]}))) == 2
+def test_duplicate_axis_values_are_refused():
+    """One value twice on an axis is a typo, refused with the axis named (issue 21); it used
+    to collapse into one trial in silence."""
+    with pytest.raises(ConfigError, match="axis 'seed' lists one value twice"):
+        cfg_with({"seed": [0, 0, 1]})
