@@ -295,7 +295,8 @@ def _pair_with_baseline(block: Block, base_value: Any, level: float, shown: list
             cell.diff = paired_difference(cell.per_seed, base.cells[name].per_seed, level)
             if name in shown:  # shown cells only: the JSON and CSV carry them
                 s = cell.diff.summary
-                cell.mdd = (None if s.sd is None else
+                # no spread (sd 0 up to rounding, e.g. 7e-16): nothing to size a difference by
+                cell.mdd = (None if s.sd is None or s.no_spread else
                             min_detectable_difference(s.sd, s.n, level, power))
 
 

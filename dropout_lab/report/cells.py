@@ -63,12 +63,15 @@ class Estimate:
         return None if self.lo is None or self.hi is None else [self.lo, self.hi]
 
     def text(self, signed: bool = False) -> str:
-        """'0.9622 ± 0.0040', '0.9900 [0.9200, 1.0000]' (clipped), '0.9622' (n = 1), '-'."""
+        """'0.9622 ± 0.0040', '0.9900 [0.9200, 1.0000]' (clipped), '0.9622' (n = 1),
+        '0.9622 ± 0.0000' (no spread), '-'."""
         if self.mean is None:
             return "-"
         head = fmt_number(self.mean, signed)
         if self.lo is None or self.hi is None:
             return head
+        if self.no_spread:  # a width of float rounding (7e-16) is a width of 0
+            return f"{head} ± {fmt_number(0.0)}"
         half = self.half_width
         if half is not None:
             return f"{head} ± {fmt_number(half)}"
