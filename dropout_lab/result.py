@@ -83,6 +83,13 @@ class Timing(TypedDict, total=False):
     started_at: float  # Unix time
 
 
+class PackInfo(TypedDict):
+    """Where a packed trial sat: the pack's number of members and its own index (0-based)."""
+
+    size: int
+    index: int
+
+
 class _EnvAlways(TypedDict):
     backend: str | None
     device: str | None  # None until the backend chose one
@@ -102,6 +109,7 @@ class Env(_EnvAlways, total=False):
     scipy_loaded: bool
     code: dict[str, Any]  # environment.code_version(): package version, git commit, dirty
     data: dict[str, Any]  # data.fingerprint.fingerprint(): sha256 of the files read, per file
+    pack: PackInfo  # only for a trial trained in a pack (dropout_lab/packs)
 
 
 class _ResultAlways(TypedDict):
