@@ -109,7 +109,8 @@ def changed_data(points: Iterable[GridPoint],
         key = point.config.dataset.model_dump_json()
         if key not in current:
             try:
-                current[key] = fingerprint(point.config.dataset)
+                # read-only: a --dry-run schedules too, and writes nothing
+                current[key] = fingerprint(point.config.dataset, write_cache=False)
             except DataError:
                 current[key] = None
         reason = stale_reason(old, current[key])

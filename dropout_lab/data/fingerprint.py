@@ -51,25 +51,27 @@ def source_files(cfg: DatasetConfig) -> list[Path]:
     return found
 
 
-def fingerprint(cfg: DatasetConfig) -> dict[str, Any]:
+def fingerprint(cfg: DatasetConfig, write_cache: bool = True) -> dict[str, Any]:
     """``{"sha256": ..., "files": [{"name", "bytes", "sha256"}, ...]}`` for the data set of
     ``cfg``; ``{"sha256": None, "files": []}`` for generated data (the config decides it).
-    Raises DataError when a source file cannot be located or read."""
+    ``write_cache``: False only reads the on-disk cache (a dry run writes nothing; the trials
+    that run write it). Raises DataError when a source file cannot be located or read."""
     paths = source_files(cfg)
     if not paths:
         return {"sha256": None, "files": []}
     entries = []
     whole = hashlib.sha256(cfg.name.encode())
     for path in paths:
-        digest, size = file_sha256(path)
+        digest, size = file_sha256(path, write_cache)
         entries.append({"name": path.name, "bytes": size, "sha256": digest})
         whole.update(f"\0{path.name}\0{digest}".encode())
     return {"sha256": whole.hexdigest(), "files": entries}
 
 
-def file_sha256(path: Path) -> tuple[str, int]:
+def file_sha256(path: Path, write_cache: bool = True) -> tuple[str, int]:
     """(SHA-256 hex of the file's bytes, its size), from the cache when the file's path,
-    size and modification time are those last hashed."""
+    size and modification time are those last hashed; a new hash is written to the on-disk
+    cache when ``write_cache``."""
     try:
         st = path.stat()
         key = f"{path.resolve()}\0{st.st_size}\0{st.st_mtime_ns}"
@@ -82,6 +84,8 @@ def file_sha256(path: Path) -> tuple[str, int]:
     digest = stored.get(key)
     if not isinstance(digest, str):
         digest = _hash(path)
+        if not write_cache:  # not remembered either: the next writing call stores it
+            return digest, st.st_size
         stored[key] = digest
         _write_disk_cache(stored)
     _memory[key] = digest

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,46 @@ def test_compare_warns_when_trials_mix_code_versions_and_show_names_them(cli, tm
         path.write_text(json.dumps(r))
     code, out, _ = cli("compare", sweep)
     assert "code versions" not in out
+
+
+def test_results_without_a_fingerprint_are_reused_and_checking_writes_no_cache(tmp_path):
+    """Runs made before fingerprints keep their trials; the check itself (also run by
+    --dry-run) only reads the hash cache."""
+    from dropout_lab.config import validate
+    from dropout_lab.sweep import changed_data, expand
+
+    npz = tmp_path / "data.npz"
+    write_npz(npz)
+    (point,) = expand(validate({**npz_config(npz), "sweep": {}}))
+    legacy = {"status": "done", "env": {"backend": "numpy"}}
+    assert changed_data([point], lambda p: legacy) == {}
+    old = {"status": "done", "env": {"data": {"sha256": "0" * 64, "files": []}}}
+    cache = tmp_path / "xdg-cache" / "dropout-lab" / fp.CACHE_FILE
+    assert "data changed" in changed_data([point], lambda p: old)[point.trial_id]
+    assert not cache.exists()
+    fp.fingerprint(point.config.dataset)  # a trial's call writes it
+    assert cache.is_file()
+
+
+def test_idx_folders_are_fingerprinted_by_their_four_files(tmp_path):
+    from dropout_lab.data import idx
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for stem in idx.STEMS:
+        labels = "labels" in stem
+        n = 20 if stem.startswith("train") else 10
+        arr = (rng.integers(0, 3, n) if labels else rng.integers(0, 255, (n, 4, 4))).astype(
+            np.uint8)
+        header = struct.pack(">HBB", 0, 0x08, arr.ndim) + b"".join(
+            struct.pack(">I", d) for d in arr.shape)
+        (folder / stem).write_bytes(header + arr.tobytes())
+    cfg = DatasetConfig(name="idx", path=str(folder))
+    first = fp.fingerprint(cfg)
+    assert [f["name"] for f in first["files"]] == list(idx.STEMS)
+    labels = folder / idx.STEMS[1]
+    blob = bytearray(labels.read_bytes())
+    blob[-1] = (blob[-1] + 1) % 3
+    labels.write_bytes(bytes(blob))
+    assert fp.fingerprint(cfg)["sha256"] != first["sha256"]
