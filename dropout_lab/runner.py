@@ -158,6 +158,14 @@ def schedule(config: ExperimentConfig, runs_dir: Path, fresh: bool = False,
     return Schedule(store, grid, pending)
 
 
+def rerun_reasons(scheduled: Schedule) -> dict[str, str]:
+    """trial id -> why, for the pending points that are stored as done: re-run because their
+    data changed since they ran (what the CLI tells the user before training them)."""
+    store = scheduled.store
+    done = [p for p in scheduled.pending if store.is_done(p.trial_id, p.params)]
+    return changed_data(done, lambda p: store.load_result(p.trial_id, p.params))
+
+
 def _pending(store: SweepStore, grid: list[GridPoint], fresh: bool) -> list[GridPoint]:
     """Points not stored as done (a damaged result counts as not done), and done points whose
     data changed since they ran (:func:`~dropout_lab.sweep.changed_data`)."""

@@ -54,6 +54,7 @@ def test_shuffled_labels_retrain_instead_of_being_reused(cli, write_config, tmp_
     again = json.loads(out)["trials"]
     assert all(t["executed"] for t in again), "a changed data file must not be reused"
     assert "reused" not in err
+    assert "2 done trial(s) run again: its data changed since it ran" in err
     stored = json.loads(next((runs / "tiny" / "trials").glob("*/result.json")).read_text())
     assert stored["env"]["data"]["sha256"] == fp.fingerprint(
         DatasetConfig(name="npz", path=str(npz)))["sha256"]
