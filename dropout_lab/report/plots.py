@@ -267,6 +267,9 @@ def epoch_curves_figure(c: Comparison) -> Figure | None:
     axes = fig.subplots(len(drawn), len(CURVE_PANELS), squeeze=False)
     colors = _colors(len(c.values))
     color_of = {fmt_value(v): col for v, col in zip(c.values, colors, strict=True)}
+    # a line from one seed has no range: its band would collapse onto it, silently
+    single = sorted({fmt_value(row.value) for block, _ in drawn for row in block.rows
+                     if len([r for r in row.records if r.epochs]) == 1})
     for (block, lines), row_axes in zip(drawn, axes, strict=True):
         for ax, (metric, label) in zip(row_axes, CURVE_PANELS, strict=True):
             for value, bands in lines:
@@ -283,8 +286,10 @@ def epoch_curves_figure(c: Comparison) -> Figure | None:
             ax.set_title(f"{metric}" + (f" ({_block_label(c, block)})" if c.block_axes else ""),
                          fontsize=9)
             ax.grid(alpha=0.3)
-        row_axes[0].legend(title=f"{c.by}: mean, band = seed range", fontsize=7,
-                           title_fontsize=7)
+        title = f"{c.by}: mean, band = seed range"
+        if single:
+            title += f"\nno band (one seed): {c.by} = {', '.join(single)}"
+        row_axes[0].legend(title=title, fontsize=7, title_fontsize=7)
     fig.suptitle(f"{c.name}: curves over epochs per {c.by}")
     return fig
 

@@ -104,3 +104,18 @@ def test_plot_points_without_spread_are_marked_not_silently_bandless(tmp_path):
     # gap_loss is 0.2 at every seed (the fake sweep): no band there, and the legend says why
     assert BANDLESS_NOTE in fig.axes[0].get_legend().get_title().get_text()
     assert not fig.axes[2].collections
+
+
+def test_epoch_curves_say_which_lines_have_no_band(tmp_path):
+    from dropout_lab.report.plots import epoch_curves_figure
+
+    one_seed = build_comparison(write_sweep(tmp_path, "one",
+                                            axes={"dropout.p": [0.0, 0.5], "seed": [0]}),
+                                epochs=True)
+    fig = epoch_curves_figure(one_seed)
+    assert fig is not None
+    title = fig.axes[0].get_legend().get_title().get_text()
+    assert "no band (one seed): dropout.p = 0.0, 0.5" in title
+    many = epoch_curves_figure(build_comparison(write_sweep(tmp_path, "many"), epochs=True))
+    assert many is not None
+    assert "no band" not in many.axes[0].get_legend().get_title().get_text()
