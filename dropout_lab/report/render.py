@@ -17,7 +17,7 @@ from rich.text import Text
 from dropout_lab.comparison import Comparison, Row
 from dropout_lab.comparison.selection import describe
 from dropout_lab.comparison.values import fmt_value
-from dropout_lab.report.cells import NO_SPREAD, CellTable, cell_view, estimate, fmt_number
+from dropout_lab.report.cells import NO_SPREAD, CellTable, CellView, estimate, fmt_number
 from dropout_lab.stats import Summary, seeds_needed
 from dropout_lab.store import dumps
 
@@ -207,6 +207,7 @@ def render_markdown(c: Comparison) -> str:
 # -- json --------------------------------------------------------------------------------------
 def to_json_doc(c: Comparison) -> dict[str, Any]:
     """The stable JSON document (schema ``dropout-lab.compare/1``, see docs/compare.md)."""
+    table = CellTable(c)
     blocks = []
     for block in c.blocks:
         rows = []
@@ -221,7 +222,8 @@ def to_json_doc(c: Comparison) -> dict[str, Any]:
                 "baseline": row.is_baseline,
                 "best": row.best,
                 "indistinguishable_from_best": row.tie,
-                "metrics": {name: _metric_doc(name, row) for name in c.metrics},
+                "metrics": {name: _metric_doc(name, row, table.of(row)[name])
+                            for name in c.metrics},
             })
         blocks.append({"selectors": block.selectors, "rows": rows,
                        "best": None if block.best_value is None else
@@ -234,9 +236,8 @@ def to_json_doc(c: Comparison) -> dict[str, Any]:
             "blocks": blocks, "notes": footnotes(c)}
 
 
-def _metric_doc(name: str, row: Row) -> dict[str, Any]:
+def _metric_doc(name: str, row: Row, view: CellView) -> dict[str, Any]:
     cell = row.cells[name]
-    view = cell_view(name, row)
     doc = {**cell.summary.to_dict(), "ci": view.value.interval}
     doc["diff"] = None if cell.diff is None else {
         **cell.diff.to_dict(), "mdd": cell.mdd, "no_spread": cell.diff.summary.no_spread}
