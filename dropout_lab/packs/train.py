@@ -71,7 +71,6 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
     cannot be read raises ConfigError (as run_trial does), as do members of different
     :func:`pack_key`."""
     from dropout_lab.config import validate
-    from dropout_lab.packs.stacked import Pack  # imports torch: only when a pack trains
 
     started, t_start = time.time(), time.perf_counter()
     configs = [validate(m.config, where=f"trial {m.trial_id}") for m in members]
@@ -79,6 +78,23 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
     if None in keys or len(keys) > 1:
         raise ConfigError("these trials cannot share a pack: they differ in more than "
                           f"{', '.join(PER_MEMBER_KEYS)} (or their backend does not pack)")
+    try:
+        from dropout_lab.packs.stacked import Pack  # imports torch: only when a pack trains
+    except ImportError:
+        # no torch: each member fails as its solo trial does, with the backend's message
+        return [_solo(m, index, len(members), threads, workers, on_epoch)
+                for index, m in enumerate(members)]
     pack = Pack(members, configs, threads, workers, on_epoch, started, t_start)
     pack.train()
     return [outcome for outcome in pack.outcomes if outcome is not None]
+
+
+def _solo(member: PackMember, index: int, size: int, threads: int | None, workers: int,
+          on_epoch: EpochCallback | None) -> TrialOutcome:
+    """Member ``index`` run alone (run_trial), marked as a member of its pack."""
+    from dropout_lab.trial import run_trial
+
+    outcome = run_trial(member.config, member.trial_id, member.params, threads, workers,
+                        on_epoch)
+    outcome.result["env"]["pack"] = {"size": size, "index": index}
+    return outcome
