@@ -75,6 +75,7 @@ class Pack:
                  started: float, t_start: float) -> None:
         self.started, self.t_start = started, t_start
         self.outcomes: list[TrialOutcome | None] = [None] * len(members)
+        self._assembly_seconds = 0.0  # spent assembling finished members' results
         self.live: list[Member] = []
         for index, (member, config) in enumerate(zip(members, configs, strict=True)):
             result = new_result(config, member.trial_id, member.params, threads, workers)
@@ -119,14 +120,19 @@ class Pack:
         """Member m trained to its end (or diverged): assemble its result as run_trial does."""
         result = m.result
         timing = result["timing"]
-        train_seconds = time.perf_counter() - t_train
+        t_done = time.perf_counter()
+        # the pack's training time until now, less the other members' result assembly
+        train_seconds = t_done - t_train - self._assembly_seconds
         try:
             arrays: dict[str, np.ndarray] = {}
             if diverged is not None:
                 result["status"] = Status.DIVERGED
                 result["reason"] = diverged
             else:
-                arrays = assemble_result(m.prep, m.log, result)
+                try:
+                    arrays = assemble_result(m.prep, m.log, result)
+                finally:
+                    self._assembly_seconds += time.perf_counter() - t_done
             timing["setup_seconds"], timing["train_seconds"] = m.setup_seconds, train_seconds
         except Exception:  # its own statistics: it alone fails
             self._fail(m.index, m.member, result, traceback.format_exc(), m.log.rows)
