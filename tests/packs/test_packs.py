@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -23,9 +24,13 @@ from dropout_lab.variants import names as variant_names
 
 pytest.importorskip("torch", reason="packs train on the torch backend")
 
+# The device the suite trains on: cpu here; DROPOUT_LAB_PACK_DEVICE=cuda runs it on a GPU
+# (members against their solo runs on that device).
+DEVICE = os.environ.get("DROPOUT_LAB_PACK_DEVICE", "cpu")
+
 BASE = {
     "name": "packs",
-    "backend": "torch", "device": "cpu", "dtype": "float64",
+    "backend": "torch", "device": DEVICE, "dtype": "float64",
     "dataset": {"name": "synthetic", "n_train": 120, "n_test": 60, "n_features": 8,
                 "n_classes": 3},
     "model": {"hidden": [16, 12]},
@@ -250,7 +255,7 @@ def test_a_pack_epoch_reads_the_losses_back_once(noise):
              for s in (0, 1)]
     net = TorchPackNetwork(preps[0].spec, [p.network.get_weights() for p in preps],
                            [p.config.train for p in preps],
-                           [list(p.spec.test_scales) for p in preps], "cpu")
+                           [list(p.spec.test_scales) for p in preps], preps[0].device)
     loops = [EpochLoop(p) for p in preps]
     epochs = PackEpochs(net, preps, [loop.noise_rng for loop in loops], noise)
     counter = CountingPack(net)
