@@ -288,3 +288,22 @@ def test_members_of_different_pack_keys_are_refused():
         run_pack([member(config(seed=0)), member(config(model__hidden=[8, 8]), 1)])
     with pytest.raises(ConfigError, match="cannot share a pack"):
         run_pack([member(config(backend="numpy"))])
+
+
+def test_evaluations_every_member_asks_for_run_as_one_stacked_pass(monkeypatch):
+    """The per-epoch evaluations (train, test) of three members on one data set go through
+    the pack's stacked forward pass, not three solo ones; the rows still equal the solo runs
+    (check_pack)."""
+    from dropout_lab.backends.torch_pack import TorchPackNetwork
+
+    calls = []
+    real_forward = TorchPackNetwork.forward
+
+    def counted(self, x, *args, **kwargs):
+        calls.append((self.k, np.asarray(x).ndim))
+        return real_forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(TorchPackNetwork, "forward", counted)
+    check_pack([config(seed=0), config(seed=1, dropout__p=0.2), config(seed=2, train__lr=0.1)])
+    # 3 epochs x (train, test), each one pass for all 3 members on the shared arrays
+    assert calls == [(3, 2)] * 6
