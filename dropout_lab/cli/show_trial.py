@@ -12,6 +12,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from dropout_lab.cli.app import current
+from dropout_lab.data.fingerprint import describe_data
+from dropout_lab.environment import describe_code
 from dropout_lab.errors import StoreError
 from dropout_lab.report.progress import fmt_number, fmt_seconds
 from dropout_lab.result import Status
@@ -120,7 +122,8 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
     env = doc["env"] or {}
     if env:
         versions = env.get("versions") or {}
-        plain = {k: v for k, v in env.items() if k != "versions" and v is not None}
+        plain = {k: v for k, v in env.items()
+                 if k not in ("versions", "code", "data") and v is not None}
         ui.out.print("[bold]env[/]  " + markup("  ".join(f"{k} {v}"
                                                        for k, v in plain.items())),
                   highlight=False, soft_wrap=False)  # wrapped at the terminal's width
@@ -128,6 +131,12 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
             ui.out.print("  versions: " + markup(", ".join(f"{k} {v}"
                                                            for k, v in versions.items())),
                       highlight=False, soft_wrap=False)
+        if "code" in env:  # the code version the trial ran (docs/results.md)
+            ui.out.print("  code: " + markup(describe_code(env.get("code"))), highlight=False,
+                      soft_wrap=False)
+        if "data" in env:
+            ui.out.print("  data: " + markup(describe_data(env.get("data"))), highlight=False,
+                      soft_wrap=False)
     curves = doc["curves"]
     if curves["epochs"]:
         table = Table(title=f"curves over {curves['epochs']} epoch(s)", title_justify="left")

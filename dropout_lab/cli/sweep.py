@@ -20,7 +20,13 @@ from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
 from dropout_lab.result import UNSUCCESSFUL
-from dropout_lab.runner import SweepInterrupted, SweepOutcome, run_sweep, schedule
+from dropout_lab.runner import (
+    SweepInterrupted,
+    SweepOutcome,
+    rerun_reasons,
+    run_sweep,
+    schedule,
+)
 from dropout_lab.safe_text import markup
 
 # Far above any machine, far below an overflow: --workers 1e23 is a typo, refused (exit 2).
@@ -101,6 +107,10 @@ def sweep(
                                 largest_weights=lambda: largest_weights(trials))
     if selected.budget.warning:
         ui.warn(selected.budget.warning)
+    stale = {} if fresh else rerun_reasons(scheduled)
+    if stale:  # done trials trained again: say why (docs/results.md)
+        ui.err.print(f"{len(stale)} done trial(s) run again: "
+                     f"{markup(next(iter(stale.values())))}", highlight=False)
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
                              workers=selected.budget.workers, header=selected.describe())
     try:
@@ -121,7 +131,8 @@ def sweep(
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
         priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
         table = results_table(swept.results(), list(cfg.sweep),
-                              title=f"{cfg.name}: {len(trials)} trial(s)")
+                              title=f"{markup(cfg.name)}: {len(trials)} trial(s)",
+                              base_config=cfg.model_dump(mode="json", exclude={"sweep"}))
         print_table(table, ui.out, priorities, _present(table, wanted), wide)
         ui.out.print(f"results in [bold]{markup(str(swept.sweep_dir))}[/]", highlight=False)
     bad = [t for t in swept.trials if t.result.get("status") in UNSUCCESSFUL]

@@ -63,6 +63,7 @@ def select(record: TrialRecord, at: At) -> dict[str, Any]:
             raise CompareError(
                 f"--at best picks each trial's epoch by validation accuracy, but trial "
                 f"{record.trial_id} has no validation split (dataset.val_fraction = 0); "
+                # a new name: the same name with another base config is refused (exit 2)
                 "run the sweep again under a new name with a validation split, e.g. "
                 "'dropout-lab sweep CONFIG --set dataset.val_fraction=0.1 --set name=NEW', "
                 "then 'dropout-lab compare RUNS/NEW --at best'; or use --at last")
