@@ -37,5 +37,11 @@ def load(sweep_dir: Path, epochs: bool = False, weights: bool = False,
         if weights and rec.status == Status.DONE:
             rec.weights = store.load_weights(tid)
         trials.append(rec)
+    hidden = store.history(doc)["hidden"] if earlier else 0
+    if hidden and warn is not None:  # say what is not read, and how to see it
+        warn(f"note: {hidden} trial folder(s) under {Path(sweep_dir) / 'trials'} are not part "
+             "of this sweep's current config (another backend or config value, replaced, or "
+             f"damaged); 'dropout-lab show {sweep_dir}' counts them, 'dropout-lab gc "
+             f"{sweep_dir}' lists them")
     return SweepData(str(base.get("name") or Path(sweep_dir).name), Path(sweep_dir), axes, base,
                      trials)

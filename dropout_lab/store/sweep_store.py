@@ -86,7 +86,9 @@ class SweepStore:
         directory that cannot be written is one StoreError (exit 2), not a lost sweep; so is
         a folder whose ``trials/``, lock file or ``sweep.yaml`` is a symlink (a write through
         it would land outside the runs directory)."""
-        problem = self.layout_problem() if lstat_kind(self.root) == "dir" else None
+        root_kind = lstat_kind(self.root)
+        problem = (f"{self.root} is a symlink (not followed)" if root_kind == "link"
+                   else self.layout_problem() if root_kind == "dir" else None)
         if problem:
             raise StoreError(f"{problem}: dropout-lab never writes through a symlink in the runs "
                              f"directory; remove it, or choose another --runs-dir")

@@ -36,7 +36,6 @@ from dropout_lab.store.reading import (
     RESULT_CAP,
     WEIGHTS_CAP,
     Damaged,
-    check_no_links,
     is_number,
     lstat_kind,
     parse_json,
@@ -58,13 +57,16 @@ _WRITTEN = (Status.DONE, Status.FAILED, Status.DIVERGED)
 Warn = Callable[[str], None]
 
 
-def _numbers(section: str, value: Any, allow_lists: bool = False) -> str | None:
-    """``value`` must be a mapping of numbers or nulls (or, with ``allow_lists``, lists of
-    them); what is wrong, or None."""
+def _numbers(section: str, value: Any, allow_lists: bool = False,
+             allow_text: bool = False) -> str | None:
+    """``value`` must be a mapping of numbers or nulls (with ``allow_lists``, also lists of
+    them; with ``allow_text``, also text or booleans: a per-layer block may grow a descriptive
+    field in a later version, and readers take only numbers from it); what is wrong, or
+    None."""
     if not isinstance(value, dict):
         return f"{section!r} is a {type(value).__name__}, not a mapping"
     for k, v in value.items():
-        if v is None or is_number(v):
+        if v is None or is_number(v) or allow_text and isinstance(v, (str, bool)):
             continue
         if allow_lists and isinstance(v, list) and all(x is None or is_number(x) for x in v):
             continue
@@ -91,7 +93,8 @@ def _coadaptation_problem(c: Any) -> str | None:
     if not isinstance(layers, list):
         return "coadaptation.layers is not a list"
     for i, layer in enumerate(layers):
-        problem = _numbers(f"coadaptation.layers[{i}]", layer, allow_lists=True)
+        problem = _numbers(f"coadaptation.layers[{i}]", layer, allow_lists=True,
+                           allow_text=True)
         if problem:
             return problem
     ablation = c.get("ablation")
@@ -125,7 +128,7 @@ def _uncertainty_problem(u: Any) -> str | None:
             problem = _numbers(f"uncertainty.{k}", v, allow_lists=True)
             if problem:
                 return problem
-        elif not (v is None or is_number(v)):
+        elif not (v is None or is_number(v) or isinstance(v, (str, bool))):
             return f"uncertainty.{k} is a {type(v).__name__}, not a number"
     return None
 
@@ -229,15 +232,6 @@ class TrialView:
         self._note(f"warning: {self.dir / name}: damaged, skipped ({problem})")
 
     # -- the folder -----------------------------------------------------------------------
-    def folder_problem(self) -> str | None:
-        """Why the trial folder itself cannot be read (a symlink, a file, a symlinked
-        ``trials/``), or None (it is a folder, or missing)."""
-        try:
-            check_no_links(self.root, self.dir / RESULT_FILE)
-        except Damaged as exc:
-            return str(exc).replace(str(self.dir), "the trial folder")
-        return None
-
     def exists(self) -> bool:
         return lstat_kind(self.dir) is not None
 

@@ -410,6 +410,16 @@ def test_gc_removes_a_link_under_trials_not_its_target(pristine, tmp_path, watch
     c.assert_outside_untouched()
 
 
+def test_sweep_refuses_a_sweep_folder_that_is_a_symlink(pristine, tmp_path, watchdog):
+    c = Case(pristine, tmp_path)
+    shutil.rmtree(c.sweep)
+    c.sweep.symlink_to(c.outside / "keep")
+    c.seal()
+    swept = run("sweep", c.cfg, "--runs-dir", c.runs, "--workers", "1")
+    assert swept.code == 2 and "symlink" in swept.err, swept.text
+    c.assert_outside_untouched()
+
+
 def test_rm_refuses_a_sweep_folder_that_is_a_symlink(pristine, tmp_path, watchdog):
     c = Case(pristine, tmp_path)
     moved = tmp_path / "outside" / "real-sweep"
@@ -511,6 +521,30 @@ def test_the_store_prints_nothing_and_has_no_global_warned_set(pristine, tmp_pat
     assert len(again.warnings) == 1
 
 
+def test_result_problem_names_the_field_and_accepts_a_real_result(pristine, tmp_path):
+    from dropout_lab.store.trial_view import result_problem
+
+    c = Case(pristine, tmp_path)
+    r = c.result()
+    tid = r["trial_id"]
+    assert result_problem(r, tid, r["params"]) is None
+    layer = r["coadaptation"]["layers"][0]
+    assert result_problem({**r, "coadaptation": {**r["coadaptation"], "layers": [
+        {**layer, "note": "a text field a later version adds"}]}}, tid, None) is None
+    cases = {
+        "health": ("x", "'health' is a str"),
+        "final": ({"test_acc": [1]}, "final.test_acc is a list"),
+        "timing": ({"train_seconds": "1"}, "timing.train_seconds is a str"),
+        "uncertainty": ({"reliability": {"mc": {"confidence": "x"}}},
+                        "uncertainty.reliability.mc.confidence is a str"),
+        "best_epoch": ({"by": 3}, "best_epoch.by is not a string"),
+    }
+    for key, (value, words) in cases.items():
+        problem = result_problem({**r, key: value}, tid, None)
+        assert problem is not None and words in problem, (key, problem)
+    assert "disagree" in (result_problem(r, tid, {**r["params"], "seed": 99}) or "")
+
+
 # -- grids that extend -------------------------------------------------------------------------
 
 def _seeds_per_row(sweep: Path) -> list[int]:
@@ -553,6 +587,8 @@ def test_another_backend_in_the_same_folder_runs_and_hides_the_first(pristine, t
     assert _seeds_per_row(c.sweep) == [2, 2]  # the torch trials only
     shown = run("show", c.sweep)
     assert "4 not shown" in shown.out, shown.out
+    compared = run("compare", c.sweep)  # says what it leaves out, and how to see it
+    assert "4 trial folder(s)" in compared.err and "dropout-lab show" in compared.err
     back = run("sweep", c.cfg, "--runs-dir", c.runs, "--workers", "1", "--json")
     assert back.code == 0 and not any(t["executed"] for t in json.loads(back.out)["trials"])
     other = run("sweep", c.cfg, "--runs-dir", c.runs, "--workers", "1", "--set", "train.lr=0.3")
