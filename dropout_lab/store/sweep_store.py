@@ -106,8 +106,10 @@ class SweepStore:
             raise StoreError(message) from None  # not a folder, ...: exit 2
 
     def discard_damaged(self, trial_id: str) -> None:
-        """Make room for a trial that runs again: a trial folder that is a file, or a
-        result.json that is a folder (damage no atomic write can replace), is removed."""
+        """Make room for a trial that runs again: a trial folder that is a file or a symlink
+        is unlinked (never what a link points to); in a real trial folder, one of its files
+        that is a folder is removed, and a symlink or FIFO is unlinked (a write would follow
+        it or block)."""
         d = self.trial_dir(trial_id)
         try:
             if lstat_kind(self.trials_dir) == "link":  # prepare() refuses it; never write there
@@ -215,7 +217,12 @@ class SweepStore:
 
     def start_metrics(self, trial_id: str) -> None:
         """A trial starts (again): empty its metrics.jsonl, which epochs then append to."""
-        atomic_write_text(self.trial_dir(trial_id) / METRICS_FILE, "")  # replaces a symlink
+        path = self.trial_dir(trial_id) / METRICS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # O_NOFOLLOW: a symlink here (discard_damaged unlinks them first) is refused, never
+        # truncated through; not an atomic write: no commit point (test_rel_processes counts).
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+                         | os.O_NONBLOCK, 0o666))
 
     def append_metrics_row(self, trial_id: str, row: dict[str, Any]) -> None:
         """Append one epoch's row the moment it arrives, flushed, so ``tail -f`` shows it.
