@@ -125,8 +125,8 @@ def ls(
         out.print(f"no sweeps in {escape(str(runs_dir))}", highlight=False)
         return
     table = Table(title=f"sweeps in {runs_dir}", title_justify="left",
-                  caption="done/failed/total: the current grid and the finished trials of "
-                          "earlier grids; on disk: every trial folder",
+                  caption="done/failed/total: the sweep's trials, earlier grids too; "
+                          "on disk: every folder",
                   caption_justify="left")
     headers: list[tuple[str, JustifyMethod]] = [
         ("name", "left"), ("done", "right"), ("failed", "right"), ("total", "right"),

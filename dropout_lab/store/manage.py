@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dropout_lab.errors import EnvironmentFault, OutputError, StoreError
+from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, OutputError, StoreError
 from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.store.files import atomic_write_text
 from dropout_lab.store.lock import SweepLock
@@ -54,8 +53,10 @@ def sweep_folders(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():  # the folder the user named: trusted, a link to it too
         raise StoreError(f"{runs_dir}: no such runs folder")
     try:
-        names = sorted(os.listdir(runs_dir))
-    except OSError as exc:
+        names = sorted(p.name for p in runs_dir.iterdir())
+    except OSError as exc:  # permission denied: the machine refused (exit 3)
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            raise EnvironmentFault.from_os_error(exc, "cannot list", runs_dir) from None
         raise StoreError(f"{runs_dir}: not readable ({exc.strerror or exc})") from None
     found = []
     for name in names:
