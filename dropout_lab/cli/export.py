@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dropout_lab.cli.app import current, guard
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.errors import OutputError
 from dropout_lab.export import TARGETS
 from dropout_lab.export import export as run_export
@@ -45,7 +46,7 @@ def export(
             raise OutputError("export --to mlflow takes no folder; use --tracking-uri "
                               f"sqlite:///{dest.resolve() / 'mlflow.db'} to log into a SQLite "
                               "file in that folder")
-        summary = run_export(sweep_dir, "mlflow", tracking_uri=tracking_uri,
+        summary = run_export(sweep_dir, warn=warn, to="mlflow", tracking_uri=tracking_uri,
                              experiment=experiment)
     elif to == "tensorboard":
         if tracking_uri or experiment:
@@ -53,9 +54,9 @@ def export(
         if dest is None:  # checked here too: the message needs no TensorBoard installed
             raise OutputError("export --to tensorboard needs the folder to write to: "
                               "dropout-lab export SWEEP --to tensorboard DIR")
-        summary = run_export(sweep_dir, "tensorboard", dest=dest)
+        summary = run_export(sweep_dir, warn=warn, to="tensorboard", dest=dest)
     else:
-        summary = run_export(sweep_dir, to)  # raises the OutputError listing the targets
+        summary = run_export(sweep_dir, to, warn=warn)  # raises the OutputError listing the targets
     if json_out:
         ui.print_json(summary)
     elif to == "mlflow":

@@ -1,4 +1,5 @@
-"""``dropout-lab gc SWEEP``: drop trial folders not in the current grid, failed or corrupt."""
+"""``dropout-lab gc SWEEP``: drop trial folders not in the current grid, failed or corrupt;
+never the finished trials of a tagged sweep without ``--force``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from pathlib import Path
 import typer
 
 from dropout_lab.cli.app import current, guard
-from dropout_lab.runs import apply_gc, gc_candidates
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.safe_text import markup
 from dropout_lab.store import SweepStore
+from dropout_lab.store.manage import apply_gc, gc_candidates
 
 
 def register(app: typer.Typer) -> None:
@@ -22,26 +24,35 @@ def gc(
     apply: bool = typer.Option(False, "--apply", help="remove them (default: only list them)"),
     keep_failed: bool = typer.Option(False, "--keep-failed",
                                      help="keep failed and diverged trials of the grid"),
+    force: bool = typer.Option(False, "--force",
+                               help="also remove finished trials of a tagged sweep"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Clean a sweep folder: trials of earlier grids, failed or diverged trials (a re-run
-    retries them) and corrupt ones (unreadable result.json).
+    retries them) and corrupt ones (unreadable result.json, a symlink or file under trials/).
 
-    A dry run by default: it lists what would go; --apply removes it."""
+    A dry run by default: it lists what would go; --apply lists it, then removes it. The
+    finished trials of a sweep with tags (note --tag) are kept unless --force."""
     ui = current()
-    store = SweepStore(sweep_dir)
-    candidates = gc_candidates(store, keep_failed=keep_failed)
-    if apply:
-        apply_gc(store, candidates)
+    store = SweepStore(sweep_dir, warn=warn)
+    candidates = gc_candidates(store, keep_failed=keep_failed, force=force)
     if json_out:
+        if apply:
+            apply_gc(store, candidates)
         ui.print_json({**candidates.as_dict(), "applied": apply})
         return
-    verb = "removed" if apply else "would remove"
+    verb = "removing" if apply else "would remove"
     for reason, ids in (("not in the current grid", candidates.not_in_grid),
                         ("failed or diverged", candidates.failed),
                         ("corrupt", candidates.corrupt)):
         for tid in ids:
             ui.out.print(f"{verb} {markup(tid)}  ({reason})", highlight=False)
+    if candidates.kept:
+        ui.out.print(f"kept {len(candidates.kept)} finished trial(s) of earlier grids: the sweep "
+                  f"is tagged {markup(', '.join(candidates.tags))} (--force removes them)",
+                  highlight=False)
+    if apply:
+        apply_gc(store, candidates)  # after the list: the user sees what goes first
     total = len(candidates.all)
     if not total:
         ui.out.print(f"{markup(str(sweep_dir))}: nothing to clean", highlight=False)

@@ -9,8 +9,8 @@ import typer
 
 from dropout_lab.cli.app import current, guard
 from dropout_lab.errors import ConfigError
-from dropout_lab.runs import write_meta
 from dropout_lab.safe_text import markup, printable
+from dropout_lab.store.manage import write_meta
 
 MAX_TAG = 64
 
@@ -18,7 +18,7 @@ MAX_TAG = 64
 def check_tag(tag: str) -> None:
     """A tag is one short word-like label (``ls --filter tag=NAME`` selects by it): no control
     or format characters (ESC, line breaks, bidirectional overrides), at most MAX_TAG
-    characters; commas and '=' are refused where tags are stored (runs.write_meta)."""
+    characters; commas and '=' are refused where tags are stored (store.manage.write_meta)."""
     if len(tag) > MAX_TAG or any(
             unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp", "Cs") for c in tag):
         raise ConfigError(f"--tag {printable(tag)!r}: a tag is one word without commas, '=', "

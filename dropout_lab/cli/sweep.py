@@ -11,6 +11,7 @@ from rich.table import Table
 
 from dropout_lab import executors
 from dropout_lab.cli.app import EXIT_ALL_COLLAPSED, current, guard, stdout_reserved
+from dropout_lab.cli.store_warnings import print_warnings
 from dropout_lab.comparison.metrics import is_metric
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
 from dropout_lab.errors import OutputError, StoreError
@@ -92,6 +93,7 @@ def sweep(
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled
+    print_warnings(store.warnings)  # damaged trials found while scheduling (run again)
 
     if dry:
         chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),
