@@ -19,6 +19,7 @@ from typing import Any
 from dropout_lab.errors import OutputError, StoreError
 from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepLock, SweepStore, atomic_write_text
+from dropout_lab.store.checkpoint import has_checkpoint, remove_checkpoint
 
 META_FILE = "meta.json"
 # ``ls --filter status=...``: a status some trial has (failed counts diverged too)
@@ -148,20 +149,25 @@ class GcCandidates:
     not_in_grid: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     corrupt: list[str] = field(default_factory=list)
+    # trials kept whose checkpoint is orphaned (the trial finished; only the file goes)
+    checkpoints: list[str] = field(default_factory=list)
 
     @property
     def all(self) -> list[str]:
+        """The trial folders to remove (not the orphaned checkpoints)."""
         return self.not_in_grid + self.failed + self.corrupt
 
     def as_dict(self) -> dict[str, Any]:
         return {"sweep_dir": str(self.root), "not_in_grid": self.not_in_grid,
-                "failed": self.failed, "corrupt": self.corrupt, "total": len(self.all)}
+                "failed": self.failed, "corrupt": self.corrupt, "total": len(self.all),
+                "orphaned_checkpoints": self.checkpoints}
 
 
 def gc_candidates(store: SweepStore, keep_failed: bool = False) -> GcCandidates:
     """Which trial folders to drop: not in the current grid; failed or diverged (a re-run
     retries them anyway); corrupt (an unreadable result.json). A trial of the grid with no
-    result yet (pending, or running now) is kept."""
+    result yet (pending, or running now) is kept, with its checkpoint. Also the orphaned
+    checkpoints of finished trials (done, or diverged when kept)."""
     grid = {t["trial_id"] for t in store.read_sweep()["trials"]}
     found = GcCandidates(store.root)
     for tid in trial_folders(store):
@@ -173,6 +179,9 @@ def gc_candidates(store: SweepStore, keep_failed: bool = False) -> GcCandidates:
             found.corrupt.append(tid)
         elif result is not None and result.get("status") in UNSUCCESSFUL and not keep_failed:
             found.failed.append(tid)
+        elif (result is not None and result.get("status") in (Status.DONE, Status.DIVERGED)
+              and has_checkpoint(store, tid)):
+            found.checkpoints.append(tid)  # the run ended between result.json and removing it
     return found
 
 
@@ -183,6 +192,8 @@ def apply_gc(store: SweepStore, candidates: GcCandidates) -> None:
         lock.acquire()
         for tid in candidates.all:
             shutil.rmtree(store.trial_dir(tid), ignore_errors=False)
+        for tid in candidates.checkpoints:
+            remove_checkpoint(store, tid)
 
 
 def remove_sweep(root: Path) -> int:

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dropout_lab import seeds
 from dropout_lab.backends.base import train_epoch
 from dropout_lab.errors import DivergedError
@@ -31,30 +33,55 @@ class TrainingLog:
     stopped_by: str = "epochs"  # "epochs" (ran them all) | "early_stopping"
 
 
+@dataclass
+class LoopState:
+    """Where the loop stands between two epochs, besides the network: what the next epoch
+    depends on (a checkpoint saves it, :mod:`dropout_lab.checkpoint`)."""
+
+    epoch: int  # epochs completed
+    order_rng: np.random.Generator  # the ``order`` stream: each epoch's permutation
+    noise_rng: np.random.Generator  # the ``dropout`` stream: every step's noise
+    best_val: float = math.inf  # early stopping: the best validation loss so far
+    since_best: int = 0  # early stopping: epochs since it improved by min_delta
+
+    @classmethod
+    def start(cls, seed: int) -> LoopState:
+        """Before epoch 1: the trial's named streams, freshly seeded."""
+        return cls(0, seeds.rng(seed, "order"), seeds.rng(seed, "dropout"))
+
+
+# Called after each epoch's row is out (on_epoch): a checkpoint may be taken here.
+AfterEpoch = Callable[[LoopState, TrainingLog], None]
+
+
 def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          log: TrainingLog | None = None) -> list[dict[str, Any]]:
+          log: TrainingLog | None = None, state: LoopState | None = None,
+          after_epoch: AfterEpoch | None = None) -> list[dict[str, Any]]:
     """The training loop: shuffled mini-batches (``order`` stream), dropout noise (``dropout``
     stream), the learning rate and momentum of each epoch from the schedules, evaluation every
     ``eval.every`` epochs (training metrics on the ``eval.train_subset`` curve sample) and a
     full evaluation of the last epoch. With ``train.early_stopping`` the validation loss is
     watched every epoch and training ends after ``patience`` epochs without an improvement of
     ``min_delta``. Returns the rows; ``log`` (if given) also gets them, as far as they got when
-    DivergedError is raised on a non-finite loss, and why training stopped."""
+    DivergedError is raised on a non-finite loss, and why training stopped.
+
+    ``state`` (with ``log`` holding its rows) continues a trial from a restored checkpoint
+    instead of epoch 1; ``after_epoch`` sees the state after every epoch."""
     cfg, data, net, plan = prep.config, prep.data, prep.network, prep.plan
     log = log if log is not None else TrainingLog()
-    order_rng = seeds.rng(cfg.seed, "order")
-    noise_rng = seeds.rng(cfg.seed, "dropout")
+    state = state if state is not None else LoopState.start(cfg.seed)
     n, bs, epochs = len(data.y_train), cfg.train.batch_size, cfg.train.epochs
     curve = curve_rows(n, cfg.eval.train_subset, cfg.seed)
     stopping = cfg.train.early_stopping
-    best_val, since_best = math.inf, 0
-    for epoch in range(1, epochs + 1):
+    if log.stopped_by == "early_stopping":  # restored after its last epoch: nothing left
+        return log.rows
+    for epoch in range(state.epoch + 1, epochs + 1):
         lr, momentum = hyperparameters_at(cfg.train, epoch)
         net.set_hyperparameters(lr, momentum)
         t0 = time.perf_counter()
-        perm = order_rng.permutation(n)
-        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, bs, plan, noise_rng,
-                                   cfg.dropout.noise)  # a device backend may run it on the device
+        perm = state.order_rng.permutation(n)
+        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, bs, plan,
+                                   state.noise_rng, cfg.dropout.noise)  # maybe on the device
         fit_loss = fit_loss_sum / n
         train_seconds = time.perf_counter() - t0
         if not math.isfinite(fit_loss):
@@ -65,11 +92,11 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
             # the config refuses early stopping without a validation split
             assert data.x_val is not None and data.y_val is not None
             row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
-            if row["val_loss"] < best_val - stopping.min_delta:
-                best_val, since_best = row["val_loss"], 0
+            if row["val_loss"] < state.best_val - stopping.min_delta:
+                state.best_val, state.since_best = row["val_loss"], 0
             else:
-                since_best += 1
-            if since_best >= stopping.patience and epoch < epochs:
+                state.since_best += 1
+            if state.since_best >= stopping.patience and epoch < epochs:
                 log.stopped_by = "early_stopping"
         last = epoch == epochs or log.stopped_by == "early_stopping"
         if last or epoch % cfg.eval.every == 0:
@@ -80,8 +107,11 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
                 raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
         row["epoch_seconds"] = train_seconds
         log.rows.append(row)
+        state.epoch = epoch
         if on_epoch is not None:
             on_epoch(row)
+        if after_epoch is not None:
+            after_epoch(state, log)
         if last:
             break
     return log.rows

@@ -43,6 +43,8 @@ class TorchNetwork(MLP[torch.Tensor]):
         # Whether host <-> device copies cost anything (the GPU path); a test sets it on the CPU.
         self.on_device = self.device.type != "cpu"
         self._epochs: DeviceEpochs | None = None
+        # A restored checkpoint's device generator state, applied when the epochs are built.
+        self._generator_state: np.ndarray | None = None
         super().__init__(spec, weights, train)
 
     # The whole network runs without autograd: the backward pass is written out in MLP.
@@ -73,7 +75,26 @@ class TorchNetwork(MLP[torch.Tensor]):
         epochs = self._epochs
         if epochs is None or not epochs.serves(x, noise_on):
             epochs = self._epochs = DeviceEpochs(self, x, y, plan, noise_rng, noise_on)
+            if self._generator_state is not None and epochs.device_noise is not None:
+                # a resumed trial: the generator continues where the checkpoint left it (the
+                # seed DeviceEpochs just drew from the dropout stream is overwritten; noise:
+                # device draws nothing else from that stream)
+                epochs.device_noise.gen.set_state(torch.from_numpy(self._generator_state))
+            self._generator_state = None
         return epochs.run(order, batch_size)
+
+    # -- checkpoints: the device generator of noise: device -----------------------------------
+    def random_state(self) -> dict[str, np.ndarray]:
+        """The torch.Generator drawing dropout noise on the device (``noise: device``), once
+        the first epoch has made it; else nothing."""
+        epochs = self._epochs
+        if epochs is None or epochs.device_noise is None:
+            return {}
+        return {"device_generator": epochs.device_noise.gen.get_state().numpy().copy()}
+
+    def restore_random_state(self, arrays: dict[str, np.ndarray]) -> None:
+        state = arrays.get("device_generator")
+        self._generator_state = None if state is None else np.array(state, dtype=np.uint8)
 
     def _device_step(self, x: torch.Tensor, y: torch.Tensor,
                      noise: tuple[list[torch.Tensor | None], list[torch.Tensor | None]] | None

@@ -26,7 +26,8 @@ def gc(
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Clean a sweep folder: trials of earlier grids, failed or diverged trials (a re-run
-    retries them) and corrupt ones (unreadable result.json).
+    retries them) and corrupt ones (unreadable result.json), and the orphaned checkpoints of
+    finished trials (a checkpoint of an unfinished trial is what a re-run resumes from).
 
     A dry run by default: it lists what would go; --apply removes it."""
     store = SweepStore(sweep_dir)
@@ -42,8 +43,15 @@ def gc(
                         ("corrupt", candidates.corrupt)):
         for tid in ids:
             out.print(f"{verb} {tid}  ({reason})", highlight=False)
+    for tid in candidates.checkpoints:
+        out.print(f"{verb} {tid}/checkpoint.npz  (orphaned checkpoint: the trial finished)",
+                  highlight=False)
     total = len(candidates.all)
-    if not total:
+    if not total and candidates.checkpoints:
+        what = "removed" if apply else "would be removed; run again with --apply"
+        out.print(f"{escape(str(sweep_dir))}: {len(candidates.checkpoints)} orphaned "
+                  f"checkpoint(s) {what}", highlight=False)
+    elif not total:
         out.print(f"{escape(str(sweep_dir))}: nothing to clean", highlight=False)
     elif apply:
         out.print(f"{escape(str(sweep_dir))}: removed {total} trial folder(s)", highlight=False)

@@ -36,9 +36,11 @@ def _import_ray() -> Any:
 
 
 def _ray_trial(config: dict[str, Any], trial_id: str, params: dict[str, Any], threads: int,
-               workers: int) -> TrialOutcome:
-    """The body of a Ray task: one trial, returned to the driver (no files written here)."""
-    return run_trial(config, trial_id, params, threads=threads, workers=workers)
+               workers: int, resume: bytes | None = None) -> TrialOutcome:
+    """The body of a Ray task: one trial, returned to the driver (no files written here).
+    It continues from ``resume`` (a checkpoint the driver found) but takes none itself: a
+    task streams nothing to the driver before it ends (docs/reliability.md)."""
+    return run_trial(config, trial_id, params, threads=threads, workers=workers, resume=resume)
 
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -124,7 +126,7 @@ class RayExecutor:
                                        num_gpus=1 if _needs_gpu(point.config_dict) else 0,
                                        max_retries=0).remote(
                         point.config_dict, point.trial_id, point.params, self.threads,
-                        self.workers)
+                        self.workers, point.resume)
                     inflight[ref] = point
                     events.started(point.trial_id)
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)

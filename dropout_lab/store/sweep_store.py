@@ -25,6 +25,7 @@ from typing import Any, cast
 import numpy as np
 import yaml
 
+from dropout_lab.config.models import RESULT_NEUTRAL_KEYS
 from dropout_lab.config.overrides import flatten_dotted
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.result import FINAL_KEYS, Result, Status
@@ -139,7 +140,7 @@ class SweepStore:
         old, new = flatten_dotted(stored), flatten_dotted(base)
         # Keys on one side only (a field a newer version added) are not a difference.
         differ = sorted(k for k in set(old) & set(new)
-                        if k != "name" and k not in swept
+                        if k != "name" and k not in swept and k not in RESULT_NEUTRAL_KEYS
                         and not any(k.startswith(a + ".") for a in swept)
                         and old[k] != new[k])
         if differ:
