@@ -229,3 +229,31 @@ def test_a_sweep_killed_from_outside_at_any_moment_resumes_to_the_same_result(tm
     kept = parse((_trial(runs) / "checkpoint.npz").read_bytes()).epoch
     assert kept >= 6  # the second run went on (its epoch-7 row was out, so epoch 6 was saved)
     _resume_and_check(cfg, runs, reference, kept, epochs=12)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_running_trials_checkpoint_and_the_same_command_continues(tmp_path):
+    cfg = _config(tmp_path, "numpy", **SLOWER)
+    reference = _reference(tmp_path, cfg)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "dropout_lab", "sweep", str(cfg),
+                             "--runs-dir", str(runs), "--workers", "1", "--threads", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env())
+    try:
+        deadline = time.monotonic() + 60
+        while not (runs / "ck" / "trials").is_dir() \
+                or not list((runs / "ck" / "trials").iterdir()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        _wait_for_checkpoint(proc, _trial(runs), rows=3)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    from dropout_lab.checkpoint import parse
+
+    kept = parse((_trial(runs) / "checkpoint.npz").read_bytes()).epoch
+    assert kept >= 2
+    _resume_and_check(cfg, runs, reference, kept, epochs=12)
