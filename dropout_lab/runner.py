@@ -108,8 +108,8 @@ class NullEvents:
 
 class _StoringEvents:
     """Appends each epoch's row to the trial's metrics.jsonl as it arrives and writes its
-    checkpoints, then passes the other events on to the display (executors that stream
-    epochs: local, serial)."""
+    checkpoints, then passes the other events on to the display (every executor streams
+    epochs: serial by calls, local through its pipes, Ray through a queue)."""
 
     def __init__(self, store: SweepStore, inner: Events):
         self.store, self.inner = store, inner

@@ -10,8 +10,9 @@ step for the small MLPs dropout-lab trains. The speed path is the multi-tensor o
 :mod:`dropout_lab.dropout` (NumPy) and are only wrapped (``torch.from_numpy``, no copy on the
 CPU) or copied to the device: given a seed, both backends see identical masks.
 
-This module and ``torch_foreach.py`` are the only places dropout-lab imports torch; the
-registry imports them lazily.
+This module, ``torch_foreach.py``, ``torch_device.py``, ``torch_pack.py`` (a pack's stacked
+network) and the packs' training (``dropout_lab/packs/stacked.py``, ``epochs.py``) are the only
+places dropout-lab imports torch; the registry and ``packs.run_pack`` import them lazily.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ class TorchNetwork(MLP[torch.Tensor]):
         # Whether host <-> device copies cost anything (the GPU path); a test sets it on the CPU.
         self.on_device = self.device.type != "cpu"
         self._epochs: DeviceEpochs | None = None
-        # A restored checkpoint's device generator state, applied when the epochs are built.
-        self._generator_state: np.ndarray | None = None
+        # A restored checkpoint's device generator states, applied when the epochs are built.
+        self._generator_state: list[np.ndarray] = []
         super().__init__(spec, weights, train)
 
     # The whole network runs without autograd: the backward pass is written out in MLP.
@@ -75,12 +76,14 @@ class TorchNetwork(MLP[torch.Tensor]):
         epochs = self._epochs
         if epochs is None or not epochs.serves(x, noise_on):
             epochs = self._epochs = DeviceEpochs(self, x, y, plan, noise_rng, noise_on)
-            if self._generator_state is not None and epochs.device_noise is not None:
-                # a resumed trial: the generator continues where the checkpoint left it (the
+            if self._generator_state and epochs.device_noise is not None:
+                # a resumed trial: the generators continue where the checkpoint left them (the
                 # seed DeviceEpochs just drew from the dropout stream is overwritten; noise:
                 # device draws nothing else from that stream)
-                epochs.device_noise.gen.set_state(torch.from_numpy(self._generator_state))
-            self._generator_state = None
+                for gen, state in zip(epochs.device_noise.ops.gens, self._generator_state,
+                                      strict=True):
+                    gen.set_state(torch.from_numpy(state))
+            self._generator_state = []
         return epochs.run(order, batch_size)
 
     # -- checkpoints: the device generator of noise: device -----------------------------------
@@ -90,11 +93,13 @@ class TorchNetwork(MLP[torch.Tensor]):
         epochs = self._epochs
         if epochs is None or epochs.device_noise is None:
             return {}
-        return {"device_generator": epochs.device_noise.gen.get_state().numpy().copy()}
+        return {f"device_generator{k}": gen.get_state().numpy().copy()
+                for k, gen in enumerate(epochs.device_noise.ops.gens)}
 
     def restore_random_state(self, arrays: dict[str, np.ndarray]) -> None:
-        state = arrays.get("device_generator")
-        self._generator_state = None if state is None else np.array(state, dtype=np.uint8)
+        self._generator_state = [np.array(arrays[f"device_generator{k}"], dtype=np.uint8)
+                                 for k in range(len(arrays))
+                                 if f"device_generator{k}" in arrays]
 
     def _device_step(self, x: torch.Tensor, y: torch.Tensor,
                      noise: tuple[list[torch.Tensor | None], list[torch.Tensor | None]] | None

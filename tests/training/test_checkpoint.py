@@ -120,7 +120,7 @@ def test_torch_device_noise_resumes_its_generator():
     whole = run(data, keep=kept)
     assert whole.status == "done", whole.error
     meta = checkpoint.parse(kept[1][1])
-    assert "random.device_generator" in meta.arrays  # the torch.Generator's state is kept
+    assert "random.device_generator0" in meta.arrays  # the torch.Generator's state is kept
     for _, blob in kept[:2]:
         resumed = run(data, resume=blob)
         assert numbers(resumed) == numbers(whole) and same_weights(resumed, whole)
