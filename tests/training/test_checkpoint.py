@@ -296,3 +296,30 @@ def test_changing_checkpoint_every_reuses_the_sweep_folder(cli, write_config, tm
                          "--runs-dir", runs, "--json")
     assert code == 0, err
     assert [t["executed"] for t in json.loads(out)["trials"]] == [False]  # nothing ran again
+
+
+def test_the_network_state_functions_work_on_a_packs_stacked_network():
+    """Packs do not checkpoint yet; the functions a pack checkpoint would use walk the stacked
+    network's state lists (a leading member axis) as they walk a solo network's."""
+    pytest.importorskip("torch")
+    from dropout_lab import seeds
+    from dropout_lab.backends.base import NetSpec, init_weights
+    from dropout_lab.backends.torch_pack import TorchPackNetwork
+
+    spec = NetSpec((6, 5, 3))
+    train = validate({"train": {"optimizer": "adam"}}).train
+    members = [init_weights([6, 5, 3], "relu", seeds.rng(s, "init")) for s in (0, 1)]
+
+    def build() -> TorchPackNetwork:
+        return TorchPackNetwork(spec, members, [train, train], [[1.0, 1.0]] * 2, "cpu")
+
+    net = build()
+    arrays, scalars = net.export_state()
+    assert arrays["W0"].shape == (2, 6, 5) and arrays["v3"].shape == (2, 3)  # member axis
+    moved = {k: v + np.float32(0.5) for k, v in arrays.items()}
+    other = build()
+    other.import_state(moved, dict(scalars, t=7))
+    again, again_scalars = other.export_state()
+    assert all(np.array_equal(again[k], moved[k]) for k in moved) and again_scalars["t"] == 7
+    with pytest.raises(ValueError):  # a solo network's state does not fit a pack
+        other.import_state({k: v[0] for k, v in arrays.items()}, scalars)
