@@ -18,7 +18,8 @@ from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
 from dropout_lab.config.strict import StrictModel
 from dropout_lab.data import registry as datasets
 
-# the dropout variants (formulas in dropout_lab/dropout.py); the tuple is the Literal's values
+# the dropout variants (the registry with their formulas: dropout_lab/variants.py; a test keeps
+# the two in step); the tuple is the Literal's values
 Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
@@ -205,7 +206,8 @@ class TrainConfig(StrictModel):
     momentum_schedule: MomentumSchedule = Field(default_factory=MomentumSchedule)
     weight_decay: float = Field(default=0.0, ge=0)
     max_norm: float | None = Field(default=None, gt=0,
-                                   description="max L2 norm of each unit's incoming weights")
+                                   description="max L2 norm of each unit's incoming weights "
+                                   "(every layer, the output layer included)")
     early_stopping: EarlyStopping | None = None
     checkpoint_every: int | Literal["auto"] = Field(
         default="auto",
