@@ -21,7 +21,9 @@ Format: an uncompressed ``.npz`` (no pickles) whose arrays are ``net.W0``, ``net
 ``random.<name>``, and ``meta``, UTF-8 JSON of the rest. The JSON names the trial, the
 fingerprint of its config (:func:`fingerprint`) and the format version; a checkpoint whose
 file is damaged or truncated (the zip's CRC), or that names another trial, config or format
-is ignored with one warning line and the trial starts over.
+is ignored with one warning line and the trial starts over. The JSON also holds a SHA-256
+of the arrays' contents, checked on reading: the zip's own CRCs cover each member's data but
+not every header byte.
 
 Who writes it: the trial captures it (in whatever process or Ray task runs it) and hands the
 bytes to the driver with its epoch's row, as it hands the row; the driver writes it
@@ -41,7 +43,6 @@ import io
 import json
 import sys
 import time
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -115,9 +116,10 @@ class Checkpoint:
 
 
 def capture(prep: Prepared, state: LoopState, log: TrainingLog, trial_id: str,
-            train_seconds: float) -> bytes:
+            train_seconds: float, data: dict[str, Any] | None = None) -> bytes:
     """The checkpoint of ``prep``'s trial after epoch ``state.epoch``, as bytes. Reads only:
-    no random number is drawn and nothing the trial holds changes."""
+    no random number is drawn and nothing the trial holds changes. ``data``: the data set's
+    fingerprint (``env.data``), so a resume on changed files is refused."""
     arrays, scalars = prep.network.export_state()
     extra = prep.network.random_state()
     meta = {
@@ -128,14 +130,26 @@ def capture(prep: Prepared, state: LoopState, log: TrainingLog, trial_id: str,
                     "dropout": state.noise_rng.bit_generator.state},
         "early_stopping": {"best_val": state.best_val, "since_best": state.since_best},
         "stopped_by": log.stopped_by, "rows": log.rows, "train_seconds": train_seconds,
+        "data": data,
     }
     named: dict[str, Any] = {f"net.{k}": v for k, v in arrays.items()}
     named.update({f"random.{k}": v for k, v in extra.items()})
+    meta["sha256"] = _digest(named)  # of the arrays' contents: a changed bit is noticed
     # JSON keeps inf (a best validation loss not yet set) as Infinity: Python reads it back.
     named["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **named)  # uncompressed: the weights barely compress, and it is faster
     return buf.getvalue()
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    """SHA-256 over every array's name, dtype, shape and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def parse(data: bytes) -> Checkpoint:
@@ -144,12 +158,13 @@ def parse(data: bytes) -> Checkpoint:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}  # reading checks each member's CRC
         meta = json.loads(arrays.pop("meta").tobytes().decode("utf-8"))
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError,
-            RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - damaged bytes reach zipfile/numpy anywhere
         raise CheckpointError(f"damaged or truncated ({type(exc).__name__})") from None
     if not isinstance(meta, dict) or not isinstance(meta.get("rows"), list) \
             or not isinstance(meta.get("epoch"), int):
         raise CheckpointError("not a dropout-lab checkpoint")
+    if meta.get("sha256") != _digest(arrays):  # the zip's CRCs do not cover every byte
+        raise CheckpointError("damaged (its arrays do not match their SHA-256)")
     return Checkpoint(meta, arrays)
 
 
@@ -167,6 +182,16 @@ def check(ckpt: Checkpoint, trial_id: str, config_dict: dict[str, Any]) -> None:
     if not 1 <= ckpt.epoch <= epochs or len(ckpt.rows) != ckpt.epoch:
         raise CheckpointError(f"epoch {ckpt.epoch} with {len(ckpt.rows)} rows does not fit "
                               f"a trial of {epochs} epochs")
+
+
+def check_data(ckpt: Checkpoint, data: dict[str, Any] | None) -> None:
+    """CheckpointError when the checkpoint was taken on other data files than ``data`` (the
+    data set's fingerprint now; generated data has none and always fits)."""
+    from dropout_lab.data.fingerprint import stale_reason
+
+    reason = stale_reason(ckpt.meta.get("data"), data)
+    if reason:
+        raise CheckpointError(reason.replace("since it ran", "since the checkpoint"))
 
 
 def restore(ckpt: Checkpoint, prep: Prepared, log: TrainingLog) -> tuple[LoopState, float]:
@@ -198,8 +223,8 @@ class Checkpointer:
     due and hands it to ``send`` (which takes it to the driver)."""
 
     def __init__(self, prep: Prepared, trial_id: str, send: CheckpointCallback,
-                 seconds_before: float = 0.0) -> None:
-        self.prep, self.trial_id, self.send = prep, trial_id, send
+                 seconds_before: float = 0.0, data: dict[str, Any] | None = None) -> None:
+        self.prep, self.trial_id, self.send, self.data = prep, trial_id, send, data
         self.policy = Policy(prep.config.train.checkpoint_every)
         self.seconds_before = seconds_before
         self.started = time.perf_counter()
@@ -208,7 +233,7 @@ class Checkpointer:
         if self.policy.due(state.epoch):
             spent = self.seconds_before + time.perf_counter() - self.started
             self.send(self.trial_id, state.epoch,
-                      capture(self.prep, state, log, self.trial_id, spent))
+                      capture(self.prep, state, log, self.trial_id, spent, self.data))
 
 
 # -- the driver's side ----------------------------------------------------------------------

@@ -104,7 +104,8 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
 
         state, seconds_before = _resume(prep, resume, trial_id, log, result)
         after_epoch = (None if on_checkpoint is None
-                       else Checkpointer(prep, trial_id, on_checkpoint, seconds_before))
+                       else Checkpointer(prep, trial_id, on_checkpoint, seconds_before,
+                                         result["env"].get("data")))
         t_train = time.perf_counter()
         try:
             train(prep, forward_epoch, log, state, after_epoch)
@@ -137,6 +138,7 @@ def _resume(prep: Prepared, resume: bytes | None, trial_id: str, log: TrainingLo
     try:
         ckpt = checkpoint.parse(resume)
         checkpoint.check(ckpt, trial_id, prep.config.trial_dict())
+        checkpoint.check_data(ckpt, result["env"].get("data"))  # the files may have changed
         state, seconds = checkpoint.restore(ckpt, prep, log)
     except checkpoint.CheckpointError as exc:
         print(f"warning: trial {trial_id}: checkpoint ignored ({exc}); the trial starts over",

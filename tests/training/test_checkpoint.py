@@ -156,7 +156,7 @@ def test_a_checkpoint_holds_what_the_next_epoch_needs():
 
 def _damaged(blob: bytes) -> dict[str, bytes]:
     flipped = bytearray(blob)
-    flipped[len(blob) // 2] ^= 0xFF  # inside an array's data: the zip CRC catches it
+    flipped[len(blob) - 200] ^= 0xFF  # inside the last array's data or the meta JSON
     return {"truncated": blob[: len(blob) // 2], "flipped": bytes(flipped), "empty": b"",
             "not a checkpoint": b"hello"}
 
@@ -174,6 +174,28 @@ def test_a_damaged_checkpoint_is_ignored_with_a_warning_and_the_trial_starts_ove
         assert numbers(out) == numbers(whole), name
         err = capfd.readouterr().err
         assert "checkpoint ignored" in err and "Traceback" not in err, name
+
+
+def test_a_flipped_byte_anywhere_is_refused_or_changes_nothing():
+    """Whatever byte is damaged, parse refuses the file or returns exactly the original
+    state (a byte the zip format does not check, such as a header's date, changes no state):
+    a damaged checkpoint never continues a trial from another state."""
+    kept: list = []
+    run(config(), keep=kept)
+    blob = kept[1][1]
+    good = checkpoint.parse(blob)
+    refused = 0
+    for pos in range(0, len(blob), max(1, len(blob) // 300)):
+        bad = bytearray(blob)
+        bad[pos] ^= 0x01
+        try:
+            got = checkpoint.parse(bytes(bad))
+        except checkpoint.CheckpointError:
+            refused += 1
+            continue
+        assert got.meta == good.meta and got.arrays.keys() == good.arrays.keys()
+        assert all(np.array_equal(got.arrays[k], good.arrays[k]) for k in got.arrays), pos
+    assert refused > 250  # nearly every byte is content
 
 
 def test_a_checkpoint_of_another_config_or_trial_is_refused(capfd):
@@ -323,3 +345,30 @@ def test_the_network_state_functions_work_on_a_packs_stacked_network():
     assert all(np.array_equal(again[k], moved[k]) for k in moved) and again_scalars["t"] == 7
     with pytest.raises(ValueError):  # a solo network's state does not fit a pack
         other.import_state({k: v[0] for k, v in arrays.items()}, scalars)
+
+
+def test_a_checkpoint_taken_on_other_data_files_is_refused(tmp_path, capfd):
+    """Same config, same trial id, but the data file's content changed after the checkpoint:
+    the trial starts over (the data fingerprint, env.data, is kept in the checkpoint)."""
+    rng = np.random.default_rng(0)
+
+    def write(shift: float) -> None:
+        x = rng.normal(size=(200, 6)).astype(np.float32) + shift
+        y = (x[:, 0] > shift).astype(np.int64)
+        np.savez(tmp_path / "d.npz", x_train=x[:150], y_train=y[:150], x_test=x[150:],
+                 y_test=y[150:])
+
+    write(0.0)
+    data = {"name": "ck-data", "dataset": {"name": "npz", "path": str(tmp_path / "d.npz")},
+            "model": {"hidden": [8]}, "train": {"epochs": 3, "checkpoint_every": 1},
+            "eval": {"coadaptation": False, "uncertainty": False}}
+    kept: list = []
+    run(data, keep=kept)
+    assert checkpoint.parse(kept[0][1]).meta["data"]["sha256"]
+    resumed = run(data, resume=kept[0][1])
+    assert resumed.result["resumed"]["from_epoch"] == 1  # same file: continues
+    write(1.0)
+    changed = run(data, resume=kept[0][1])
+    assert changed.status == "done" and changed.result["resumed"]["from_epoch"] == 0
+    assert "data changed since the checkpoint" in changed.result["resumed"]["ignored"]
+    assert "checkpoint ignored" in capfd.readouterr().err
