@@ -15,6 +15,7 @@ from typing import Any
 
 from dropout_lab.errors import EnvironmentFault
 from dropout_lab.store.files import atomic_write_bytes, atomic_write_text, dumps
+from dropout_lab.store.reading import WEIGHTS_CAP, Damaged, read_file
 from dropout_lab.store.sweep_store import METRICS_FILE, SweepStore
 
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -32,16 +33,12 @@ def write_checkpoint(store: SweepStore, trial_id: str, data: bytes) -> None:
 
 def read_checkpoint(store: SweepStore, trial_id: str) -> tuple[bytes | None, str | None]:
     """(data, None); (None, None) when the trial has no checkpoint; (None, reason) when the
-    file cannot be read."""
-    path = checkpoint_path(store, trial_id)
+    file cannot be trusted: a symlink (not followed, as no reader of the runs directory
+    follows one), not a regular file, over WEIGHTS_CAP, or unreadable."""
     try:
-        return path.read_bytes(), None
-    except FileNotFoundError:
-        return None, None
-    except NotADirectoryError:
-        return None, None
-    except OSError as exc:
-        return None, f"not readable ({exc.strerror or exc})"
+        return read_file(checkpoint_path(store, trial_id), WEIGHTS_CAP, store.root), None
+    except Damaged as exc:
+        return None, str(exc)
 
 
 def remove_checkpoint(store: SweepStore, trial_id: str) -> bool:

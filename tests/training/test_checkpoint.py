@@ -372,3 +372,18 @@ def test_a_checkpoint_taken_on_other_data_files_is_refused(tmp_path, capfd):
     assert changed.status == "done" and changed.result["resumed"]["from_epoch"] == 0
     assert "data changed since the checkpoint" in changed.result["resumed"]["ignored"]
     assert "checkpoint ignored" in capfd.readouterr().err
+
+
+def test_a_symlinked_checkpoint_is_not_followed(tmp_path, capfd):
+    kept: list = []
+    run(config(), keep=kept)
+    (point,) = expand(validate(config()))
+    store = SweepStore(tmp_path / "s")
+    target = tmp_path / "elsewhere.npz"
+    target.write_bytes(kept[1][1])
+    path = checkpoint_path(store, point.trial_id)
+    path.parent.mkdir(parents=True)
+    path.symlink_to(target)
+    same, rows = checkpoint.resumable(store, point)
+    assert same.resume is None and rows == [] and "symlink" in capfd.readouterr().err
+    assert not path.is_symlink() and target.exists()  # the link goes, never its target
