@@ -26,6 +26,9 @@ P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared
 NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS; the name is the run folder)
 # The sizes of the synthetic data set where the config leaves them out (data/synthetic.py).
 SYNTHETIC_DEFAULTS = {"n_train": 1000, "n_test": 1000, "n_features": 20, "n_classes": 4}
+# Keys that never change a trial's numbers (how often it checkpoints): left out of trial ids
+# and of the check that a sweep folder holds the same config, so changing them reuses trials.
+RESULT_NEUTRAL_KEYS = ("train.checkpoint_every",)
 
 
 class DatasetConfig(StrictModel):
@@ -225,6 +228,17 @@ class TrainConfig(StrictModel):
                                    description="max L2 norm of each unit's incoming weights "
                                    "(every layer, the output layer included)")
     early_stopping: EarlyStopping | None = None
+    checkpoint_every: int | Literal["auto"] = Field(
+        default="auto",
+        description="write a checkpoint every N epochs (0 = never); auto: after the first "
+        "epoch that ends at least 60 s of training after the last one (docs/reliability.md)")
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _checkpoint_every_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 <= v <= 100_000:
+            raise ValueError("must be auto or a number of epochs from 0 (never) to 100000")
+        return v
 
     @model_validator(mode="after")
     def _schedules_fit(self) -> TrainConfig:
