@@ -13,7 +13,9 @@ suggested points, issue 23) and is deterministic:
   ``ceil(packable / spread)``, so that 8 points on 2 workers make 2 packs of 4, not one of 8
   and an idle worker;
 * a key's points are cut into packs whose sizes differ by at most one (9 points, at most 4
-  per pack: 3 + 3 + 3, not 4 + 4 + 1), the larger ones first;
+  per pack: 3 + 3 + 3, not 4 + 4 + 1), the larger ones first, and whose number is a multiple
+  of the spread where the points allow (20 points, at most 8, 2 workers: 4 packs of 5, not
+  3 packs of 7 + 7 + 6 that would leave a worker idle for a third of the sweep);
 * packs come out in the order of their first point.
 """
 
@@ -98,21 +100,22 @@ def group(points: Sequence[GridPoint], max_size: int, spread: int = 1,
     size = max(1, min(max_size, math.ceil(packable / max(1, spread)))) if packable else 1
     chunks: list[list[int]] = [[i] for i in singles]
     for indices in by_key.values():
-        chunks.extend(_balanced(indices, size))
+        start = 0
+        for length in pack_sizes(len(indices), size, spread):
+            chunks.append(indices[start:start + length])
+            start += length
     chunks.sort(key=lambda c: c[0])
     return [Pack(tuple(points[i] for i in c)) for c in chunks]
 
 
-def _balanced(items: list[int], size: int) -> list[list[int]]:
-    """``items`` cut, in order, into the fewest chunks of at most ``size``, whose lengths
-    differ by at most one (the longer chunks first)."""
-    n = len(items)
-    count = math.ceil(n / size)
+def pack_sizes(n: int, max_size: int, spread: int = 1) -> list[int]:
+    """The sizes, larger first, of the packs ``n`` points of one key are cut into: the fewest
+    packs of at most ``max_size``, their number rounded up to a multiple of ``spread`` (but
+    never more packs than points), sizes differing by at most one."""
+    if n == 0:
+        return []
+    count = math.ceil(n / max(1, max_size))
+    if spread > 1 and count % spread:
+        count = min(n, spread * math.ceil(count / spread))
     base, extra = divmod(n, count)
-    out: list[list[int]] = []
-    start = 0
-    for c in range(count):
-        length = base + (1 if c < extra else 0)
-        out.append(items[start:start + length])
-        start += length
-    return out
+    return [base + 1] * extra + [base] * (count - extra)
