@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dropout_lab.cli.app import err, guard, out, print_whole
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
@@ -51,8 +52,10 @@ def compare(
                                            help="keep trials flagged collapsed in the means"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | csv | json | markdown"),
     expect: list[str] = typer.Option([], "--expect", "-e",
-                                     help="gate, e.g. 'gap_acc[p=0.5] < gap_acc[p=0.0]' "
-                                          "(repeatable); exit 1 if any fails"),
+                                     # \\[ : rich markup would eat '[p=0.8]' in --help
+                                     help="gate, e.g. 'mutual_information\\[p=0.8] > "
+                                          "mutual_information\\[p=0.0]' (repeatable); exit 1 "
+                                          "if any fails"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the "
                                      "intervals"),
     power: float = typer.Option(0.8, "--power", help="power for the smallest detectable "
@@ -87,7 +90,7 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
              columns: list[str] | None = None, wide: bool = False) -> None:
     if fmt not in FORMATS:
         raise CompareError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
+    c = build_comparison(sweep_dir, warn=warn, by=by, baseline=baseline, metrics=metric or None,
                          best_by=best_by, level=confidence, at=parse_at(at),
                          include_collapsed=include_collapsed, power=power)
     verdicts = evaluate(expect, c)  # malformed expressions raise before anything is printed

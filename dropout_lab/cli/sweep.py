@@ -15,6 +15,7 @@ from rich.table import Table
 
 from dropout_lab import executors
 from dropout_lab.cli.app import abort, err, guard, out
+from dropout_lab.cli.store_warnings import print_warnings
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
 from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
@@ -24,7 +25,7 @@ from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
 from dropout_lab.result import UNSUCCESSFUL
-from dropout_lab.runner import SweepInterrupted, run_sweep, schedule
+from dropout_lab.runner import SweepInterrupted, rerun_reasons, run_sweep, schedule
 from dropout_lab.sweep import GridPoint
 
 
@@ -81,6 +82,7 @@ def sweep(
     pack_option = sizing.parse_pack(pack)  # likewise
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled
+    print_warnings(store.warnings)  # damaged trials found while scheduling (run again)
     cores = budgets.available_cores()
     packing = sizing.choose(pending, pack_option, workers, cores,
                             lambda: largest_weights(trials), _device_of())
@@ -103,6 +105,10 @@ def sweep(
                                 largest_weights=lambda: largest_weights(trials))
     if selected.budget.warning:
         err.print(f"[yellow]warning:[/] {escape(selected.budget.warning)}", highlight=False)
+    stale = {} if fresh else rerun_reasons(scheduled)
+    if stale:  # done trials trained again: say why (docs/results.md)
+        err.print(f"{len(stale)} done trial(s) run again: "
+                  f"{escape(next(iter(stale.values())))}", highlight=False)
     header = selected.describe()
     if packing.max_size > 1:
         header += f"; {_packs_line(packing, pending)}"
@@ -133,7 +139,8 @@ def sweep(
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
         priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
         print_table(results_table(swept.results(), list(cfg.sweep),
-                                  title=f"{cfg.name}: {len(trials)} trial(s)"),
+                                  title=f"{cfg.name}: {len(trials)} trial(s)",
+                                  base_config=cfg.model_dump(mode="json", exclude={"sweep"})),
                     out, priorities, parse_columns(columns), wide)
         out.print(f"results in [bold]{escape(str(swept.sweep_dir))}[/]", highlight=False)
     bad = [t for t in swept.trials if t.result.get("status") in UNSUCCESSFUL]

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from dropout_lab.comparison import source
 from dropout_lab.errors import OutputError
-from dropout_lab.store import CONFIG_FILE, SweepStore
+from dropout_lab.store import SweepStore, Warn
 
 # target name -> (module, the extra that provides its library, the module to import)
 TARGETS: dict[str, tuple[str, str, str]] = {
@@ -50,32 +48,22 @@ class ExportedSweep:
     trials: list[ExportedTrial]
 
 
-def load_sweep(sweep_dir: Path) -> ExportedSweep:
+def load_sweep(sweep_dir: Path, warn: Warn | None = None) -> ExportedSweep:
     """The current grid's trials with their config, final metrics and per-epoch rows.
 
     The trials come from the one reader of a sweep, :func:`dropout_lab.comparison.source.load`;
     what only an export needs is added here: each trial's config.yaml and its metrics.jsonl
     rows, for every status (a failed trial's epochs are exported too, as they were logged)."""
-    data = source.load(sweep_dir)
-    store = SweepStore(sweep_dir)
+    data = source.load(sweep_dir, warn=warn)
+    store = SweepStore(sweep_dir, warn=warn)
     trials = [ExportedTrial(rec.trial_id, rec.status, rec.params,
-                            _trial_config(store, rec.trial_id),
+                            store.view(rec.trial_id).config() or {},
                             rec.result.get("final") or {}, store.load_metrics(rec.trial_id),
                             (rec.result.get("timing") or {}).get("started_at"))
               for rec in data.trials]
     # the folder's name, not the config's: it names the MLflow experiment and the TensorBoard
     # folder, as before
     return ExportedSweep(Path(sweep_dir).name, data.sweep_dir, data.axes, data.base_config, trials)
-
-
-def _trial_config(store: SweepStore, trial_id: str) -> dict[str, Any]:
-    """A trial's resolved config (config.yaml); empty when it is missing or unreadable."""
-    path = store.trial_dir(trial_id) / CONFIG_FILE
-    try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        return {}
-    return config or {}
 
 
 def numeric(value: Any) -> float | None:
@@ -86,13 +74,14 @@ def numeric(value: Any) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
 
 
-def export(sweep_dir: Path, to: str, **options: Any) -> dict[str, Any]:
+def export(sweep_dir: Path, to: str, warn: Warn | None = None,
+           **options: Any) -> dict[str, Any]:
     """Export with the target named ``to``; OutputError for an unknown target or a missing
     extra (with the pip command that installs it)."""
     if to not in TARGETS:
         raise OutputError(f"--to {to}: choose one of {', '.join(TARGETS)}")
     module_name, extra, library = TARGETS[to]
-    sweep = load_sweep(sweep_dir)  # a bad sweep folder fails before the library is imported
+    sweep = load_sweep(sweep_dir, warn)  # a bad sweep folder fails before the library is imported
     if importlib.util.find_spec(library) is None:
         raise OutputError(f"export --to {to} needs the package '{library}': "
                           f'pip install "dropout-lab[{extra}]"')

@@ -45,7 +45,7 @@ from dropout_lab.trial import (
 )
 
 if TYPE_CHECKING:
-    from dropout_lab.packs.train import PackMember
+    from dropout_lab.packs.train import OutcomeCallback, PackMember
 
 
 _DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
@@ -79,8 +79,10 @@ class Pack:
 
     def __init__(self, members: list[PackMember], configs: list[ExperimentConfig],
                  threads: int | None, workers: int, on_epoch: EpochCallback | None,
-                 started: float, t_start: float) -> None:
+                 started: float, t_start: float, on_outcome: OutcomeCallback | None = None
+                 ) -> None:
         self.started, self.t_start = started, t_start
+        self.on_outcome = on_outcome
         self.outcomes: list[TrialOutcome | None] = [None] * len(members)
         self._assembly_seconds = 0.0  # spent assembling finished members' results
         self.live: list[Member] = []
@@ -119,8 +121,11 @@ class Pack:
                error: str | None = None, arrays: dict[str, np.ndarray] | None = None) -> None:
         result["timing"]["total_seconds"] = time.perf_counter() - self.t_start
         result["timing"]["started_at"] = self.started
-        self.outcomes[index] = TrialOutcome(member.trial_id, result["status"], result, rows,
-                                            error, arrays or {})
+        outcome = TrialOutcome(member.trial_id, result["status"], result, rows, error,
+                               arrays or {})
+        self.outcomes[index] = outcome
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
     def _fail(self, index: int, member: PackMember, result: Result, error: str,
               rows: list[dict[str, Any]]) -> None:

@@ -8,6 +8,7 @@ returns one :class:`~dropout_lab.trial.TrialOutcome` per member, in order, each 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,10 @@ PER_MEMBER_KEYS = (
     "train.momentum_schedule", "train.weight_decay", "train.max_norm", "train.early_stopping",
     "eval",
 )
+
+
+# A member's final outcome, handed over as soon as it is final (see run_pack).
+OutcomeCallback = Callable[[TrialOutcome], None]
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def pack_key(config: ExperimentConfig) -> tuple[Any, ...] | None:
 
 
 def run_pack(members: list[PackMember], threads: int | None = None, workers: int = 1,
-             on_epoch: EpochCallback | None = None) -> list[TrialOutcome]:
+             on_epoch: EpochCallback | None = None,
+             on_outcome: OutcomeCallback | None = None) -> list[TrialOutcome]:
     """Train the members as one stacked network; one TrialOutcome per member, in order, each
     exactly what run_trial returns for it alone, with ``env["pack"] = {"size", "index"}``.
 
@@ -69,7 +75,11 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
     unchanged); an exception in the stacked training fails the members not finished by then;
     one in a member's own evaluation or statistics fails that member only. A config that
     cannot be read raises ConfigError (as run_trial does), as do members of different
-    :func:`pack_key`."""
+    :func:`pack_key`.
+
+    ``on_outcome`` (optional) gets each member's outcome as soon as it is final (an
+    early-stopped or diverged member before the pack ends), so a driver can store it at once
+    and a killed pack re-trains only the members not stored."""
     from dropout_lab.config import validate
 
     started, t_start = time.time(), time.perf_counter()
@@ -82,9 +92,13 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
         from dropout_lab.packs.stacked import Pack  # imports torch: only when a pack trains
     except ImportError:
         # no torch: each member fails as its solo trial does, with the backend's message
-        return [_solo(m, index, len(members), threads, workers, on_epoch)
-                for index, m in enumerate(members)]
-    pack = Pack(members, configs, threads, workers, on_epoch, started, t_start)
+        outcomes = []
+        for index, m in enumerate(members):
+            outcomes.append(_solo(m, index, len(members), threads, workers, on_epoch))
+            if on_outcome is not None:
+                on_outcome(outcomes[-1])
+        return outcomes
+    pack = Pack(members, configs, threads, workers, on_epoch, started, t_start, on_outcome)
     pack.train()
     return [outcome for outcome in pack.outcomes if outcome is not None]
 

@@ -307,3 +307,22 @@ def test_evaluations_every_member_asks_for_run_as_one_stacked_pass(monkeypatch):
     check_pack([config(seed=0), config(seed=1, dropout__p=0.2), config(seed=2, train__lr=0.1)])
     # 3 epochs x (train, test), each one pass for all 3 members on the shared arrays
     assert calls == [(3, 2)] * 6
+
+
+def test_each_outcome_is_handed_over_as_soon_as_it_is_final():
+    """on_outcome: member 0 early-stops after epoch 2 and member 1 diverges, both before the
+    pack ends: their outcomes come while member 2 still trains (its rows come after)."""
+    base = config(dataset__val_fraction=0.25).model_dump(mode="json", exclude={"sweep"})
+    cfgs = [config(base, train__early_stopping={"patience": 1, "min_delta": 100.0}, seed=0),
+            config(base, seed=1, train__lr=1e250), config(base, seed=2)]
+    members = [member(c, i) for i, c in enumerate(cfgs)]
+    events = []
+    outcomes = run_pack(members, threads=1,
+                        on_epoch=lambda tid, epoch, epochs, row: events.append((tid, epoch)),
+                        on_outcome=lambda outcome: events.append((outcome.trial_id, "final")))
+    assert [o.status for o in outcomes] == ["done", "diverged", "done"]
+    last_row_of_2 = events.index((members[2].trial_id, 3))
+    assert events.index((members[0].trial_id, "final")) < last_row_of_2
+    assert events.index((members[1].trial_id, "final")) < last_row_of_2
+    assert events[-1] == (members[2].trial_id, "final")
+    assert sum(e[1] == "final" for e in events) == 3
