@@ -10,7 +10,7 @@ what every executor calls where the work runs.
 from __future__ import annotations
 
 import traceback
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from dropout_lab.packs.plan import Pack
@@ -50,24 +50,29 @@ class Executor(Protocol):
 
 
 def run_unit(pack: Pack, threads: int | None, workers: int,
-             on_epoch: EpochCallback | None = None) -> list[TrialOutcome]:
+             on_epoch: EpochCallback | None = None,
+             on_outcome: Callable[[TrialOutcome], None] | None = None) -> list[TrialOutcome]:
     """Train one pack where the executor put it; one outcome per member, in member order
     (:func:`run_members` on the pack's points as plain data)."""
     from dropout_lab.packs.train import PackMember
 
     return run_members([PackMember(p.config_dict, p.trial_id, p.params) for p in pack.points],
-                       threads, workers, on_epoch)
+                       threads, workers, on_epoch, on_outcome)
 
 
 def run_members(members: list[PackMember], threads: int | None, workers: int,
-                on_epoch: EpochCallback | None = None) -> list[TrialOutcome]:
+                on_epoch: EpochCallback | None = None,
+                on_outcome: Callable[[TrialOutcome], None] | None = None
+                ) -> list[TrialOutcome]:
     """Train the members of one pack (plain data: what a Ray task receives).
 
     A pack of one is an ordinary trial (:func:`~dropout_lab.trial.run_trial`, no ``env.pack``):
     ``--pack 1`` is the unpacked sweep exactly. A larger pack trains as one stacked network
     (:func:`~dropout_lab.packs.train.run_pack`); should that raise rather than return (it
     turns a member's exception into that member's failed outcome itself), every member fails
-    with the traceback, so the sweep goes on and a re-run retries them."""
+    with the traceback, so the sweep goes on and a re-run retries them. ``on_outcome`` gets a
+    member's outcome as soon as it is final (an early-stopped or diverged member before its
+    pack ends), so a worker can send it at once; the returned list still holds every one."""
     if len(members) == 1:
         m = members[0]
         return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
@@ -75,7 +80,8 @@ def run_members(members: list[PackMember], threads: int | None, workers: int,
     from dropout_lab.packs.train import run_pack
 
     try:
-        return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch)
+        return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
+                        on_outcome=on_outcome)
     except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
         error = traceback.format_exc()
         return [_failed(m.trial_id, m.params, m.config, error, threads, workers)

@@ -60,6 +60,7 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
         except OSError:  # BrokenPipeError: the driver is gone (killed); nobody to tell
             os._exit(0)  # quietly: no traceback, no cleanup that could write anything
 
+    sent: set[str] = set()  # members of the current pack already sent to the driver
     while True:
         try:
             pack = conn.recv()
@@ -73,8 +74,18 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
         def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
 
-        for outcome in run_unit(pack, threads, workers, on_epoch=on_epoch):
+        sent.clear()
+
+        def on_outcome(outcome: TrialOutcome) -> None:
+            # A member final before its pack ends (early-stopped, diverged) goes to the
+            # driver at once, which stores it: a worker killed later does not lose it.
+            sent.add(outcome.trial_id)
             send(("outcome", outcome))
+
+        for outcome in run_unit(pack, threads, workers, on_epoch=on_epoch,
+                                on_outcome=on_outcome):
+            if outcome.trial_id not in sent:
+                send(("outcome", outcome))
 
 
 @contextlib.contextmanager

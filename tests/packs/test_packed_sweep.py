@@ -242,3 +242,38 @@ def test_dry_run_shows_the_packs_their_members_and_estimates(cli, write_config, 
 
     code, out, _ = cli("sweep", path, "--runs-dir", runs, "--dry-run", "--json", "--pack", "1")
     assert [p["size"] for p in json.loads(out)["packs"]] == [1, 1, 1, 1]
+
+
+class _Order:
+    """Events that record the order in which epoch rows and finished trials reach the
+    driver."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, str]] = []
+
+    def started(self, trial_id: str) -> None:
+        pass
+
+    def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict) -> None:
+        self.log.append(("epoch", trial_id))
+
+    def finished(self, trial_id: str, status) -> None:
+        self.log.append(("finished", trial_id))
+
+
+@pytest.mark.slow
+def test_a_member_final_before_its_pack_ends_is_stored_at_once(tmp_path):
+    # lr 1e250 diverges in the first epoch; its outcome reaches the driver (and the store)
+    # while the other member still trains, not when the pack ends
+    raw = torch_tiny(dtype="float64")
+    raw["train"] = dict(raw["train"], epochs=8)
+    raw["sweep"] = {"train.lr": [1e250, 0.05]}
+    cfg = validate(raw)
+    bad, good = (p.trial_id for p in expand(cfg))
+    events = _Order()
+    swept = run_sweep(cfg, tmp_path, LocalExecutor(workers=1, threads=1), events=events,
+                      packing=Packing(2, 1))
+    status = {t.point.trial_id: t.result["status"] for t in swept.trials}
+    assert status == {bad: "diverged", good: "done"}
+    when_bad = events.log.index(("finished", bad))
+    assert ("epoch", good) in events.log[when_bad:], events.log
