@@ -44,16 +44,17 @@ CPU_MIN_SPEEDUP = 1.25
 # Measured: benchmarks/bench_packs_step.py (packs-core), torch CPU, 1 thread, float32,
 # inverted dropout p = 0.5, momentum, on this project's 2-vCPU machine under load, 2026-12-02
 # (docs/performance.md, "Packs"): network weight count (biases excluded) -> {members K:
-# member-steps/s of a pack of K / member-steps/s of K solo trials}.
-# K = 4 and 8 at 06:31 UTC (load ~8.5), K = 2, 3, 5, 6 at 06:56 UTC (load ~9.1, 3 repeats):
-# the noise shows (64-128-10: 1.26x at K = 3 under 1.54x at K = 2), hence CPU_MIN_SPEEDUP.
+# member-steps/s of a pack of K / member-steps/s of K solo trials}. K = 4 and 8: the lower of
+# two runs (06:31 UTC, load ~8.5; 07:08 UTC, load ~10); K = 2, 3, 5, 6: one run (06:56 UTC,
+# load ~9.1, 3 repeats). The noise shows (64-128-10: 1.26x at K = 3 under 1.54x at K = 2),
+# hence CPU_MIN_SPEEDUP.
 CPU_STEP_SPEEDUP: dict[int, dict[int, float]] = {
     # 64-128-10, batch 32
-    64 * 128 + 128 * 10: {2: 1.54, 3: 1.26, 4: 2.89, 5: 2.58, 6: 2.10, 8: 3.14},
+    64 * 128 + 128 * 10: {2: 1.54, 3: 1.26, 4: 2.30, 5: 2.58, 6: 2.10, 8: 2.56},
     # 784-256-256-10, batch 128
-    784 * 256 + 256 * 256 + 256 * 10: {2: 1.15, 3: 1.16, 4: 1.15, 5: 1.33, 6: 1.42, 8: 1.49},
+    784 * 256 + 256 * 256 + 256 * 10: {2: 1.15, 3: 1.16, 4: 1.15, 5: 1.33, 6: 1.42, 8: 1.27},
     # 784-1024-1024-10, batch 128
-    784 * 1024 + 1024 * 1024 + 1024 * 10: {4: 1.10, 8: 1.20},
+    784 * 1024 + 1024 * 1024 + 1024 * 10: {4: 1.02, 8: 1.07},
 }
 
 
@@ -101,23 +102,23 @@ def _at_size(table: dict[int, float], size: int) -> float:
 
 def cpu_auto_size(weights: int | None, points: int | None = None, spread: int = 1) -> int:
     """The most members per pack ``auto`` allows on the CPU for ``points`` points of a
-    network of ``weights`` weights spread over ``spread`` workers: the measured size with the
-    best speedup, if the smallest of the packs that size really gives
-    (:func:`~dropout_lab.packs.plan.pack_sizes` under the spread's cap) is measured at least
-    CPU_MIN_SPEEDUP faster; else 1. An unknown network size
-    (None) is not packed."""
+    network of ``weights`` weights spread over ``spread`` workers. Each measured pack size K
+    is tried as the limit; what counts is the smallest pack that limit really gives
+    (:func:`~dropout_lab.packs.plan.pack_sizes` under the spread's cap) and its measured
+    speedup. The K with the best such speedup wins (the larger K on a tie) if that speedup is
+    at least CPU_MIN_SPEEDUP; else 1. An unknown network size (None) is not packed."""
     if weights is None:
         return 1
     best, best_speedup = 1, 1.0
     for size in sorted({s for t in CPU_STEP_SPEEDUP.values() for s in t}):
-        speedup = step_speedup(weights, size)
-        if speedup > best_speedup:
+        real = size
+        if points is not None:  # the smallest pack plan.group will really make
+            cap = max(1, min(size, math.ceil(points / max(1, spread))))
+            real = min(pack_sizes(points, cap, spread), default=1)
+        speedup = step_speedup(weights, real)
+        if speedup >= best_speedup:
             best, best_speedup = size, speedup
-    real = best
-    if points is not None:  # the smallest pack plan.group will really make
-        cap = max(1, min(best, math.ceil(points / max(1, spread))))
-        real = min(pack_sizes(points, cap, spread), default=1)
-    return best if step_speedup(weights, real) >= CPU_MIN_SPEEDUP else 1
+    return best if best_speedup >= CPU_MIN_SPEEDUP else 1
 
 
 def auto_size(points: Sequence[GridPoint], largest_weights: Callable[[], int | None],
