@@ -3,7 +3,7 @@ Run it alone: it times things.
 
     .venv/bin/python benchmarks/bench_packs.py [--workloads quickstart,mnist-quick,main-256,
         main-1024] [--data /path/to/mnist] [--reps 3] [--settings numpy,torch,packed,auto]
-        [--pack 8] [--epochs N]
+        [--pack 8] [--epochs N] [--set KEY=VALUE ...]
 
 Each workload runs through the real CLI (``python -m dropout_lab sweep ... --fresh --json``,
 one process per run, so interpreter start, imports and data loading are counted) under each
@@ -63,7 +63,7 @@ def setting_args(setting: str, pack: int) -> list[str]:
 
 
 def run_once(workload: str, setting: str, pack: int, data: str | None, epochs: int | None,
-             runs: Path) -> tuple[float, int, list[int | None]]:
+             runs: Path, extra: list[str] | None = None) -> tuple[float, int, list[int | None]]:
     """(wall seconds, training examples x epochs over the trials, pack sizes seen)."""
     config, sets = WORKLOADS[workload]
     cmd = [sys.executable, "-m", "dropout_lab", "sweep", str(ROOT / config), "--runs-dir",
@@ -72,6 +72,8 @@ def run_once(workload: str, setting: str, pack: int, data: str | None, epochs: i
         cmd += ["--set", s]
     if epochs is not None:
         cmd += ["--set", f"train.epochs={epochs}"]
+    for s in extra or []:
+        cmd += ["--set", s]
     if workload in MNIST and data:
         cmd += ["--set", f"dataset.path={data}"]
     t0 = time.perf_counter()
@@ -107,6 +109,8 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--pack", type=int, default=8, help="--pack of the 'packed' setting")
     ap.add_argument("--epochs", type=int, default=None, help="override every workload's epochs")
+    ap.add_argument("--set", dest="sets", action="append", default=[],
+                    help="one more --set for every run (a reduced grid: say so)")
     args = ap.parse_args()
     workloads = args.workloads.split(",")
     settings = args.settings.split(",")
@@ -115,7 +119,8 @@ def main() -> int:
             raise SystemExit(f"unknown workload {w!r} (known: {', '.join(WORKLOADS)})")
     print(f"before: {uptime()}", flush=True)
     print(f"cores: {len(os.sched_getaffinity(0))}, reps {args.reps}, --pack {args.pack}, "
-          f"epochs {'as configured' if args.epochs is None else args.epochs}", flush=True)
+          f"epochs {'as configured' if args.epochs is None else args.epochs}, "
+          f"sets {args.sets}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for w in workloads:
             walls: dict[str, list[float]] = {s: [] for s in settings}
@@ -125,7 +130,7 @@ def main() -> int:
                 order = settings if rep % 2 == 0 else settings[::-1]
                 for s in order:
                     wall, ex, sizes = run_once(w, s, args.pack, args.data, args.epochs,
-                                               Path(tmp) / f"{w}-{s}")
+                                               Path(tmp) / f"{w}-{s}", args.sets)
                     walls[s].append(wall)
                     examples[s], packs[s] = ex, sizes
                     print(f"  {w} {s} rep {rep + 1}: {wall:.1f} s", flush=True)
