@@ -30,6 +30,10 @@ class Events(Protocol):
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         """One epoch finished; ``row`` is its metrics row (as metrics.jsonl stores it)."""
 
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        """The trial's checkpoint after ``epoch`` (after that epoch's row): the runner writes
+        it (dropout_lab/checkpoint.py); displays ignore it."""
+
     def finished(self, trial_id: str, status: Status) -> None:
         """The trial ended with ``status`` (its outcome is already written to the store)."""
 
@@ -51,18 +55,24 @@ class Executor(Protocol):
 
 def run_unit(pack: Pack, threads: int | None, workers: int,
              on_epoch: EpochCallback | None = None,
-             on_outcome: Callable[[TrialOutcome], None] | None = None) -> list[TrialOutcome]:
+             on_outcome: Callable[[TrialOutcome], None] | None = None,
+             on_checkpoint: Callable[[str, int, bytes], None] | None = None
+             ) -> list[TrialOutcome]:
     """Train one pack where the executor put it; one outcome per member, in member order
     (:func:`run_members` on the pack's points as plain data)."""
     from dropout_lab.packs.train import PackMember
 
     return run_members([PackMember(p.config_dict, p.trial_id, p.params) for p in pack.points],
-                       threads, workers, on_epoch, on_outcome)
+                       threads, workers, on_epoch, on_outcome,
+                       resume=pack.points[0].resume if pack.size == 1 else None,
+                       on_checkpoint=on_checkpoint)
 
 
 def run_members(members: list[PackMember], threads: int | None, workers: int,
                 on_epoch: EpochCallback | None = None,
-                on_outcome: Callable[[TrialOutcome], None] | None = None
+                on_outcome: Callable[[TrialOutcome], None] | None = None,
+                resume: bytes | None = None,
+                on_checkpoint: Callable[[str, int, bytes], None] | None = None
                 ) -> list[TrialOutcome]:
     """Train the members of one pack (plain data: what a Ray task receives).
 
@@ -72,11 +82,13 @@ def run_members(members: list[PackMember], threads: int | None, workers: int,
     turns a member's exception into that member's failed outcome itself), every member fails
     with the traceback, so the sweep goes on and a re-run retries them. ``on_outcome`` gets a
     member's outcome as soon as it is final (an early-stopped or diverged member before its
-    pack ends), so a worker can send it at once; the returned list still holds every one."""
+    pack ends), so a worker can send it at once; the returned list still holds every one.
+    ``resume`` and ``on_checkpoint`` (checkpoints) apply to a pack of one: a point with a
+    checkpoint is never packed (:func:`dropout_lab.packs.plan.group`)."""
     if len(members) == 1:
         m = members[0]
         return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
-                          on_epoch=on_epoch)]
+                          on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)]
     from dropout_lab.packs.train import run_pack
 
     try:

@@ -16,8 +16,9 @@ recorded as failed) and is replaced. A solo trial is a pack of one.
 * Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the driver decides
   what happens (it stops the workers; finished trials are already stored). A worker whose
   driver is gone (killed) exits quietly at its next message.
-* Messages are small: ``started`` per member, ``epoch`` and, at the end, one outcome per
-  member.
+* Messages are small: ``started`` per member, ``epoch``, ``checkpoint`` (a solo trial's
+  state, which the driver writes: dropout_lab/checkpoint.py) and one outcome per member (as
+  soon as it is final).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
         def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
 
+        def on_checkpoint(trial_id: str, epoch: int, data: bytes) -> None:
+            send(("checkpoint", trial_id, epoch, data))  # after its epoch's row (one pipe)
+
         sent.clear()
 
         def on_outcome(outcome: TrialOutcome) -> None:
@@ -83,7 +87,7 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
             send(("outcome", outcome))
 
         for outcome in run_unit(pack, threads, workers, on_epoch=on_epoch,
-                                on_outcome=on_outcome):
+                                on_outcome=on_outcome, on_checkpoint=on_checkpoint):
             if outcome.trial_id not in sent:
                 send(("outcome", outcome))
 
@@ -262,6 +266,8 @@ class LocalExecutor:
                 events.started(msg[1])
             elif kind == "epoch":
                 events.epoch(msg[1], msg[2], msg[3], msg[4])
+            elif kind == "checkpoint":
+                events.checkpoint(msg[1], msg[2], msg[3])
             elif kind == "outcome":
                 slot.owed.pop(msg[1].trial_id, None)
                 yield msg[1]

@@ -3,7 +3,8 @@
 Each pack (a solo trial is a pack of one) is ONE task declaring its resources (``num_cpus`` =
 the pack's threads, and one GPU when its device is cuda). The task loads the data set itself
 (from the worker's cache or ``dataset.path``) and returns one :class:`TrialOutcome` per
-member; only the driver writes the runs directory, so the cluster needs no shared file
+member; a solo trial's epoch rows and checkpoints reach the driver through a Ray queue while
+it runs. Only the driver writes the runs directory, so the cluster needs no shared file
 system. A task that is lost (its worker died, its node left) loses every member of its pack,
 recorded as failed, so a re-run retries them. Every node needs dropout-lab and its
 dependencies installed (the same version as the driver).
@@ -13,6 +14,7 @@ Ray is an optional extra (``pip install "dropout-lab[ray]"``) and is imported on
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections import deque
 from collections.abc import Generator
@@ -38,15 +40,39 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray_pack(members: list[PackMember], threads: int, workers: int
+def _ray_pack(members: list[PackMember], threads: int, workers: int,
+              resume: bytes | None = None, channel: Any = None
               ) -> tuple[str, list[TrialOutcome]]:
     """The body of a Ray task: one pack, its outcomes returned to the driver (no files
     written here), with this task's Ray id (the driver records which task ran which
-    members: :attr:`RayExecutor.tasks`)."""
+    members: :attr:`RayExecutor.tasks`). A solo trial continues from ``resume`` (a
+    checkpoint the driver found); epoch rows and checkpoints go to the driver through
+    ``channel`` (a Ray queue), which the driver drains before it takes the outcomes."""
     import ray
 
+    on_epoch = on_checkpoint = None
+    if channel is not None:
+        def on_epoch(tid: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+            channel.put(("epoch", tid, epoch, epochs, row))  # blocks until the queue has it
+
+        def on_checkpoint(tid: str, epoch: int, data: bytes) -> None:
+            channel.put(("checkpoint", tid, epoch, data))
+
     task_id = ray.get_runtime_context().get_task_id() or ""
-    return task_id, run_members(members, threads, workers)
+    return task_id, run_members(members, threads, workers, on_epoch, resume=resume,
+                                on_checkpoint=on_checkpoint)
+
+
+def _drain(channel: Any, events: Events) -> None:
+    """Pass on every epoch row and checkpoint the tasks have put in ``channel`` so far."""
+    n = channel.qsize()
+    if not n:
+        return
+    for message in channel.get_nowait_batch(n):
+        if message[0] == "epoch":
+            events.epoch(*message[1:])
+        else:
+            events.checkpoint(*message[1:])
 
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -120,9 +146,14 @@ class RayExecutor:
         # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
         # pool with threadpoolctl as the local executor does: equal threads, equal bits.
         ray = _import_ray()
+        from ray.util.queue import Queue
+
         task = ray.remote(_ray_pack)
         queue = deque(packs)
         inflight: dict[Any, Pack] = {}
+        # Epoch rows and checkpoints travel from the tasks to the driver through one queue
+        # actor (no CPU reserved: it only forwards), as the local executor's pipes carry them.
+        channel = Queue(actor_options={"num_cpus": 0})
         try:
             while queue or inflight:
                 # Keep at most `workers` tasks submitted, so "started" means running.
@@ -134,12 +165,15 @@ class RayExecutor:
                                for p in pack.points]
                     ref = task.options(num_cpus=self.threads,
                                        num_gpus=1 if _needs_gpu(members[0].config) else 0,
-                                       max_retries=0).remote(members, self.threads,
-                                                             self.workers)
+                                       max_retries=0).remote(
+                        members, self.threads, self.workers,
+                        pack.points[0].resume if pack.size == 1 else None, channel)
                     inflight[ref] = pack
                     for point in pack.points:
                         events.started(point.trial_id)
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
+                # a finished task put everything before it returned: drain before its outcome
+                _drain(channel, events)
                 for ref in done:
                     pack = inflight.pop(ref)
                     try:
@@ -158,3 +192,5 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001 - already finished or gone: nothing to stop
                     pass
+            with contextlib.suppress(Exception):  # the cluster may be gone already
+                ray.kill(channel.actor)

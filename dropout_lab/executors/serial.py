@@ -25,4 +25,5 @@ class SerialExecutor:
         for pack in packs:
             for point in pack.points:
                 events.started(point.trial_id)
-            yield from run_unit(pack, self.threads, 1, on_epoch=events.epoch)
+            yield from run_unit(pack, self.threads, 1, on_epoch=events.epoch,
+                                on_checkpoint=events.checkpoint)

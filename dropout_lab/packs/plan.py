@@ -7,7 +7,8 @@ and runs exactly as an unpacked trial does. :func:`group` is the one place that 
 points share a pack; it takes any list of points (the sweep's pending points, or a search's
 suggested points, issue 23) and is deterministic:
 
-* points pack together only when their keys are equal;
+* points pack together only when their keys are equal; a point that continues from a
+  checkpoint (``GridPoint.resume``) runs alone;
 * each pack holds at most ``max_size`` points, consecutive in the order given (grid order);
 * ``spread`` (the workers that will run the packs) caps the pack size at
   ``ceil(packable / spread)``, so that 8 points on 2 workers make 2 packs of 4, not one of 8
@@ -91,7 +92,8 @@ def group(points: Sequence[GridPoint], max_size: int, spread: int = 1,
     by_key: dict[Any, list[int]] = {}  # key -> indices of its points, in order
     singles: list[int] = []
     for i, point in enumerate(points):
-        k = key(point.config)
+        # A point continuing from a checkpoint (a killed solo trial) runs alone: it resumes.
+        k = None if point.resume is not None else key(point.config)
         if k is None:
             singles.append(i)
         else:

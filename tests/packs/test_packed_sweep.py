@@ -146,6 +146,9 @@ class _KillWorkerAtFirstStart:
     def finished(self, trial_id: str, status) -> None:
         pass
 
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        pass
+
 
 @pytest.mark.slow
 def test_a_worker_dying_mid_pack_fails_its_unfinished_members_and_a_rerun_retries_them(
@@ -259,6 +262,9 @@ class _Order:
 
     def finished(self, trial_id: str, status) -> None:
         self.log.append(("finished", trial_id))
+
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        pass
 
 
 @pytest.mark.slow
