@@ -182,3 +182,11 @@ def test_the_measured_table_packs_small_and_mid_networks_on_the_cpu_and_not_1024
     assert sizing.cpu_auto_size(mnist_256, points=20, spread=2) == 8  # 4 x 5: 1.33x
     assert sizing.cpu_auto_size(mnist_256, points=8, spread=2) == 1  # packs of 4: 1.15x
     assert sizing.cpu_auto_size(mnist_1024, points=20, spread=2) == 1  # <= 1.20x: in doubt
+
+
+def test_a_point_continuing_from_a_checkpoint_runs_alone():
+    import dataclasses
+
+    points = grid({"seed": [0, 1, 2, 3]})
+    points[1] = dataclasses.replace(points[1], resume=b"a checkpoint")
+    assert sizes_and_positions(group(points, 8), points) == [[0, 2, 3], [1]]
