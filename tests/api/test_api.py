@@ -1,0 +1,177 @@
+"""The Python API on a real (tiny) sweep: run, read back, frames, networks, errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+
+import numpy as np
+import pytest
+
+import dropout_lab
+from dropout_lab.errors import ConfigError, MissingExtraError, StoreError
+from dropout_lab.result import FINAL_KEYS, Status
+from tests.helpers.configs import TINY
+
+pd = pytest.importorskip("pandas", reason="the DataFrame methods need the extra [pandas]")
+
+
+def tiny(**eval_options):
+    cfg = copy.deepcopy(TINY)
+    cfg["eval"].update({"save_weights": "all", **eval_options})
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One real sweep of 4 trials (p in {0, 0.5} x seeds {0, 1}) with every statistic on."""
+    runs = tmp_path_factory.mktemp("api") / "runs"
+    return dropout_lab.sweep(tiny(), runs_dir=runs, workers=1), runs
+
+
+def test_sweep_runs_and_reads_back_the_current_grid(swept):
+    s, runs = swept
+    assert s.path == runs / "tiny" and s.name == "tiny"
+    assert len(s.trials) == 4 and not s.failed
+    assert {(t.params["dropout.p"], t.params["seed"]) for t in s.trials} == \
+        {(0.0, 0), (0.0, 1), (0.5, 0), (0.5, 1)}
+    t = s.trial(dropout__p=0.5, seed=1)
+    assert t.status is Status.DONE
+    assert set(t.final) == set(FINAL_KEYS)
+    assert t.final == t.result["final"]  # the stored numbers, not recomputed
+    assert set(t.health) == {"flags", "checks", "thresholds"}
+    assert len(t.curve()) == TINY["train"]["epochs"]
+    # load() reads the same trials as sweep() returned
+    again = dropout_lab.load(s.path)
+    assert [x.result for x in again.trials] == [x.result for x in s.trials]
+
+
+def test_a_second_call_resumes_and_runs_nothing(swept):
+    s, runs = swept
+    again = dropout_lab.sweep(tiny(), runs_dir=runs, workers=1)
+    assert [t.result["timing"]["started_at"] for t in again.trials] == \
+        [t.result["timing"]["started_at"] for t in s.trials]
+
+
+def test_to_pandas_has_one_flat_row_per_trial(swept):
+    s, _ = swept
+    df = s.to_pandas()
+    assert len(df) == 4
+    assert {"trial_id", "status", "dropout.p", "seed", *FINAL_KEYS, "epochs_trained",
+            "corr[1]", "ablation_auc", "mc_acc", "mutual_information", "health_flags",
+            "health.collapsed", "health.dead_units", "health.not_converged",
+            "train_seconds"} <= set(df.columns)
+    for t in s.trials:
+        row = df[df.trial_id == t.trial_id].iloc[0]
+        assert row["test_acc"] == t.final["test_acc"]
+        assert row["corr[1]"] == t.result["coadaptation"]["layers"][0]["mean_abs_corr"]
+        assert row["mc_acc"] == t.result["uncertainty"]["mc_acc"]
+        assert bool(row["health.collapsed"]) == ("collapsed" in t.health["flags"])
+
+
+def test_curves_has_one_row_per_trial_and_epoch(swept):
+    s, _ = swept
+    df = s.curves()
+    assert len(df) == 4 * TINY["train"]["epochs"]
+    t = s.trials[2]
+    mine = df[df.trial_id == t.trial_id].sort_values("epoch")
+    assert list(mine["epoch"]) == [1, 2]
+    assert list(mine["test_acc"]) == [r["test_acc"] for r in t.curve()]
+    assert set(mine["dropout.p"]) == {t.params["dropout.p"]}
+
+
+def test_compare_has_exactly_the_numbers_of_compare_json(swept, cli):
+    s, _ = swept
+    # the tiny trials are flagged collapsed: kept in, so every cell has two seeds
+    code, out, err = cli("compare", s.path, "-f", "json", "-m", "test_acc", "-m", "corr[1]",
+                         "--include-collapsed")
+    assert code == 0, err
+    doc = json.loads(out)
+    df = s.compare(metrics=["test_acc", "corr[1]"], include_collapsed=True)
+    assert set(df["n"]) == {2}
+    assert len(df) == 2 * 2  # two values of p, two metrics
+    for block in doc["blocks"]:
+        for row in block["rows"]:
+            for name, m in row["metrics"].items():
+                got = df[(df["dropout.p"] == row["value"]) & (df.metric == name)]
+                assert len(got) == 1
+                g = got.iloc[0]
+                assert (g["n"], g["mean"], g["sd"]) == (m["n"], m["mean"], m["sd"])
+                assert [g["ci_lo"], g["ci_hi"]] == (m["ci"] or [None, None])
+                if m["diff"] is None:
+                    assert g["diff_mean"] is None or np.isnan(g["diff_mean"])
+                else:
+                    assert g["diff_mean"] == m["diff"]["mean"]
+                    assert [g["diff_ci_lo"], g["diff_ci_hi"]] == m["diff"]["ci"]
+                    assert g["diff_mdd"] == m["diff"]["mdd"]
+                assert g["best"] == row["best"] and g["baseline"] == row["baseline"]
+
+
+def test_network_reproduces_the_recorded_test_accuracy_exactly(swept):
+    s, _ = swept
+    for t in s.trials:
+        net = t.network()
+        x, y = t.test_data()
+        assert x.dtype == np.float32 and len(y) == TINY["dataset"]["n_test"]
+        probs = net.predict(x)
+        assert probs.shape == (len(y), TINY["dataset"]["n_classes"])
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
+        assert float(np.mean(probs.argmax(axis=1) == y)) == t.final["test_acc"]
+
+
+def test_earlier_grids_are_reachable_and_never_mixed_in(swept, tmp_path):
+    s, runs = swept
+    cfg = tiny()
+    cfg["sweep"]["dropout.p"] = [0.0]  # a narrower grid in the same folder
+    narrower = dropout_lab.sweep(cfg, runs_dir=runs, workers=1)
+    try:
+        assert {t.params["dropout.p"] for t in narrower.trials} == {0.0}
+        assert len(narrower.trials) == 2 and len(narrower.to_pandas()) == 2
+        earlier = narrower.earlier_trials
+        assert {t.params["dropout.p"] for t in earlier} == {0.5}
+        assert all(not t.current for t in earlier) and all(t.current for t in narrower.trials)
+        assert len(narrower.all_trials) == 4
+        assert len(narrower.to_pandas(narrower.all_trials)) == 4
+    finally:  # the module's sweep gets its grid back for the other tests
+        dropout_lab.sweep(tiny(), runs_dir=runs, workers=1)
+
+
+def test_network_needs_all_weights(tmp_path):
+    s = dropout_lab.sweep(tiny(save_weights="first", coadaptation=False, uncertainty=False),
+                          ["dropout.p=0.5", "seed=0"], runs_dir=tmp_path, workers=1)
+    with pytest.raises(StoreError, match="eval.save_weights: all"):
+        s.trials[0].network()
+
+
+def test_errors_are_typed(tmp_path):
+    no_name = tiny()
+    del no_name["name"]
+    with pytest.raises(ConfigError, match="needs a 'name'"):
+        dropout_lab.sweep(no_name, runs_dir=tmp_path)
+    with pytest.raises(ConfigError, match="unknown option"):
+        dropout_lab.sweep(tiny(), runs_dir=tmp_path, colour="red")
+    with pytest.raises(ConfigError, match="dropout.pp"):
+        dropout_lab.sweep(tiny(), ["dropout.pp=0.5"], runs_dir=tmp_path)
+    with pytest.raises(ConfigError):
+        dropout_lab.sweep(tmp_path / "missing.yaml", runs_dir=tmp_path)
+    with pytest.raises(StoreError, match="no such sweep folder"):
+        dropout_lab.load(tmp_path / "nothing")
+
+
+def test_missing_pandas_names_the_extra(swept, monkeypatch):
+    s, _ = swept
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    with pytest.raises(MissingExtraError, match=r'pip install "dropout-lab\[pandas\]"'):
+        s.to_pandas()
+    assert s.trials[0].final is not None  # the rest of the API does not need it
+
+
+def test_dropout_lab_sweep_stays_the_function():
+    import dropout_lab.sweep as _grid  # noqa: F401  (the submodule: the grid)
+    from dropout_lab.sweep import expand
+
+    assert callable(expand)
+    assert dropout_lab.sweep.__module__ == "dropout_lab.api"
+    assert dropout_lab.load.__module__ == "dropout_lab.api"
+    assert {"sweep", "load", "Sweep", "Trial"} <= set(dropout_lab.__all__)
