@@ -48,10 +48,15 @@ class Difference:
     n_a: int
     n_b: int
     seeds: tuple[Any, ...] = ()  # the shared seeds, when paired
+    uninformative: bool = False  # two paired values with no spread (Summary.uninformative)
 
     @property
     def excludes_zero(self) -> bool:
-        return self.lo is not None and self.hi is not None and (self.lo > 0.0 or self.hi < 0.0)
+        """The interval lies above or below 0 (never for a point-interval from two seeds,
+        as in the one-sweep comparison: :attr:`dropout_lab.stats.Summary.excludes_zero`)."""
+        if self.lo is None or self.hi is None or self.uninformative:
+            return False
+        return self.lo > 0.0 or self.hi < 0.0
 
     def to_dict(self) -> dict[str, Any]:
         ci = None if self.lo is None else [self.lo, self.hi]
@@ -92,7 +97,7 @@ def difference(a: dict[Any, float], b: dict[Any, float], level: float = DEFAULT_
         p = paired_difference(b, a, level)
         s = p.summary
         return Difference(PAIRED, s.mean, s.lo, s.hi, None if s.n < 2 else float(s.n - 1),
-                          len(a), len(b), p.seeds)
+                          len(a), len(b), p.seeds, s.uninformative)
     return welch_difference(list(a.values()), list(b.values()), level)
 
 
