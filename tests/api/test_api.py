@@ -120,6 +120,18 @@ def test_network_reproduces_the_recorded_test_accuracy_exactly(swept):
         assert float(np.mean(probs.argmax(axis=1) == y)) == t.final["test_acc"]
 
 
+def test_a_torch_cpu_trial_rebuilt_on_numpy_reproduces_its_accuracy(tmp_path):
+    pytest.importorskip("torch", reason="backend torch needs the extra [torch]")
+    cfg = tiny(coadaptation=False, uncertainty=False)
+    cfg.update(backend="torch", device="cpu")
+    cfg["train"]["epochs"] = 4
+    s = dropout_lab.sweep(cfg, ["seed=0"], runs_dir=tmp_path, workers=1)
+    for t in s.trials:
+        assert t.result["env"]["backend"] == "torch"
+        x, y = t.test_data()
+        assert float(np.mean(t.network().predict(x).argmax(axis=1) == y)) == t.final["test_acc"]
+
+
 def test_earlier_grids_are_reachable_and_never_mixed_in(swept, tmp_path):
     s, runs = swept
     cfg = tiny()
