@@ -179,15 +179,19 @@ def _child(client: MlflowClient, exp_id: str, parent_id: str, sweep: Sweep, tria
 
 
 def _parent_artifacts(client: MlflowClient, parent_id: str, root: Path) -> list[str]:
-    """sweep.yaml, summary.csv, report.html and plots/*.png, those that exist; logged again
+    """sweep.yaml, summary.csv, report.html and plots/<figure>.png (the figures ``plot``
+    draws), those that exist; logged again
     on every export (same artifact paths: the newer file replaces the older)."""
     logged = []
     for name in (SWEEP_FILE, SUMMARY_FILE, "report.html"):
         if (root / name).is_file():
             client.log_artifact(parent_id, str(root / name))
             logged.append(name)
-    plots = sorted((root / "plots").glob("*.png")) if (root / "plots").is_dir() else []
-    for png in plots:
-        client.log_artifact(parent_id, str(png), artifact_path="plots")
-        logged.append(f"plots/{png.name}")
+    from dropout_lab.report.plots import FIGURES  # the names ``plot`` writes
+
+    for figure in FIGURES:
+        png = root / "plots" / f"{figure}.png"
+        if png.is_file():
+            client.log_artifact(parent_id, str(png), artifact_path="plots")
+            logged.append(f"plots/{png.name}")
     return logged
