@@ -1,18 +1,11 @@
-"""Dropout variants as multiplicative noise, sampled once and handed to any backend.
+"""Dropout noise of one trial, sampled once and handed to any backend.
 
 Every variant is "multiply something by a random matrix during training" plus, for
-``standard``, a fixed scale at test time. Writing it this way keeps the formulas in one
-backend-neutral place; backends only multiply. p is always the probability of DROPPING.
-
-======================  ===========================================  ====================
-variant                 training: a' = a * r with r =                 test time
-======================  ===========================================  ====================
-inverted (default)      0 w.p. p, else 1/(1-p)                        a' = a
-standard                0 w.p. p, else 1                              a' = (1-p) a
-gaussian                r ~ N(1, p/(1-p))  (same mean/var as inverted) a' = a
-dropconnect             on each WEIGHT: 0 w.p. p, else 1/(1-p)        W' = W
-unscaled (a mistake)    0 w.p. p, else 1                              a' = a  (no rescale)
-======================  ===========================================  ====================
+``standard``, a fixed scale at test time. The formulas are the variant objects of
+:mod:`dropout_lab.variants` (the registry, the only place a variant name is dispatched); a
+:class:`DropoutPlan` holds a trial's rates per layer and samples its :class:`Noise` through
+the host's primitives (:class:`~dropout_lab.variants.HostOps`); backends only multiply.
+p is always the probability of DROPPING.
 
 Unit noise has one row per example; dropconnect noise is one weight mask per mini-batch.
 """
@@ -23,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# A reusable noise buffer: ("w", layer) for a weight mask, ("u", layer, batch) for a unit mask.
-BufferKey = tuple[str, int] | tuple[str, int, int]
+from dropout_lab import variants
+from dropout_lab.variants import HostOps
 
 
 @dataclass
@@ -51,10 +44,12 @@ class DropoutPlan:
         if len(rates) != len(sizes) - 1:
             raise ValueError("one rate per unit layer (input + hidden layers)")
         self.variant = variant
+        self.kind = variants.get(variant)  # a ConfigError listing the valid names on a typo
         self.rates = [float(r) for r in rates]
         self.sizes = list(sizes)
         self.dtype = np.dtype(dtype)
-        self._buffers: dict[BufferKey, np.ndarray] = {}
+        self._ops: HostOps | None = None
+        self._ops_rng: np.random.Generator | None = None
 
     @property
     def active(self) -> bool:
@@ -62,67 +57,38 @@ class DropoutPlan:
 
     def test_scales(self) -> list[float]:
         """Factor applied to each unit layer at test time (only ``standard`` scales: 1-p)."""
-        if self.variant == "standard":
-            return [1.0 - r for r in self.rates]
-        return [1.0] * len(self.rates)
+        return [self.kind.test_scale(r) for r in self.rates]
+
+    def noise_shape(self, layer: int, batch: int) -> tuple[int, int]:
+        """The shape of layer ``layer``'s noise: the weight matrix (in, out) for a weight
+        variant, else (batch, units)."""
+        if self.kind.target == "weights":
+            return (self.sizes[layer], self.sizes[layer + 1])
+        return (batch, self.sizes[layer])
 
     # -- sampling ---------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, batch: int) -> Noise | None:
-        """Noise for one training step of ``batch`` examples (None when every rate is 0)."""
+        """Noise for one training step of ``batch`` examples (None when every rate is 0).
+        The arrays are reused by the next call (no allocation after the first batch)."""
         if not self.active:
             return None
+        if self._ops is None or self._ops_rng is not rng:
+            self._ops, self._ops_rng = HostOps(rng, self.dtype), rng
+        ops = self._ops
+        ops.start()
         n_layers = len(self.sizes) - 1
         units: list[np.ndarray | None] = [None] * n_layers
         weights: list[np.ndarray | None] = [None] * n_layers
+        on_weights = self.kind.target == "weights"
         for layer, p in enumerate(self.rates):
             if p <= 0:
-                continue
-            if self.variant == "dropconnect":
-                shape = (self.sizes[layer], self.sizes[layer + 1])
-                weights[layer] = self._bernoulli(rng, ("w", layer), shape, p, scale=True)
-            elif self.variant == "gaussian":
-                units[layer] = self._gaussian(
-                    rng, ("u", layer, batch), (batch, self.sizes[layer]), p)
+                continue  # no draw at all: the stream is the same as for a net without it
+            r = self.kind.sample(ops, self.noise_shape(layer, batch), p)
+            if on_weights:
+                weights[layer] = r
             else:
-                units[layer] = self._bernoulli(
-                    rng, ("u", layer, batch), (batch, self.sizes[layer]), p,
-                    scale=self.variant == "inverted",
-                )
+                units[layer] = r
         return Noise(units, weights)
-
-    def _buffer(self, key: BufferKey, shape: tuple[int, int]) -> np.ndarray:
-        # Reused between steps: sampling allocates nothing after the first batch.
-        buf = self._buffers.get(key)
-        if buf is None or buf.shape != shape:
-            buf = self._buffers[key] = np.empty(shape, dtype=self.dtype)
-        return buf
-
-    def _bernoulli(self, rng: np.random.Generator, key: BufferKey, shape: tuple[int, int],
-                   p: float, scale: bool) -> np.ndarray:
-        """r = 1[u >= t] (kept with probability 1-p), times 1/(1-p) when ``scale``.
-
-        u is uniform on the 32-bit integers (two per raw 64-bit draw of the generator) and
-        t = round(p 2^32), so P(kept) = 1 - p to within 2^-33; this is about twice as fast as
-        comparing float32 uniforms (which resolve p only to 2^-24)."""
-        buf = self._buffer(key, shape)
-        n = buf.size
-        u = rng.bit_generator.random_raw((n + 1) // 2).view(np.uint32)[:n].reshape(shape)
-        threshold = np.uint32(min(round(p * 2.0**32), 2**32 - 1))
-        keep_value = 1.0 / (1.0 - p) if scale else 1.0
-        # u >= t has probability 1 - p; write keep_value or 0 in place.
-        np.greater_equal(u, threshold, out=buf, casting="unsafe")
-        if keep_value != 1.0:
-            buf *= self.dtype.type(keep_value)
-        return buf
-
-    def _gaussian(self, rng: np.random.Generator, key: BufferKey, shape: tuple[int, int],
-                  p: float) -> np.ndarray:
-        """r ~ N(1, sigma^2) with sigma^2 = p / (1 - p), the variance of inverted dropout."""
-        buf = self._buffer(key, shape)
-        rng.standard_normal(out=buf, dtype=self.dtype)
-        buf *= self.dtype.type(np.sqrt(p / (1.0 - p)))
-        buf += 1
-        return buf
 
 
 def make_plan(variant: str, input_p: float, hidden_p: list[float], sizes: list[int],

@@ -83,6 +83,13 @@ class Timing(TypedDict, total=False):
     started_at: float  # Unix time
 
 
+class PackInfo(TypedDict):
+    """Where a packed trial sat: the pack's number of members and its own index (0-based)."""
+
+    size: int
+    index: int
+
+
 class _EnvAlways(TypedDict):
     backend: str | None
     device: str | None  # None until the backend chose one
@@ -100,6 +107,7 @@ class Env(_EnvAlways, total=False):
     thread_pools: list[dict[str, Any]]  # these: once the backend is set up
     scipy: str | None
     scipy_loaded: bool
+    pack: PackInfo  # only for a trial trained in a pack (dropout_lab/packs)
 
 
 class _ResultAlways(TypedDict):

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from dropout_lab import seeds
 from dropout_lab.backends.base import train_epoch
 from dropout_lab.errors import DivergedError
@@ -31,6 +33,87 @@ class TrainingLog:
     stopped_by: str = "epochs"  # "epochs" (ran them all) | "early_stopping"
 
 
+@dataclass
+class LoopState:
+    """Where the loop stands between two epochs, besides the network: what the next epoch
+    depends on (a checkpoint saves it, :mod:`dropout_lab.checkpoint`)."""
+
+    epoch: int  # epochs completed
+    order_rng: np.random.Generator  # the ``order`` stream: each epoch's permutation
+    noise_rng: np.random.Generator  # the ``dropout`` stream: every step's noise
+    best_val: float = math.inf  # early stopping: the best validation loss so far
+    since_best: int = 0  # early stopping: epochs since it improved by min_delta
+
+    @classmethod
+    def start(cls, seed: int) -> LoopState:
+        """Before epoch 1: the trial's named streams, freshly seeded."""
+        return cls(0, seeds.rng(seed, "order"), seeds.rng(seed, "dropout"))
+
+
+class EpochLoop:
+    """The bookkeeping of one trial's epochs, apart from the optimizer steps: each epoch's
+    hyperparameters and mini-batch order (:meth:`begin`), then its row, evaluation, early
+    stopping and divergence check (:meth:`end`). :func:`train` drives one trial with it; a
+    pack (dropout_lab/packs) drives one per member around a stacked epoch."""
+
+    def __init__(self, prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+                 log: TrainingLog | None = None, state: LoopState | None = None) -> None:
+        cfg = prep.config
+        self.prep, self.on_epoch = prep, on_epoch
+        self.log = log if log is not None else TrainingLog()
+        self.state = state if state is not None else LoopState.start(cfg.seed)
+        self.n = len(prep.data.y_train)
+        self.curve = curve_rows(self.n, cfg.eval.train_subset, cfg.seed)
+        self._row: dict[str, Any] = {}
+
+    @property
+    def noise_rng(self) -> np.random.Generator:
+        """The ``dropout`` stream: every step's noise."""
+        return self.state.noise_rng
+
+    def begin(self, epoch: int) -> tuple[float, float, np.ndarray]:
+        """(learning rate, momentum, mini-batch order) of epoch ``epoch`` (1-based)."""
+        lr, momentum = hyperparameters_at(self.prep.config.train, epoch)
+        self._row = {"epoch": epoch, "lr": lr, "momentum": momentum}
+        return lr, momentum, self.state.order_rng.permutation(self.n)
+
+    def end(self, epoch: int, fit_loss_sum: float, train_seconds: float) -> bool:
+        """Close epoch ``epoch`` given its sum of mini-batch loss x batch size: the row (with
+        the evaluations due, on the network as it is now), early stopping, the callback.
+        True when this was the last epoch. Raises DivergedError on a non-finite loss."""
+        cfg, data, net, log = self.prep.config, self.prep.data, self.prep.network, self.log
+        stopping = cfg.train.early_stopping
+        fit_loss = fit_loss_sum / self.n
+        if not math.isfinite(fit_loss):
+            raise DivergedError(f"non-finite training loss at epoch {epoch}")
+        row = self._row
+        row["fit_loss"] = fit_loss
+        if stopping is not None:
+            # the config refuses early stopping without a validation split
+            assert data.x_val is not None and data.y_val is not None
+            row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
+            state = self.state
+            if row["val_loss"] < state.best_val - stopping.min_delta:
+                state.best_val, state.since_best = row["val_loss"], 0
+            else:
+                state.since_best += 1
+            if state.since_best >= stopping.patience and epoch < cfg.train.epochs:
+                log.stopped_by = "early_stopping"
+        last = epoch == cfg.train.epochs or log.stopped_by == "early_stopping"
+        if last or epoch % cfg.eval.every == 0:
+            # (early stopping has just evaluated the validation split)
+            row.update(epoch_metrics(net, data, None if last else self.curve, stopping is None))
+            if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
+                log.rows.append(row)
+                raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
+        row["epoch_seconds"] = train_seconds
+        log.rows.append(row)
+        self.state.epoch = epoch
+        if self.on_epoch is not None:
+            self.on_epoch(row)
+        return last
+
+
 def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
           log: TrainingLog | None = None) -> list[dict[str, Any]]:
     """The training loop: shuffled mini-batches (``order`` stream), dropout noise (``dropout``
@@ -41,47 +124,14 @@ def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = No
     ``min_delta``. Returns the rows; ``log`` (if given) also gets them, as far as they got when
     DivergedError is raised on a non-finite loss, and why training stopped."""
     cfg, data, net, plan = prep.config, prep.data, prep.network, prep.plan
-    log = log if log is not None else TrainingLog()
-    order_rng = seeds.rng(cfg.seed, "order")
-    noise_rng = seeds.rng(cfg.seed, "dropout")
-    n, bs, epochs = len(data.y_train), cfg.train.batch_size, cfg.train.epochs
-    curve = curve_rows(n, cfg.eval.train_subset, cfg.seed)
-    stopping = cfg.train.early_stopping
-    best_val, since_best = math.inf, 0
-    for epoch in range(1, epochs + 1):
-        lr, momentum = hyperparameters_at(cfg.train, epoch)
+    loop = EpochLoop(prep, on_epoch, log)
+    for epoch in range(1, cfg.train.epochs + 1):
+        lr, momentum, perm = loop.begin(epoch)
         net.set_hyperparameters(lr, momentum)
         t0 = time.perf_counter()
-        perm = order_rng.permutation(n)
-        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, bs, plan, noise_rng,
-                                   cfg.dropout.noise)  # a device backend may run it on the device
-        fit_loss = fit_loss_sum / n
-        train_seconds = time.perf_counter() - t0
-        if not math.isfinite(fit_loss):
-            raise DivergedError(f"non-finite training loss at epoch {epoch}")
-        row: dict[str, Any] = {"epoch": epoch, "lr": lr, "momentum": momentum,
-                               "fit_loss": fit_loss}
-        if stopping is not None:
-            # the config refuses early stopping without a validation split
-            assert data.x_val is not None and data.y_val is not None
-            row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
-            if row["val_loss"] < best_val - stopping.min_delta:
-                best_val, since_best = row["val_loss"], 0
-            else:
-                since_best += 1
-            if since_best >= stopping.patience and epoch < epochs:
-                log.stopped_by = "early_stopping"
-        last = epoch == epochs or log.stopped_by == "early_stopping"
-        if last or epoch % cfg.eval.every == 0:
-            # (early stopping has just evaluated the validation split)
-            row.update(epoch_metrics(net, data, None if last else curve, stopping is None))
-            if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
-                log.rows.append(row)
-                raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")
-        row["epoch_seconds"] = train_seconds
-        log.rows.append(row)
-        if on_epoch is not None:
-            on_epoch(row)
-        if last:
+        fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, cfg.train.batch_size,
+                                   plan, loop.noise_rng, cfg.dropout.noise)
+        # (a device backend may run the epoch on the device)
+        if loop.end(epoch, fit_loss_sum, time.perf_counter() - t0):
             break
-    return log.rows
+    return loop.log.rows

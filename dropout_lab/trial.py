@@ -82,23 +82,12 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
     started = time.time()
     t_start = time.perf_counter()
     config = validate(config_dict, where=f"trial {trial_id}")
-    env: Env = {
-        "backend": config.backend, "device": None, "threads": threads, "workers": workers,
-        "dtype": config.dtype, "python": platform.python_version(),
-        "platform": platform.platform(), "versions": {"dropout_lab": __version__},
-    }
-    result: Result = {"trial_id": trial_id, "status": Status.FAILED, "params": params,
-                      "final": None, "timing": {}, "env": env}
+    result = new_result(config, trial_id, params, threads, workers)
     log = TrainingLog()
     arrays: dict[str, np.ndarray] = {}
     try:
         prep = prepare(config, threads)
-        env["device"] = prep.device
-        env["versions"].update(prep.backend.versions())
-        # BLAS libraries + thread pools, once the backend is set
-        pools = trial_environment()
-        env["thread_pools"] = pools["thread_pools"]
-        env["scipy"], env["scipy_loaded"] = pools["scipy"], pools["scipy_loaded"]
+        record_environment(result, prep)
         setup_seconds = time.perf_counter() - t_start
 
         def forward_epoch(row: dict[str, Any]) -> None:
@@ -124,6 +113,29 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
     result["timing"]["total_seconds"] = time.perf_counter() - t_start
     result["timing"]["started_at"] = started
     return TrialOutcome(trial_id, result["status"], result, log.rows, error, arrays)
+
+
+def new_result(config: ExperimentConfig, trial_id: str, params: dict[str, Any],
+               threads: int | None, workers: int) -> Result:
+    """The result of a trial that has not run yet (status ``failed`` until it has)."""
+    env: Env = {
+        "backend": config.backend, "device": None, "threads": threads, "workers": workers,
+        "dtype": config.dtype, "python": platform.python_version(),
+        "platform": platform.platform(), "versions": {"dropout_lab": __version__},
+    }
+    return {"trial_id": trial_id, "status": Status.FAILED, "params": params,
+            "final": None, "timing": {}, "env": env}
+
+
+def record_environment(result: Result, prep: Prepared) -> None:
+    """The device, the backend's versions, the BLAS libraries and thread pools (once the
+    backend is set) into ``result["env"]``."""
+    env = result["env"]
+    env["device"] = prep.device
+    env["versions"].update(prep.backend.versions())
+    pools = trial_environment()
+    env["thread_pools"] = pools["thread_pools"]
+    env["scipy"], env["scipy_loaded"] = pools["scipy"], pools["scipy_loaded"]
 
 
 def assemble_result(prep: Prepared, log: TrainingLog, result: Result) -> dict[str, np.ndarray]:

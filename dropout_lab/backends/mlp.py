@@ -247,8 +247,7 @@ class MLP(ABC, Generic[T]):
         eval_mode = noise is None
         units, masks = self._noise(noise) or (None, None)
         if eval_mode:
-            if self.test_scales[0] != 1.0:  # standard dropout: a_0 = (1 - p_in) x at test time
-                a = self._scale(a, self.test_scales[0])
+            a = self._test_scale(a, 0)  # standard dropout: a_0 = (1 - p_in) x at test time
         elif units is not None and units[0] is not None:
             a = self._mul(a, units[0])
         hidden: list[np.ndarray] = []
@@ -265,8 +264,7 @@ class MLP(ABC, Generic[T]):
             if return_hidden:
                 hidden.append(self._to_numpy(h).copy())
             if eval_mode:
-                s = self.test_scales[l + 1]
-                a = self._scale(h, s) if s != 1.0 else h  # standard dropout: (1 - p) h
+                a = self._test_scale(h, l + 1)  # standard dropout: (1 - p) h
             else:
                 r = None if units is None else units[l + 1]
                 a = h if r is None else self._mul(h, r)
@@ -329,12 +327,23 @@ class MLP(ABC, Generic[T]):
         loss, grads = self._loss_and_grads(x, y, noise, into_scratch=True)
         self.t += 1
         self._optimizer_step(grads)
-        if self.train.max_norm is not None:
-            for W in self.W:
-                self._rescale_columns_(W, self._column_norms(W), self.train.max_norm)
+        self._apply_max_norm()
         if self.t % FLUSH_EVERY == 0:
             self._flush_tiny_state()
         return loss
+
+    def _test_scale(self, a: T, layer: int) -> T:
+        """Unit layer ``layer``'s activations at test time: (1 - p) a under standard dropout,
+        else a itself (a pack overrides this with one factor per member)."""
+        s = self.test_scales[layer]
+        return self._scale(a, s) if s != 1.0 else a
+
+    def _apply_max_norm(self) -> None:
+        """max-norm: W[:, j] <- W[:, j] * cap / |W[:, j]| where |W[:, j]| > cap (a pack
+        overrides this with one cap per member)."""
+        if self.train.max_norm is not None:
+            for W in self.W:
+                self._rescale_columns_(W, self._column_norms(W), self.train.max_norm)
 
     def _optimizer_step(self, grads: Grads[T]) -> None:
         """The update of every parameter, one at a time (a backend may override this with a

@@ -10,8 +10,9 @@ step for the small MLPs dropout-lab trains. The speed path is the multi-tensor o
 :mod:`dropout_lab.dropout` (NumPy) and are only wrapped (``torch.from_numpy``, no copy on the
 CPU) or copied to the device: given a seed, both backends see identical masks.
 
-This module and ``torch_foreach.py`` are the only places dropout-lab imports torch; the
-registry imports them lazily.
+This module, ``torch_foreach.py``, ``torch_device.py``, ``torch_pack.py`` (a pack's stacked
+network) and the packs' training (``dropout_lab/packs/stacked.py``, ``epochs.py``) are the only
+places dropout-lab imports torch; the registry and ``packs.run_pack`` import them lazily.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from dropout_lab.dropout import DropoutPlan
+from dropout_lab.variants import Rate
 
 if TYPE_CHECKING:
     from dropout_lab.backends.torch_backend import TorchNetwork
@@ -45,12 +46,64 @@ def generator_for(stream: np.random.Generator, device: torch.device) -> torch.Ge
     return gen
 
 
+class TorchOps:
+    """The noise primitives (:class:`~dropout_lab.variants.NoiseOps`) on a torch device:
+    uniforms and normals from ``torch.Generator``s. One generator (a trial), or one per pack
+    member (the noise's leading axis is the member, ``draw[k]`` False: member k draws nothing
+    and its noise is the identity, as a solo trial skips a layer of rate 0)."""
+
+    def __init__(self, gens: torch.Generator | list[torch.Generator], device: torch.device,
+                 dtype: torch.dtype) -> None:
+        self.packed = isinstance(gens, list)
+        self.gens = gens if isinstance(gens, list) else [gens]
+        self.device, self.dtype = device, dtype
+        self.draw = np.ones(len(self.gens), dtype=bool)
+
+    def _draw(self, shape: tuple[int, ...], sampler: str, fill: float) -> torch.Tensor:
+        make = torch.rand if sampler == "rand" else torch.randn
+        if not self.packed:
+            return make(shape, generator=self.gens[0], device=self.device, dtype=self.dtype)
+        out = torch.empty(shape, device=self.device, dtype=self.dtype)
+        for k, gen in enumerate(self.gens):
+            if self.draw[k]:
+                # drawn with the member's own shape, as its solo trial draws it
+                out[k] = make(shape[1:], generator=gen, device=self.device, dtype=self.dtype)
+            else:
+                out[k].fill_(fill)
+        return out
+
+    def _rate(self, p: Rate, ndim: int) -> float | torch.Tensor:
+        if np.ndim(p) == 0:
+            return float(p)
+        return torch.as_tensor(np.asarray(p, dtype=np.float64), device=self.device,
+                               dtype=self.dtype).reshape(-1, *[1] * (ndim - 1))
+
+    def keep(self, shape: tuple[int, ...], p: Rate) -> torch.Tensor:
+        """1[u >= p] for u ~ U[0, 1) (a member that draws nothing: u = 1, kept)."""
+        u = self._draw(shape, "rand", 1.0)
+        return (u >= self._rate(p, len(shape))).to(self.dtype)
+
+    def uniform(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return self._draw(shape, "rand", 0.0)
+
+    def normal(self, shape: tuple[int, ...]) -> torch.Tensor:
+        return self._draw(shape, "randn", 0.0)
+
+    def scale_(self, x: torch.Tensor, s: Rate) -> torch.Tensor:
+        return x.mul_(self._rate(s, x.dim()))
+
+    def shift_(self, x: torch.Tensor, s: float) -> torch.Tensor:
+        return x.add_(s)
+
+
 class DeviceNoise:
-    """Samples a :class:`~dropout_lab.dropout.DropoutPlan`'s noise on a torch device."""
+    """Samples a :class:`~dropout_lab.dropout.DropoutPlan`'s noise on a torch device, with the
+    variant's own formula (dropout_lab/variants.py) over :class:`TorchOps`."""
 
     def __init__(self, plan: DropoutPlan, gen: torch.Generator, device: torch.device,
                  dtype: torch.dtype) -> None:
-        self.plan, self.gen, self.device, self.dtype = plan, gen, device, dtype
+        self.plan = plan
+        self.ops = TorchOps(gen, device, dtype)
 
     def sample(self, batch: int) -> tuple[Tensors, Tensors] | None:
         """(unit noise r_l, weight masks M_l) for one step of ``batch`` examples."""
@@ -60,25 +113,16 @@ class DeviceNoise:
         n = len(plan.sizes) - 1
         units: Tensors = [None] * n
         masks: Tensors = [None] * n
+        on_weights = plan.kind.target == "weights"
         for l, p in enumerate(plan.rates):
             if p <= 0:
                 continue
-            if plan.variant == "dropconnect":
-                masks[l] = self._bernoulli((plan.sizes[l], plan.sizes[l + 1]), p, scale=True)
-            elif plan.variant == "gaussian":
-                r = torch.randn((batch, plan.sizes[l]), generator=self.gen, device=self.device,
-                                dtype=self.dtype)
-                units[l] = r.mul_(float(np.sqrt(p / (1.0 - p)))).add_(1.0)  # N(1, p/(1-p))
+            r = plan.kind.sample(self.ops, plan.noise_shape(l, batch), p)
+            if on_weights:
+                masks[l] = r
             else:
-                units[l] = self._bernoulli((batch, plan.sizes[l]), p,
-                                           scale=plan.variant == "inverted")
+                units[l] = r
         return units, masks
-
-    def _bernoulli(self, shape: tuple[int, int], p: float, scale: bool) -> torch.Tensor:
-        """1[u >= p] (kept with probability 1 - p), times 1/(1-p) when ``scale``."""
-        u = torch.rand(shape, generator=self.gen, device=self.device, dtype=self.dtype)
-        keep = (u >= p).to(self.dtype)
-        return keep.mul_(1.0 / (1.0 - p)) if scale else keep
 
 
 class DeviceEpochs:

@@ -13,10 +13,10 @@ import copy
 import numpy as np
 import pytest
 
-from dropout_lab import seeds
+from dropout_lab import seeds, variants
 from dropout_lab.backends import registry
 from dropout_lab.backends.base import NetSpec, Network, init_weights
-from dropout_lab.config import VARIANTS, TrainConfig, validate
+from dropout_lab.config import TrainConfig, validate
 from dropout_lab.dropout import make_plan
 from dropout_lab.errors import BackendError
 from dropout_lab.training import train
@@ -24,6 +24,7 @@ from dropout_lab.trial import prepare
 from tests.helpers.configs import TINY
 
 BACKENDS = registry.names()
+VARIANTS = tuple(variants.names())  # the variant registry: every registered variant
 OTHERS = [n for n in BACKENDS if n != "numpy"]  # held to the numpy reference
 OPTIMIZERS = ("sgd", "momentum", "adam")
 AGREE = 1e-5  # float64 agreement between backends (observed: ~1e-15)

@@ -1,0 +1,207 @@
+"""The stacked training of a pack: members' trials around one :class:`TorchPackNetwork`.
+
+Each member is prepared as its solo trial is (:func:`~dropout_lab.trial.prepare`: data,
+initial weights from its ``init`` stream, its dropout plan) and keeps its epoch bookkeeping
+(:class:`~dropout_lab.training.EpochLoop`: schedules, order stream, rows, early stopping,
+divergence). The optimizer steps of all members run as one stacked network
+(:class:`~dropout_lab.backends.torch_pack.TorchPackNetwork`, epochs in
+:class:`~dropout_lab.packs.epochs.PackEpochs`); after each epoch every member is evaluated on
+its own slice of the weights through its own solo network (the same code, so the same numbers
+as alone), and its result is assembled with :func:`~dropout_lab.trial.assemble_result` when it
+finishes. A member that finished, diverged or failed leaves the stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dropout_lab.backends.torch_backend import TorchNetwork
+from dropout_lab.backends.torch_pack import TorchPackNetwork
+from dropout_lab.config import ExperimentConfig
+from dropout_lab.errors import DivergedError
+from dropout_lab.packs.epochs import PackEpochs
+from dropout_lab.result import Result, Status
+from dropout_lab.training import EpochLoop, TrainingLog
+from dropout_lab.trial import (
+    EpochCallback,
+    Prepared,
+    TrialOutcome,
+    assemble_result,
+    new_result,
+    prepare,
+    record_environment,
+)
+
+if TYPE_CHECKING:
+    from dropout_lab.packs.train import PackMember
+
+
+_DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
+
+
+def _equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return a is b or (a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b))
+
+
+class Member:
+    """A member in training: its prepared trial, result, log and epoch bookkeeping."""
+
+    def __init__(self, index: int, member: PackMember, prep: Prepared, result: Result,
+                 setup_seconds: float, on_epoch: EpochCallback | None) -> None:
+        self.index, self.member, self.prep, self.result = index, member, prep, result
+        self.setup_seconds = setup_seconds
+        self.log = TrainingLog()
+        epochs = prep.config.train.epochs
+
+        def forward(row: dict[str, Any]) -> None:
+            if on_epoch is not None:
+                on_epoch(member.trial_id, row["epoch"], epochs, row)
+
+        self.loop = EpochLoop(prep, forward, self.log)
+
+
+class Pack:
+    """The members of one pack, their stacked network, and their outcomes as they finish."""
+
+    def __init__(self, members: list[PackMember], configs: list[ExperimentConfig],
+                 threads: int | None, workers: int, on_epoch: EpochCallback | None,
+                 started: float, t_start: float) -> None:
+        self.started, self.t_start = started, t_start
+        self.outcomes: list[TrialOutcome | None] = [None] * len(members)
+        self.live: list[Member] = []
+        for index, (member, config) in enumerate(zip(members, configs, strict=True)):
+            result = new_result(config, member.trial_id, member.params, threads, workers)
+            result["env"]["pack"] = {"size": len(members), "index": index}
+            t0 = time.perf_counter()
+            try:
+                prep = prepare(config, threads)
+                record_environment(result, prep)
+                self._share_data(prep)
+            except Exception:  # this member's own data or backend: it alone fails
+                self._fail(index, member, result, traceback.format_exc(), [])
+                continue
+            self.live.append(Member(index, member, prep, result, time.perf_counter() - t0,
+                                     on_epoch))
+
+    def _share_data(self, prep: Prepared) -> None:
+        """Point this member's data at an earlier member's equal arrays (a sweep over p or lr
+        has one data set: K copies of MNIST would be K x 190 MB). Nothing writes to them."""
+        data = prep.data
+        for other in self.live:
+            od = other.prep.data
+            same = all(_equal(getattr(data, f), getattr(od, f)) for f in _DATA_FIELDS)
+            if same:
+                prep.data = dataclasses.replace(data, **{f: getattr(od, f) for f in _DATA_FIELDS})
+                return
+
+    # -- outcomes -----------------------------------------------------------------------------
+    def _close(self, index: int, member: PackMember, result: Result, rows: list[dict[str, Any]],
+               error: str | None = None, arrays: dict[str, np.ndarray] | None = None) -> None:
+        result["timing"]["total_seconds"] = time.perf_counter() - self.t_start
+        result["timing"]["started_at"] = self.started
+        self.outcomes[index] = TrialOutcome(member.trial_id, result["status"], result, rows,
+                                            error, arrays or {})
+
+    def _fail(self, index: int, member: PackMember, result: Result, error: str,
+              rows: list[dict[str, Any]]) -> None:
+        result["status"] = Status.FAILED
+        result["error"] = error.strip().splitlines()[-1]
+        self._close(index, member, result, rows, error)
+
+    def _finish(self, m: Member, t_train: float, diverged: str | None = None) -> None:
+        """Member m trained to its end (or diverged): assemble its result as run_trial does."""
+        result = m.result
+        timing = result["timing"]
+        train_seconds = time.perf_counter() - t_train
+        try:
+            arrays: dict[str, np.ndarray] = {}
+            if diverged is not None:
+                result["status"] = Status.DIVERGED
+                result["reason"] = diverged
+            else:
+                arrays = assemble_result(m.prep, m.log, result)
+            timing["setup_seconds"], timing["train_seconds"] = m.setup_seconds, train_seconds
+        except Exception:  # its own statistics: it alone fails
+            self._fail(m.index, m.member, result, traceback.format_exc(), m.log.rows)
+            return
+        self._close(m.index, m.member, result, m.log.rows, None, arrays)
+
+    # -- training -----------------------------------------------------------------------------
+    def train(self) -> None:
+        """Train the live members as one network until each has finished."""
+        if not self.live:
+            return
+        t_train = time.perf_counter()
+        try:
+            net, epochs = self._build()
+            for epoch in range(1, self.live[0].prep.config.train.epochs + 1):
+                self._epoch(net, epochs, epoch, t_train)
+                if not self.live:
+                    return
+        except Exception:  # the stacked training: every member not finished fails
+            error = traceback.format_exc()
+            for m in self.live:
+                self._fail(m.index, m.member, m.result, error, m.log.rows)
+            self.live = []
+
+    def _build(self) -> tuple[TorchPackNetwork, PackEpochs]:
+        preps = [m.prep for m in self.live]
+        first = preps[0]
+        net = TorchPackNetwork(
+            first.spec, [p.network.get_weights() for p in preps], [p.config.train for p in preps],
+            [list(p.spec.test_scales) or [1.0] * (len(first.spec.sizes) - 1) for p in preps],
+            first.device)
+        for p in preps:
+            # each member's own network now only evaluates (views of its slice of the pack):
+            # it keeps no optimizer state of its own
+            solo = p.network
+            if isinstance(solo, TorchNetwork):
+                solo._m, solo._v, solo._dW = [], [], []
+        epochs = PackEpochs(net, preps, [m.loop.noise_rng for m in self.live],
+                            first.config.dropout.noise)
+        self._slot = list(range(len(self.live)))  # live member i -> its PackEpochs index
+        return net, epochs
+
+    def _epoch(self, net: TorchPackNetwork, epochs: PackEpochs, epoch: int,
+               t_train: float) -> None:
+        """One stacked epoch, then each member's row; finished members leave the pack."""
+        orders, lrs, momenta = [], [], []
+        for m in self.live:
+            lr, momentum, order = m.loop.begin(epoch)
+            orders.append(order)
+            lrs.append(lr)
+            momenta.append(momentum)
+        net.set_hyperparameters(lrs, momenta)
+        t0 = time.perf_counter()
+        sums = epochs.run(self._slot, orders, self.live[0].prep.config.train.batch_size)
+        seconds = time.perf_counter() - t0
+        keep: list[int] = []
+        for pos, m in enumerate(self.live):
+            solo = m.prep.network
+            assert isinstance(solo, TorchNetwork)
+            solo.W, solo.b = net.member_weights(pos)  # evaluate the member's current weights
+            try:
+                last = m.loop.end(epoch, float(sums[pos]), seconds)
+            except DivergedError as exc:
+                self._finish(m, t_train, diverged=str(exc))
+                continue
+            except Exception:  # its own evaluation or callback: it alone fails
+                self._fail(m.index, m.member, m.result, traceback.format_exc(), m.log.rows)
+                continue
+            if last:
+                solo.W, solo.b = [W.clone() for W in solo.W], [b.clone() for b in solo.b]
+                self._finish(m, t_train)
+                continue
+            keep.append(pos)
+        if len(keep) < len(self.live):
+            self.live = [self.live[pos] for pos in keep]
+            self._slot = [self._slot[pos] for pos in keep]
+            if self.live:
+                net.keep_members(keep)
