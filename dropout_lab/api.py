@@ -123,11 +123,24 @@ def sweep(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Non
 def load(path: str | Path) -> Sweep:
     """Read the sweep folder ``path`` (StoreError when it is not one)."""
     from dropout_lab.comparison.source import load as read
+    from dropout_lab.store import SweepStore
 
     data = read(Path(path))
-    trials = [Trial(r.trial_id, r.params, r.result, sweep_dir=data.sweep_dir,
-                    base_config=data.base_config) for r in data.trials]
-    return Sweep(data, trials)
+    # The current grid is what sweep.yaml lists now; the reader may also return trials of
+    # earlier grids (it is the comparison's reader): they are kept apart, never in ``trials``.
+    doc = SweepStore(Path(path)).read_sweep()
+    grid = [t["trial_id"] for t in doc["trials"]]
+    axes = {k: list(v) if isinstance(v, list) else [v]
+            for k, v in dict(doc.get("sweep") or {}).items()}
+    by_id = {r.trial_id: r for r in data.trials}
+
+    def trial(r: TrialRecord, current: bool) -> Trial:
+        return Trial(r.trial_id, r.params, r.result, sweep_dir=data.sweep_dir,
+                     base_config=data.base_config, current=current)
+
+    trials = [trial(by_id[tid], True) for tid in grid if tid in by_id]
+    earlier = [trial(r, False) for r in data.trials if r.trial_id not in set(grid)]
+    return Sweep(data, trials, axes, earlier)
 
 
 # -- a trial ----------------------------------------------------------------------------------
@@ -250,9 +263,12 @@ class Sweep:
     """A sweep folder read back: ``trials`` are the current grid's; trials of earlier grids
     (before an axis changed) are in ``earlier_trials``, never mixed in."""
 
-    def __init__(self, data: SweepData, trials: list[Trial]):
+    def __init__(self, data: SweepData, trials: list[Trial],
+                 axes: dict[str, list[Any]] | None = None, earlier: list[Trial] | None = None):
         self._data = data
         self.trials = trials
+        self._axes = dict(data.axes) if axes is None else axes
+        self._earlier = earlier or []  # earlier grids' trials the reader returned
 
     def __repr__(self) -> str:
         counts: dict[str, int] = {}
@@ -271,7 +287,8 @@ class Sweep:
 
     @property
     def axes(self) -> dict[str, list[Any]]:
-        return dict(self._data.axes)
+        """The current grid's axes and their values (sweep.yaml ``sweep``)."""
+        return dict(self._axes)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -288,10 +305,10 @@ class Sweep:
         from dropout_lab.store import SweepStore
 
         store = SweepStore(self.path)
-        current = {t.trial_id for t in self.trials}
-        out = []
+        out = list(self._earlier)
+        known = {t.trial_id for t in [*self.trials, *out]}
         for tid in _stored_trial_ids(store):
-            if tid in current:
+            if tid in known:
                 continue
             result, _problem = store.check_result(tid)
             if result is not None:
