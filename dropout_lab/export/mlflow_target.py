@@ -7,10 +7,11 @@ its files as artifacts (result.json, metrics.jsonl, weights.npz when kept). The 
 carries the base config, sweep.yaml, summary.csv, and the plots (SWEEP/plots/*.png) and the
 report (SWEEP/report.html) when ``plot`` / ``report`` have written them.
 
-Exporting again updates instead of adding: the parent run is found by its tag
-``dropout_lab.sweep_dir`` and reused; a trial's child run is kept when its result is
-unchanged (tag ``dropout_lab.fingerprint``) and replaced (the old one deleted) when the trial
-ran again.
+Exporting again updates instead of adding: the parent run is found by its tags
+``dropout_lab.sweep_dir`` and ``dropout_lab.config_hash`` (the base config's) and reused; a
+trial's child run is kept when its result is unchanged (tag ``dropout_lab.fingerprint``) and
+replaced (the old one deleted) when the trial ran again. A folder reused for another config
+(``--fresh``) gets a new parent run: MLflow params cannot change.
 
 Imported only by ``export --to mlflow`` (the optional extra [mlflow]); works with any
 tracking URI MLflow takes: a local folder (``file:...``), SQLite, or a tracking server.
@@ -51,6 +52,7 @@ PARAM_CHARS = 6000  # MLflow's limit on a param value
 STATUS: dict[str, str] = {Status.DONE: "FINISHED", Status.PENDING: "SCHEDULED"}
 SWEEP_TAG = "dropout_lab.sweep_dir"
 FINGERPRINT_TAG = "dropout_lab.fingerprint"
+CONFIG_TAG = "dropout_lab.config_hash"
 
 
 def _param(value: Any) -> str:
@@ -100,13 +102,17 @@ def export(sweep: Sweep, tracking_uri: str | None = None, experiment: str | None
         exp_id = client.create_experiment(
             name, artifact_location=artifact_location or default_artifact_location(uri))
     where = str(Path(sweep.path).resolve())
-    parents = _all_runs(client, exp_id, f"tags.`{SWEEP_TAG}` = '{_quote(where)}'")
+    # The folder and its base config name the parent: a folder reused for another config
+    # (--fresh) gets a new parent run, as MLflow params cannot change.
+    config_hash = hashlib.sha256(json.dumps(sweep.config, sort_keys=True).encode()).hexdigest()
+    parents = _all_runs(client, exp_id, f"tags.`{SWEEP_TAG}` = '{_quote(where)}' and "
+                        f"tags.`{CONFIG_TAG}` = '{config_hash[:16]}'")
     parents = [r for r in parents if "mlflow.parentRunId" not in r.data.tags]
     if parents:
         parent_id = parents[0].info.run_id
     else:
         parent_id = client.create_run(exp_id, run_name=sweep.path.name, tags={
-            SWEEP_TAG: where}).info.run_id
+            SWEEP_TAG: where, CONFIG_TAG: config_hash[:16]}).info.run_id
         params = [Param(k, _param(v)) for k, v in flatten_dotted(sweep.config).items()]
         for i in range(0, len(params), PARAM_BATCH):
             client.log_batch(parent_id, params=params[i:i + PARAM_BATCH])

@@ -144,3 +144,26 @@ def test_tensorboard_gets_statistics_and_flags_and_reexport_rewrites(swept, tmp_
     assert [e.step for e in acc.Scalars("test_acc")] == [1, 2]
     assert json.loads(json.dumps(acc.Scalars("final/test_acc")[0].value)) == \
         pytest.approx(t.final["test_acc"], rel=1e-6)
+
+
+def test_mlflow_a_folder_reused_for_another_config_gets_a_new_parent(tmp_path):
+    pytest.importorskip("mlflow", reason="export --to mlflow needs the extra [mlflow]")
+    import yaml
+    from mlflow.tracking import MlflowClient
+
+    from dropout_lab.export import export
+    from tests.helpers.fake_sweeps import write_sweep
+
+    sweep = write_sweep(tmp_path / "runs", axes={"dropout.p": [0.0, 0.5], "seed": [0]})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    first = export(sweep, "mlflow", tracking_uri=uri)
+    assert export(sweep, "mlflow", tracking_uri=uri)["parent_run_id"] == first["parent_run_id"]
+    doc = yaml.safe_load((sweep / "sweep.yaml").read_text())
+    doc["config"]["train"] = {"lr": 0.5}  # what sweep --fresh with another config leaves
+    (sweep / "sweep.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    second = export(sweep, "mlflow", tracking_uri=uri)
+    assert second["parent_run_id"] != first["parent_run_id"]
+    client = MlflowClient(tracking_uri=uri)
+    parent = client.get_run(second["parent_run_id"])
+    assert parent.data.params["train.lr"] == "0.5"
+    assert "train.lr" not in client.get_run(first["parent_run_id"]).data.params
