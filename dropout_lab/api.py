@@ -89,7 +89,8 @@ def sweep(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Non
     (``"train.epochs=5"``, ``"dropout.p=0,0.5"``). The keyword options are the CLI's
     (``--fresh``, ``--workers``, ``--threads``, ``--executor``, ``--ray-address``,
     ``--max-failures``, ``--wait``, ``--max-trials``); any other keyword is passed on to the
-    runner (:func:`dropout_lab.runner.run_sweep`) when it takes it, a ConfigError otherwise.
+    steps that take it (:func:`dropout_lab.runner.schedule`, :func:`dropout_lab.executors.create`,
+    :func:`dropout_lab.runner.run_sweep`), a ConfigError when none does.
     Trials already done are reused (resume); the sweep folder is locked while it runs.
     Failed trials do not raise: their status says so (``Sweep.failed``). An interrupted sweep
     raises :class:`dropout_lab.runner.SweepInterrupted` with every finished trial stored."""
@@ -97,27 +98,42 @@ def sweep(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Non
     from dropout_lab.estimate import largest_weights
     from dropout_lab.runner import run_sweep, schedule
 
-    takes = set(inspect.signature(run_sweep).parameters)
-    unknown = sorted(k for k in options if k not in takes)
+    # Further options (a pack size, once the CLI has one) go to each step that takes them.
+    steps = {f: set(inspect.signature(f).parameters) for f in (schedule, executors.create,
+                                                                  run_sweep)}
+    unknown = sorted(k for k in options if k in _SET_HERE
+                     or not any(k in names for names in steps.values()))
     if unknown:
         raise ConfigError(f"sweep(): unknown option(s) {', '.join(unknown)}")
+
+    def extra(step: Any) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if k in steps[step]}
+
     cfg = _config_of(config, overrides, max_trials)
     executors.check(executor, ray_address)
-    scheduled = schedule(cfg, Path(runs_dir), fresh, max_trials)
+    scheduled = schedule(cfg, Path(runs_dir), fresh, max_trials, **extra(schedule))
     store, grid, pending = scheduled
     if not fresh:  # refuse another config before starting anything (checked again locked)
         store.check_compatible(cfg.model_dump(mode="json", exclude={"sweep"}), dict(cfg.sweep))
     selected = executors.create(executor, len(pending), len(grid), workers=workers,
                                 threads=threads, ray_address=ray_address,
-                                largest_weights=lambda: largest_weights(grid))
+                                largest_weights=lambda: largest_weights(grid),
+                                **extra(executors.create))
     if selected.budget.warning:
         warnings.warn(selected.budget.warning, RuntimeWarning, stacklevel=2)
     try:
         swept = run_sweep(cfg, Path(runs_dir), selected.executor, fresh=fresh,
-                          max_failures=max_failures, scheduled=scheduled, wait=wait, **options)
+                          max_failures=max_failures, scheduled=scheduled, wait=wait,
+                          **extra(run_sweep))
     finally:
         selected.executor.close()
     return load(swept.sweep_dir)
+
+
+# Parameters of the steps that sweep() fills itself: not options.
+_SET_HERE = frozenset({"config", "runs_dir", "fresh", "max_trials", "name", "pending", "grid",
+                       "workers", "threads", "ray_address", "largest_weights", "executor",
+                       "events", "max_failures", "scheduled", "wait"})
 
 
 def load(path: str | Path) -> Sweep:

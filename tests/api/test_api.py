@@ -163,6 +163,8 @@ def test_errors_are_typed(tmp_path):
         dropout_lab.sweep(no_name, runs_dir=tmp_path)
     with pytest.raises(ConfigError, match="unknown option"):
         dropout_lab.sweep(tiny(), runs_dir=tmp_path, colour="red")
+    with pytest.raises(ConfigError, match="unknown option"):
+        dropout_lab.sweep(tiny(), runs_dir=tmp_path, scheduled=None)  # sweep() sets it
     with pytest.raises(ConfigError, match="dropout.pp"):
         dropout_lab.sweep(tiny(), ["dropout.pp=0.5"], runs_dir=tmp_path)
     with pytest.raises(ConfigError):
