@@ -189,3 +189,25 @@ def test_dropout_lab_sweep_stays_the_function():
     assert dropout_lab.sweep.__module__ == "dropout_lab.api"
     assert dropout_lab.load.__module__ == "dropout_lab.api"
     assert {"sweep", "load", "Sweep", "Trial"} <= set(dropout_lab.__all__)
+
+
+def test_to_pandas_known_answers_on_a_hand_made_sweep(tmp_path):
+    from tests.helpers.fake_sweeps import write_sweep
+
+    s = dropout_lab.load(write_sweep(tmp_path, stats=True,
+                                     status=lambda p: "failed" if p == {"dropout.p": 0.2,
+                                                                        "seed": 2} else "done"))
+    df = s.to_pandas()
+    assert len(df) == 9 and list(df.columns[:4]) == ["trial_id", "status", "dropout.p", "seed"]
+    done = df[df.status == "done"]
+    # test_acc means by p from tests/helpers/fake_sweeps.TEST_ACC (p = 0.2 without seed 2)
+    assert done.groupby("dropout.p")["test_acc"].mean().to_dict() == pytest.approx(
+        {0.0: 0.92, 0.2: 0.93, 0.5: 0.95})
+    # corr[1] = 0.4 - 0.3 p + 0.01 seed, ablation_auc = 0.4 + 0.3 p
+    row = df[(df["dropout.p"] == 0.5) & (df.seed == 1)].iloc[0]
+    assert row["corr[1]"] == pytest.approx(0.4 - 0.15 + 0.01)
+    assert row["ablation_auc"] == pytest.approx(0.55)
+    assert row["mutual_information"] == pytest.approx(0.025)
+    failed = df[df.status == "failed"].iloc[0]
+    assert np.isnan(failed["test_acc"]) and failed["health_flags"] is None
+    assert len(s.curves()) == 9 * 3  # a failed trial's logged epochs are rows too
