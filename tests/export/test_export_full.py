@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,14 @@ def swept(tmp_path_factory):
     return s
 
 
+@pytest.fixture(scope="module")
+def tracking(tmp_path_factory):
+    """One SQLite tracking store for this module's MLflow tests (creating one takes seconds:
+    MLflow migrates the schema); each test logs into its own experiment."""
+    pytest.importorskip("mlflow", reason="export --to mlflow needs the extra [mlflow]")
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 def test_statistics_are_every_number_of_the_sections(swept):
     t = swept.trials[0]
     stats = trial_statistics(t)
@@ -49,16 +58,17 @@ def test_statistics_are_every_number_of_the_sections(swept):
     assert all(isinstance(v, float) and np.isfinite(v) for v in stats.values())
 
 
-def test_mlflow_gets_statistics_flags_and_artifacts_and_reexport_updates(swept, tmp_path):
-    pytest.importorskip("mlflow", reason="export --to mlflow needs the extra [mlflow]")
+def test_mlflow_gets_statistics_flags_and_artifacts_and_reexport_updates(swept, tracking,
+                                                                          tmp_path):
     from mlflow.tracking import MlflowClient
 
     from dropout_lab.export import export
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = tracking
     first = export(swept.path, "mlflow", tracking_uri=uri)
     assert (first["created"], first["replaced"], first["unchanged"]) == (4, 0, 0)
-    assert (tmp_path / "mlartifacts").is_dir()  # beside the database, not in the cwd
+    db = Path(uri[len("sqlite:///"):])
+    assert (db.parent / "mlartifacts").is_dir()  # beside the database, not in the cwd
     client = MlflowClient(tracking_uri=uri)
     exp = client.get_experiment_by_name("dropout-lab/tiny")
 
@@ -146,16 +156,16 @@ def test_tensorboard_gets_statistics_and_flags_and_reexport_rewrites(swept, tmp_
         pytest.approx(t.final["test_acc"], rel=1e-6)
 
 
-def test_mlflow_a_folder_reused_for_another_config_gets_a_new_parent(tmp_path):
-    pytest.importorskip("mlflow", reason="export --to mlflow needs the extra [mlflow]")
+def test_mlflow_a_folder_reused_for_another_config_gets_a_new_parent(tracking, tmp_path):
     import yaml
     from mlflow.tracking import MlflowClient
 
     from dropout_lab.export import export
     from tests.helpers.fake_sweeps import write_sweep
 
-    sweep = write_sweep(tmp_path / "runs", axes={"dropout.p": [0.0, 0.5], "seed": [0]})
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    sweep = write_sweep(tmp_path / "runs", name="reused", axes={"dropout.p": [0.0, 0.5],
+                                                                "seed": [0]})
+    uri = tracking
     first = export(sweep, "mlflow", tracking_uri=uri)
     assert export(sweep, "mlflow", tracking_uri=uri)["parent_run_id"] == first["parent_run_id"]
     doc = yaml.safe_load((sweep / "sweep.yaml").read_text())
