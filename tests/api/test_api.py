@@ -118,6 +118,27 @@ def test_network_reproduces_the_recorded_test_accuracy_exactly(swept):
         assert probs.shape == (len(y), TINY["dataset"]["n_classes"])
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
         assert float(np.mean(probs.argmax(axis=1) == y)) == t.final["test_acc"]
+        nll = -np.mean(np.log(probs[np.arange(len(y)), y]))
+        assert nll == pytest.approx(t.final["test_loss"], rel=1e-9)
+
+
+def test_every_variant_rebuilt_reproduces_its_accuracy(tmp_path):
+    """The test-time scale of each variant (standard: 1 - p) is part of the rebuilt network."""
+    from dropout_lab import variants
+
+    for variant in variants.names():
+        cfg = tiny(coadaptation=False, uncertainty=False)
+        cfg.update(name=f"v-{variant}")
+        cfg["dropout"] = {"p": 0.5, "variant": variant, "input_p": 0.2}
+        cfg["train"]["epochs"] = 3
+        s = dropout_lab.sweep(cfg, ["seed=0", "dropout.p=0.5"], runs_dir=tmp_path, workers=1)
+        (t,) = s.trials
+        x, y = t.test_data()
+        probs = t.network().predict(x)
+        assert float(np.mean(probs.argmax(axis=1) == y)) == t.final["test_acc"], variant
+        # the loss sees the scale too (argmax alone could miss a wrong test-time scale)
+        nll = -np.mean(np.log(probs[np.arange(len(y)), y]))
+        assert nll == pytest.approx(t.final["test_loss"], rel=1e-9), variant
 
 
 def test_a_torch_cpu_trial_rebuilt_on_numpy_reproduces_its_accuracy(tmp_path):
