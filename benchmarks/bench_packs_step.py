@@ -1,6 +1,7 @@
 """Training steps of K members stacked in a pack against K solo trials (torch CPU).
 
     .venv/bin/python benchmarks/bench_packs_step.py [--members 4 8] [--repeats 5] [--threads 1]
+        [--device cuda]
 
 For each MLP below, K networks (inverted dropout, p = 0.5, float32, momentum) start from their
 own initial weights. A *solo* block steps each of the K networks S times as the trainer does
@@ -49,7 +50,7 @@ N_EXAMPLES = 2048
 P = 0.5
 
 
-def setups(case: Case, k: int):
+def setups(case: Case, k: int, device: str = "cpu"):
     """(solo block, pack block): closures running one timed block each."""
     sizes = list(case.sizes)
     plan = make_plan("inverted", 0.0, [P] * (len(sizes) - 2), sizes, "float32")
@@ -61,17 +62,29 @@ def setups(case: Case, k: int):
     y = data_rng.integers(0, sizes[-1], size=N_EXAMPLES)
     orders = [np.random.default_rng(100 + m).permutation(N_EXAMPLES) for m in range(k)]
     backend = registry.create("torch")
-    solos = [backend.build(spec, w, train, "cpu") for w in weights]
+    solos = [backend.build(spec, w, train, device) for w in weights]
     solo_rngs = [np.random.default_rng(200 + m) for m in range(k)]
     bs = case.batch
+
+    on_cpu = device == "cpu"
+    x_dev, y_dev = solos[0]._to_backend(x), solos[0]._labels(y)
+    orders_dev = [solos[0]._labels(o) for o in orders]
 
     def solo_block() -> None:
         for m, net in enumerate(solos):
             for s in range(case.steps):
-                idx = orders[m][(s * bs) % N_EXAMPLES:][:bs]
-                net.train_step(x[idx], y[idx], plan.sample(solo_rngs[m], len(idx)))
+                start = (s * bs) % N_EXAMPLES
+                noise = plan.sample(solo_rngs[m], bs)
+                if on_cpu:  # the trainer's CPU path (host_epoch): train_step per mini-batch
+                    idx = orders[m][start : start + bs]
+                    net.train_step(x[idx], y[idx], noise)
+                else:  # a device: data resident, no read-back per step (DeviceEpochs)
+                    idx_t = orders_dev[m][start : start + bs]
+                    with torch.no_grad():
+                        net._device_step(x_dev.index_select(0, idx_t),
+                                         y_dev.index_select(0, idx_t), net._noise(noise))
 
-    pack = TorchPackNetwork(spec, weights, [train] * k, [plan.test_scales()] * k, "cpu")
+    pack = TorchPackNetwork(spec, weights, [train] * k, [plan.test_scales()] * k, device)
     xt, yt = pack._to_backend(x), pack._labels(y)
     ops = HostOps([np.random.default_rng(300 + m) for m in range(k)], "float32")
     idx_all = pack._labels(np.stack(orders))
@@ -94,16 +107,20 @@ def setups(case: Case, k: int):
     return solo_block, pack_block
 
 
-def measure(case: Case, k: int, repeats: int) -> dict[str, float]:
-    solo_block, pack_block = setups(case, k)
+def measure(case: Case, k: int, repeats: int, device: str = "cpu") -> dict[str, float]:
+    solo_block, pack_block = setups(case, k, device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     solo_block(), pack_block()  # warm-up: buffers, first-touch allocations
     solo_t, pack_t = [], []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         solo_block()
+        sync()
         solo_t.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         pack_block()
+        sync()
         pack_t.append(time.perf_counter() - t0)
     member_steps = k * case.steps
     solo_ms = statistics.median(solo_t) / member_steps * 1e3
@@ -124,9 +141,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="the two smaller networks only")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), float32, inverted p = {P}, "
+    print(f"torch {torch.__version__} on {args.device}, {args.threads} thread(s), float32, "
+          f"inverted p = {P}, "
           f"momentum; load average at start: {load_average()}")
     print(f"{'network':<30} {'K':>3} {'solo ms/step':>13} {'pack ms/step':>13} "
           f"{'solo steps/s':>13} {'pack steps/s':>13} {'speed-up':>9}")
@@ -134,7 +153,7 @@ def main() -> None:
     with CpuTimes() as cpu:
         for case in cases:
             for k in args.members:
-                r = measure(case, k, args.repeats)
+                r = measure(case, k, args.repeats, args.device)
                 print(f"{case.name:<30} {k:>3} {r['solo_ms']:>13.3f} {r['pack_ms']:>13.3f} "
                       f"{1e3 / r['solo_ms']:>13.0f} {1e3 / r['pack_ms']:>13.0f} "
                       f"{r['speedup']:>8.2f}x", flush=True)

@@ -18,7 +18,7 @@ import numpy as np
 from dropout_lab import seeds
 from dropout_lab.backends.base import train_epoch
 from dropout_lab.errors import DivergedError
-from dropout_lab.evaluation import curve_rows, epoch_metrics, loss_and_accuracy
+from dropout_lab.evaluation import EvalSteps, curve_rows, drive, epoch_metrics_steps
 from dropout_lab.schedules import hyperparameters_at
 
 if TYPE_CHECKING:
@@ -81,7 +81,13 @@ class EpochLoop:
         """Close epoch ``epoch`` given its sum of mini-batch loss x batch size: the row (with
         the evaluations due, on the network as it is now), early stopping, the callback.
         True when this was the last epoch. Raises DivergedError on a non-finite loss."""
-        cfg, data, net, log = self.prep.config, self.prep.data, self.prep.network, self.log
+        return drive(self.end_steps(epoch, fit_loss_sum, train_seconds), self.prep.network)
+
+    def end_steps(self, epoch: int, fit_loss_sum: float, train_seconds: float
+                  ) -> EvalSteps[bool]:
+        """:meth:`end` with its evaluations as requests (``evaluation.Request``) for the
+        caller to answer: a pack answers all its members' at once."""
+        cfg, data, log = self.prep.config, self.prep.data, self.log
         stopping = cfg.train.early_stopping
         fit_loss = fit_loss_sum / self.n
         if not math.isfinite(fit_loss):
@@ -91,7 +97,7 @@ class EpochLoop:
         if stopping is not None:
             # the config refuses early stopping without a validation split
             assert data.x_val is not None and data.y_val is not None
-            row["val_loss"], row["val_acc"] = loss_and_accuracy(net, data.x_val, data.y_val)
+            row["val_loss"], row["val_acc"] = yield ("val", data.x_val, data.y_val)
             state = self.state
             if row["val_loss"] < state.best_val - stopping.min_delta:
                 state.best_val, state.since_best = row["val_loss"], 0
@@ -102,7 +108,8 @@ class EpochLoop:
         last = epoch == cfg.train.epochs or log.stopped_by == "early_stopping"
         if last or epoch % cfg.eval.every == 0:
             # (early stopping has just evaluated the validation split)
-            row.update(epoch_metrics(net, data, None if last else self.curve, stopping is None))
+            row.update((yield from epoch_metrics_steps(data, None if last else self.curve,
+                                                       stopping is None)))
             if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
                 log.rows.append(row)
                 raise DivergedError(f"non-finite evaluation loss at epoch {epoch}")

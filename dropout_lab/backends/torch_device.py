@@ -8,9 +8,10 @@ every mini-batch and every noise array crosses host -> device, and reading the l
   one index vector (the epoch's order, drawn from the ``order`` stream as on the host path);
   mini-batches are gathered on the device;
 * with ``noise: device``, dropout noise is drawn on the device by a ``torch.Generator`` seeded
-  from the trial's ``dropout`` stream (one generator per named stream), with the formulas of
-  :mod:`dropout_lab.dropout`: r = 1[u >= p] / (1 - p) (inverted), 1[u >= p] (standard,
-  unscaled), N(1, p / (1 - p)) (gaussian), a weight mask per mini-batch (dropconnect);
+  from the trial's ``dropout`` stream (one generator per named stream), with the variant's
+  formula from the registry (:mod:`dropout_lab.variants`): r = 1[u >= p] / (1 - p)
+  (inverted), 1[u >= p] (standard, unscaled), N(1, p / (1 - p)) (gaussian), a weight mask per
+  mini-batch (dropconnect);
 * the losses are summed on the device and read back once per epoch.
 
 With ``noise: host`` on a GPU the data stay resident and the loss is read once per epoch, but

@@ -18,7 +18,8 @@ from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
 from dropout_lab.config.strict import StrictModel
 from dropout_lab.data import registry as datasets
 
-# the dropout variants (formulas in dropout_lab/dropout.py); the tuple is the Literal's values
+# the dropout variants (the registry with their formulas: dropout_lab/variants.py; a test keeps
+# the two in step); the tuple is the Literal's values
 Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default

@@ -24,6 +24,13 @@ from dropout_lab.backends.torch_backend import TorchNetwork
 from dropout_lab.backends.torch_pack import TorchPackNetwork
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.errors import DivergedError
+from dropout_lab.evaluation import (
+    EVAL_CHUNK,
+    EvalSteps,
+    Request,
+    chunk_loss_correct,
+    loss_and_accuracy,
+)
 from dropout_lab.packs.epochs import PackEpochs
 from dropout_lab.result import Result, Status
 from dropout_lab.training import EpochLoop, TrainingLog
@@ -38,7 +45,7 @@ from dropout_lab.trial import (
 )
 
 if TYPE_CHECKING:
-    from dropout_lab.packs.train import PackMember
+    from dropout_lab.packs.train import OutcomeCallback, PackMember
 
 
 _DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
@@ -72,9 +79,12 @@ class Pack:
 
     def __init__(self, members: list[PackMember], configs: list[ExperimentConfig],
                  threads: int | None, workers: int, on_epoch: EpochCallback | None,
-                 started: float, t_start: float) -> None:
+                 started: float, t_start: float, on_outcome: OutcomeCallback | None = None
+                 ) -> None:
         self.started, self.t_start = started, t_start
+        self.on_outcome = on_outcome
         self.outcomes: list[TrialOutcome | None] = [None] * len(members)
+        self._assembly_seconds = 0.0  # spent assembling finished members' results
         self.live: list[Member] = []
         for index, (member, config) in enumerate(zip(members, configs, strict=True)):
             result = new_result(config, member.trial_id, member.params, threads, workers)
@@ -91,23 +101,31 @@ class Pack:
                                      on_epoch))
 
     def _share_data(self, prep: Prepared) -> None:
-        """Point this member's data at an earlier member's equal arrays (a sweep over p or lr
-        has one data set: K copies of MNIST would be K x 190 MB). Nothing writes to them."""
+        """Point each of this member's data arrays at an earlier member's equal one (a sweep
+        over p or lr has one data set: K copies of MNIST would be K x 190 MB). Nothing writes
+        to them."""
         data = prep.data
-        for other in self.live:
-            od = other.prep.data
-            same = all(_equal(getattr(data, f), getattr(od, f)) for f in _DATA_FIELDS)
-            if same:
-                prep.data = dataclasses.replace(data, **{f: getattr(od, f) for f in _DATA_FIELDS})
-                return
+        shared: dict[str, Any] = {}
+        for name in _DATA_FIELDS:
+            mine = getattr(data, name)
+            for other in self.live:
+                theirs = getattr(other.prep.data, name)
+                if mine is not None and _equal(mine, theirs):
+                    shared[name] = theirs  # (also lets evaluation see one input for all)
+                    break
+        if shared:
+            prep.data = dataclasses.replace(data, **shared)
 
     # -- outcomes -----------------------------------------------------------------------------
     def _close(self, index: int, member: PackMember, result: Result, rows: list[dict[str, Any]],
                error: str | None = None, arrays: dict[str, np.ndarray] | None = None) -> None:
         result["timing"]["total_seconds"] = time.perf_counter() - self.t_start
         result["timing"]["started_at"] = self.started
-        self.outcomes[index] = TrialOutcome(member.trial_id, result["status"], result, rows,
-                                            error, arrays or {})
+        outcome = TrialOutcome(member.trial_id, result["status"], result, rows, error,
+                               arrays or {})
+        self.outcomes[index] = outcome
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
 
     def _fail(self, index: int, member: PackMember, result: Result, error: str,
               rows: list[dict[str, Any]]) -> None:
@@ -119,14 +137,19 @@ class Pack:
         """Member m trained to its end (or diverged): assemble its result as run_trial does."""
         result = m.result
         timing = result["timing"]
-        train_seconds = time.perf_counter() - t_train
+        t_done = time.perf_counter()
+        # the pack's training time until now, less the other members' result assembly
+        train_seconds = t_done - t_train - self._assembly_seconds
         try:
             arrays: dict[str, np.ndarray] = {}
             if diverged is not None:
                 result["status"] = Status.DIVERGED
                 result["reason"] = diverged
             else:
-                arrays = assemble_result(m.prep, m.log, result)
+                try:
+                    arrays = assemble_result(m.prep, m.log, result)
+                finally:
+                    self._assembly_seconds += time.perf_counter() - t_done
             timing["setup_seconds"], timing["train_seconds"] = m.setup_seconds, train_seconds
         except Exception:  # its own statistics: it alone fails
             self._fail(m.index, m.member, result, traceback.format_exc(), m.log.rows)
@@ -182,26 +205,93 @@ class Pack:
         t0 = time.perf_counter()
         sums = epochs.run(self._slot, orders, self.live[0].prep.config.train.batch_size)
         seconds = time.perf_counter() - t0
-        keep: list[int] = []
+        # Each member's row: its EpochLoop asks for its evaluations (evaluation.Request); the
+        # members advance in lockstep, so the requests every member makes at once (the test
+        # set, the curve sample, ...) are answered by one stacked forward pass.
+        steps: dict[int, EvalSteps[bool]] = {}
+        pending: dict[int, Request] = {}
+        ended: dict[int, tuple[str, Any]] = {}
         for pos, m in enumerate(self.live):
             solo = m.prep.network
             assert isinstance(solo, TorchNetwork)
-            solo.W, solo.b = net.member_weights(pos)  # evaluate the member's current weights
-            try:
-                last = m.loop.end(epoch, float(sums[pos]), seconds)
-            except DivergedError as exc:
-                self._finish(m, t_train, diverged=str(exc))
-                continue
-            except Exception:  # its own evaluation or callback: it alone fails
-                self._fail(m.index, m.member, m.result, traceback.format_exc(), m.log.rows)
-                continue
-            if last:
+            solo.W, solo.b = net.member_weights(pos)  # the member's current weights
+            steps[pos] = m.loop.end_steps(epoch, float(sums[pos]), seconds)
+            _advance(pos, steps[pos], None, pending, ended)
+        while pending:
+            answers = self._evaluate(net, pending)
+            asked, pending = pending, {}
+            for pos in asked:
+                _advance(pos, steps[pos], answers[pos], pending, ended)
+        keep: list[int] = []
+        for pos, m in enumerate(self.live):
+            how, value = ended[pos]
+            if how == "diverged":
+                self._finish(m, t_train, diverged=value)
+            elif how == "failed":  # its own evaluation or callback: it alone fails
+                self._fail(m.index, m.member, m.result, value, m.log.rows)
+            elif value:  # its last epoch
+                solo = m.prep.network
+                assert isinstance(solo, TorchNetwork)
                 solo.W, solo.b = [W.clone() for W in solo.W], [b.clone() for b in solo.b]
                 self._finish(m, t_train)
-                continue
-            keep.append(pos)
+            else:
+                keep.append(pos)
         if len(keep) < len(self.live):
             self.live = [self.live[pos] for pos in keep]
             self._slot = [self._slot[pos] for pos in keep]
             if self.live:
                 net.keep_members(keep)
+
+    def _evaluate(self, net: TorchPackNetwork, pending: dict[int, Request]
+                  ) -> dict[int, tuple[float, float]]:
+        """Answer the members' evaluation requests: one stacked forward pass for a request
+        every member makes (same split, same shape), each member's own network otherwise."""
+        groups: dict[tuple[str, tuple[int, ...]], list[int]] = {}
+        for pos, (split, x, _) in pending.items():
+            groups.setdefault((split, x.shape), []).append(pos)
+        answers: dict[int, tuple[float, float]] = {}
+        for positions in groups.values():
+            if len(positions) == net.k:
+                answers.update(_stacked_loss_and_accuracy(net, sorted(positions), pending))
+                continue
+            for pos in positions:
+                _, x, y = pending[pos]
+                answers[pos] = loss_and_accuracy(self.live[pos].prep.network, x, y)
+        return answers
+
+
+def _advance(pos: int, steps: EvalSteps[bool], answer: tuple[float, float] | None,
+             pending: dict[int, Request], ended: dict[int, tuple[str, Any]]) -> None:
+    """Send member ``pos`` its answer (None: start it); note its next request or its end
+    (``ended``: the epoch was its last or not, it diverged, or it failed)."""
+    try:
+        request = next(steps) if answer is None else steps.send(answer)
+    except StopIteration as stop:
+        ended[pos] = ("ended", bool(stop.value))
+    except DivergedError as exc:
+        ended[pos] = ("diverged", str(exc))
+    except Exception:
+        ended[pos] = ("failed", traceback.format_exc())
+    else:
+        pending[pos] = request
+
+
+def _stacked_loss_and_accuracy(net: TorchPackNetwork, positions: list[int],
+                               pending: dict[int, Request]) -> dict[int, tuple[float, float]]:
+    """evaluation.loss_and_accuracy for every member at once (``positions`` = 0..K-1): the
+    same chunks and sums, the logits of all members from one stacked forward pass (one input
+    for all when they ask about the same array, e.g. a shared test set)."""
+    xs = [pending[pos][1] for pos in positions]
+    ys = [pending[pos][2] for pos in positions]
+    shared = all(x is xs[0] for x in xs)
+    n = len(ys[0])
+    totals, corrects = [0.0] * len(positions), [0] * len(positions)
+    for start in range(0, n, EVAL_CHUNK):
+        stop = start + EVAL_CHUNK
+        xb = xs[0][start:stop] if shared else np.stack([x[start:stop] for x in xs])
+        logits = np.asarray(net.forward(xb), dtype=np.float64)  # (K, rows, classes)
+        for i in range(len(positions)):
+            loss, right = chunk_loss_correct(logits[i], ys[i][start:stop])
+            totals[i] += loss
+            corrects[i] += right
+    return {pos: (totals[i] / n, corrects[i] / n) for i, pos in enumerate(positions)}

@@ -8,6 +8,7 @@ returns one :class:`~dropout_lab.trial.TrialOutcome` per member, in order, each 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,10 @@ PER_MEMBER_KEYS = (
     "train.momentum_schedule", "train.weight_decay", "train.max_norm", "train.early_stopping",
     "eval",
 )
+
+
+# A member's final outcome, handed over as soon as it is final (see run_pack).
+OutcomeCallback = Callable[[TrialOutcome], None]
 
 
 @dataclass(frozen=True)
@@ -59,7 +64,8 @@ def pack_key(config: ExperimentConfig) -> tuple[Any, ...] | None:
 
 
 def run_pack(members: list[PackMember], threads: int | None = None, workers: int = 1,
-             on_epoch: EpochCallback | None = None) -> list[TrialOutcome]:
+             on_epoch: EpochCallback | None = None,
+             on_outcome: OutcomeCallback | None = None) -> list[TrialOutcome]:
     """Train the members as one stacked network; one TrialOutcome per member, in order, each
     exactly what run_trial returns for it alone, with ``env["pack"] = {"size", "index"}``.
 
@@ -69,9 +75,12 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
     unchanged); an exception in the stacked training fails the members not finished by then;
     one in a member's own evaluation or statistics fails that member only. A config that
     cannot be read raises ConfigError (as run_trial does), as do members of different
-    :func:`pack_key`."""
+    :func:`pack_key`.
+
+    ``on_outcome`` (optional) gets each member's outcome as soon as it is final (an
+    early-stopped or diverged member before the pack ends), so a driver can store it at once
+    and a killed pack re-trains only the members not stored."""
     from dropout_lab.config import validate
-    from dropout_lab.packs.stacked import Pack  # imports torch: only when a pack trains
 
     started, t_start = time.time(), time.perf_counter()
     configs = [validate(m.config, where=f"trial {m.trial_id}") for m in members]
@@ -79,6 +88,27 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
     if None in keys or len(keys) > 1:
         raise ConfigError("these trials cannot share a pack: they differ in more than "
                           f"{', '.join(PER_MEMBER_KEYS)} (or their backend does not pack)")
-    pack = Pack(members, configs, threads, workers, on_epoch, started, t_start)
+    try:
+        from dropout_lab.packs.stacked import Pack  # imports torch: only when a pack trains
+    except ImportError:
+        # no torch: each member fails as its solo trial does, with the backend's message
+        outcomes = []
+        for index, m in enumerate(members):
+            outcomes.append(_solo(m, index, len(members), threads, workers, on_epoch))
+            if on_outcome is not None:
+                on_outcome(outcomes[-1])
+        return outcomes
+    pack = Pack(members, configs, threads, workers, on_epoch, started, t_start, on_outcome)
     pack.train()
     return [outcome for outcome in pack.outcomes if outcome is not None]
+
+
+def _solo(member: PackMember, index: int, size: int, threads: int | None, workers: int,
+          on_epoch: EpochCallback | None) -> TrialOutcome:
+    """Member ``index`` run alone (run_trial), marked as a member of its pack."""
+    from dropout_lab.trial import run_trial
+
+    outcome = run_trial(member.config, member.trial_id, member.params, threads, workers,
+                        on_epoch)
+    outcome.result["env"]["pack"] = {"size": size, "index": index}
+    return outcome

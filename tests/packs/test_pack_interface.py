@@ -57,3 +57,28 @@ def test_run_pack_returns_each_members_solo_outcome_in_order():
         assert [r["fit_loss"] for r in outcome.metrics] == pytest.approx(
             [r["fit_loss"] for r in solo.metrics], rel=1e-9)
     assert sorted(seen) == sorted((m.trial_id, e) for m in members for e in (1, 2))
+
+
+def test_without_torch_each_member_fails_with_the_backends_message():
+    """In a Python where torch cannot be imported, run_pack gives each member the failed
+    outcome its solo trial gets (the BackendError naming the missing package)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # import torch now raises ImportError
+        from dropout_lab.packs import PackMember, run_pack
+        from tests.helpers.configs import TINY
+        base = {k: v for k, v in TINY.items() if k != "sweep"}
+        configs = [dict(base, backend="torch", seed=s) for s in (0, 1)]
+        outcomes = run_pack([PackMember(c, f"t{i}", {}) for i, c in enumerate(configs)])
+        for o in outcomes:
+            print(o.status, o.result["env"]["pack"]["index"], o.result["error"])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert len(out) == 2
+    for index, line in enumerate(out):
+        assert line.startswith(f"failed {index} ") and "torch" in line and "install" in line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 
 import numpy as np
 import pytest
@@ -23,9 +24,13 @@ from dropout_lab.variants import names as variant_names
 
 pytest.importorskip("torch", reason="packs train on the torch backend")
 
+# The device the suite trains on: cpu here; DROPOUT_LAB_PACK_DEVICE=cuda runs it on a GPU
+# (members against their solo runs on that device).
+DEVICE = os.environ.get("DROPOUT_LAB_PACK_DEVICE", "cpu")
+
 BASE = {
     "name": "packs",
-    "backend": "torch", "device": "cpu", "dtype": "float64",
+    "backend": "torch", "device": DEVICE, "dtype": "float64",
     "dataset": {"name": "synthetic", "n_train": 120, "n_test": 60, "n_features": 8,
                 "n_classes": 3},
     "model": {"hidden": [16, 12]},
@@ -250,7 +255,7 @@ def test_a_pack_epoch_reads_the_losses_back_once(noise):
              for s in (0, 1)]
     net = TorchPackNetwork(preps[0].spec, [p.network.get_weights() for p in preps],
                            [p.config.train for p in preps],
-                           [list(p.spec.test_scales) for p in preps], "cpu")
+                           [list(p.spec.test_scales) for p in preps], preps[0].device)
     loops = [EpochLoop(p) for p in preps]
     epochs = PackEpochs(net, preps, [loop.noise_rng for loop in loops], noise)
     counter = CountingPack(net)
@@ -283,3 +288,41 @@ def test_members_of_different_pack_keys_are_refused():
         run_pack([member(config(seed=0)), member(config(model__hidden=[8, 8]), 1)])
     with pytest.raises(ConfigError, match="cannot share a pack"):
         run_pack([member(config(backend="numpy"))])
+
+
+def test_evaluations_every_member_asks_for_run_as_one_stacked_pass(monkeypatch):
+    """The per-epoch evaluations (train, test) of three members on one data set go through
+    the pack's stacked forward pass, not three solo ones; the rows still equal the solo runs
+    (check_pack)."""
+    from dropout_lab.backends.torch_pack import TorchPackNetwork
+
+    calls = []
+    real_forward = TorchPackNetwork.forward
+
+    def counted(self, x, *args, **kwargs):
+        calls.append((self.k, np.asarray(x).ndim))
+        return real_forward(self, x, *args, **kwargs)
+
+    monkeypatch.setattr(TorchPackNetwork, "forward", counted)
+    check_pack([config(seed=0), config(seed=1, dropout__p=0.2), config(seed=2, train__lr=0.1)])
+    # 3 epochs x (train, test), each one pass for all 3 members on the shared arrays
+    assert calls == [(3, 2)] * 6
+
+
+def test_each_outcome_is_handed_over_as_soon_as_it_is_final():
+    """on_outcome: member 0 early-stops after epoch 2 and member 1 diverges, both before the
+    pack ends: their outcomes come while member 2 still trains (its rows come after)."""
+    base = config(dataset__val_fraction=0.25).model_dump(mode="json", exclude={"sweep"})
+    cfgs = [config(base, train__early_stopping={"patience": 1, "min_delta": 100.0}, seed=0),
+            config(base, seed=1, train__lr=1e250), config(base, seed=2)]
+    members = [member(c, i) for i, c in enumerate(cfgs)]
+    events = []
+    outcomes = run_pack(members, threads=1,
+                        on_epoch=lambda tid, epoch, epochs, row: events.append((tid, epoch)),
+                        on_outcome=lambda outcome: events.append((outcome.trial_id, "final")))
+    assert [o.status for o in outcomes] == ["done", "diverged", "done"]
+    last_row_of_2 = events.index((members[2].trial_id, 3))
+    assert events.index((members[0].trial_id, "final")) < last_row_of_2
+    assert events.index((members[1].trial_id, "final")) < last_row_of_2
+    assert events[-1] == (members[2].trial_id, "final")
+    assert sum(e[1] == "final" for e in events) == 3
