@@ -309,9 +309,9 @@ def _judge(e: Expectation, left: _Resolved, right: _Resolved | float, block: Blo
                        "too_few_seeds", **numbers)
     if d.uninformative:  # see Summary.excludes_zero: no evidence either way
         holds = e.op in ("<=", ">=")
-        return verdict(holds, f"d = {d.mean:+.4f} at both of n={d.n} paired seeds: a zero-width "
-                       "interval from two seeds shows no significant difference (accuracies "
-                       "move in steps of 1/N); add seeds", "paired", **numbers)
+        return verdict(holds, f"d = {d.mean:+.4f} at every one of n={d.n} paired seeds: a "
+                       "zero-width interval (no spread) shows no significant difference "
+                       "(accuracies move in steps of 1/N); add seeds", "paired", **numbers)
     holds = {"<": d.hi < 0, "<=": d.lo <= 0, ">": d.lo > 0, ">=": d.hi >= 0}[e.op]
     return verdict(holds,
                    f"d = {left.metric}[{fmt_value(left.value)}] - "

@@ -11,8 +11,11 @@ comparison like any other. Each trial therefore gets a ``health`` section in res
     mode) >= COLLAPSE_LOSS_FRACTION x ln K (ln K is the loss of the uniform prediction).
     ``compare`` leaves collapsed trials out of its means unless ``--include-collapsed``.
 ``dead_units``
-    some hidden layer has more than DEAD_FRACTION_LIMIT of its units at zero (ReLU) or
-    constant (tanh) on every held-out example.
+    some hidden layer has more than DEAD_FRACTION_LIMIT of its units dead: one value on
+    every example of the evaluation sample (a ReLU at 0, a saturated tanh). The definition
+    (:func:`dropout_lab.metrics.coadaptation.dead_fraction`) and the sample (``eval.max_samples``
+    test examples drawn from the trial seed) are those of the ``dead[l]`` column, so the flag
+    and the column always agree.
 ``not_converged``
     the training loss (with dropout, averaged over each epoch) still fell by more than
     CONVERGED_REL_DROP relatively and CONVERGED_ABS_DROP in absolute terms over the last
@@ -27,24 +30,17 @@ from typing import Any
 
 import numpy as np
 
+from dropout_lab.metrics.coadaptation import dead_fraction
+
+__all__ = ["FLAGS", "assess", "chance_accuracy", "convergence_window", "dead_fraction"]
+
 COLLAPSE_ACC_MARGIN = 0.05
 COLLAPSE_LOSS_FRACTION = 0.95
 DEAD_FRACTION_LIMIT = 0.5
 CONVERGED_REL_DROP = 0.10
 CONVERGED_ABS_DROP = 0.01
-HEALTH_SAMPLES = 2000  # held-out examples used to find dead units
 
 FLAGS = ("collapsed", "dead_units", "not_converged")
-
-
-def dead_fraction(h: np.ndarray) -> float:
-    """Fraction of units (columns of the N x d activations h) that never vary: a ReLU unit
-    at 0 on every example, or any unit with one constant value."""
-    h = np.asarray(h, dtype=np.float64)
-    if h.size == 0:
-        return 0.0
-    spread = h.max(axis=0) - h.min(axis=0)
-    return float(np.mean(spread <= 1e-12 * np.maximum(1.0, np.abs(h).max(axis=0))))
 
 
 def chance_accuracy(y: np.ndarray) -> float:

@@ -107,6 +107,8 @@ class Env(_EnvAlways, total=False):
     thread_pools: list[dict[str, Any]]  # these: once the backend is set up
     scipy: str | None
     scipy_loaded: bool
+    code: dict[str, Any]  # environment.code_version(): package version, git commit, dirty
+    data: dict[str, Any]  # data.fingerprint.fingerprint(): sha256 of the files read, per file
     pack: PackInfo  # only for a trial trained in a pack (dropout_lab/packs)
 
 

@@ -25,7 +25,7 @@ from dropout_lab.config import MAX_TRIALS, ExperimentConfig
 from dropout_lab.executors.base import Events, Executor
 from dropout_lab.result import Result, Status
 from dropout_lab.store import SweepStore
-from dropout_lab.sweep import GridPoint, expand
+from dropout_lab.sweep import GridPoint, changed_data, expand
 
 
 class SweepInterrupted(Exception):
@@ -158,9 +158,23 @@ def schedule(config: ExperimentConfig, runs_dir: Path, fresh: bool = False,
     return Schedule(store, grid, pending)
 
 
+def rerun_reasons(scheduled: Schedule) -> dict[str, str]:
+    """trial id -> why, for the pending points that are stored as done: re-run because their
+    data changed since they ran (what the CLI tells the user before training them)."""
+    store = scheduled.store
+    done = [p for p in scheduled.pending if store.is_done(p.trial_id, p.params)]
+    return changed_data(done, lambda p: store.load_result(p.trial_id, p.params))
+
+
 def _pending(store: SweepStore, grid: list[GridPoint], fresh: bool) -> list[GridPoint]:
-    """Points not stored as done (a damaged result counts as not done)."""
-    return grid if fresh else [p for p in grid if not store.is_done(p.trial_id, p.params)]
+    """Points not stored as done (a damaged result counts as not done), and done points whose
+    data changed since they ran (:func:`~dropout_lab.sweep.changed_data`)."""
+    if fresh:
+        return grid
+    done = [p for p in grid if store.is_done(p.trial_id, p.params)]
+    stale = changed_data(done, lambda p: store.load_result(p.trial_id, p.params))
+    kept = {p.trial_id for p in done} - set(stale)
+    return [p for p in grid if p.trial_id not in kept]
 
 
 def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,

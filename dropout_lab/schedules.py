@@ -10,8 +10,11 @@ Learning rate (base rate lr, warm-up W epochs, E epochs in all):
     step          lr_e = lr * gamma ** #{m in milestones : m < e}      (drops after epoch m)
     exponential   lr_e = lr * gamma ** (e - 1)
     cosine        lr_e = min_lr + (lr - min_lr) * (1 + cos(pi * t)) / 2,
-                  t = (e - 1 - W) / (E - W)  for e > W               (lr at the first epoch
-                                                                       after the warm-up)
+                  t = (e - 1 - W) / (E - 1 - W)  for e > W           (lr at the first epoch
+                                                                       after the warm-up,
+                                                                       min_lr at the last;
+                                                                       lr when only one
+                                                                       epoch follows W)
     warm-up       lr_e <- lr_e * e / W  for e <= W                   (linear ramp to lr)
 
 Momentum (the velocity decay mu of ``v <- mu v + g; W <- W - lr v``):
@@ -39,8 +42,10 @@ def lr_at(schedule: LRSchedule, lr: float, epoch: int, epochs: int) -> float:
     elif schedule.kind == "exponential":
         assert schedule.gamma is not None
         value = lr * schedule.gamma ** (epoch - 1)
-    else:  # cosine over the epochs after the warm-up
-        t = max(0, epoch - 1 - w) / max(1, epochs - w)
+    else:  # cosine over the epochs after the warm-up: t runs from 0 (epoch W + 1) to 1
+        # (epoch E), so the last epoch trains at min_lr as documented (t = (e-1-W)/(E-W) never
+        # reached 1: 0.00342 instead of 0.001 for min_lr 0.001)
+        t = max(0, epoch - 1 - w) / max(1, epochs - 1 - w)
         value = schedule.min_lr + (lr - schedule.min_lr) * (1.0 + math.cos(math.pi * t)) / 2.0
     if w and epoch <= w:
         value *= epoch / w

@@ -54,18 +54,25 @@ class Summary:
     def excludes_zero(self) -> bool:
         """True when the interval lies entirely above or entirely below 0.
 
-        A zero-width interval from two values does not count: accuracies on N test examples
-        move in steps of 1/N, so two seeds that differ by the same step are common and are
-        no evidence of a spread of zero. With three or more values it counts."""
+        A zero-width interval never counts, however many values made it: accuracies on N
+        test examples move in steps of 1/N, so seeds that differ by the same step are common,
+        and a t interval of width 0 claims a certainty no finite sample gives."""
         if self.lo is None or self.hi is None or self.uninformative:
             return False
         return self.lo > 0.0 or self.hi < 0.0
 
     @property
     def uninformative(self) -> bool:
-        """Two values with no spread (up to float rounding): the interval is a point."""
-        return (self.n < 3 and self.sd is not None and self.mean is not None
+        """Two or more values with no spread (up to float rounding): the interval is a point
+        and says nothing (see :attr:`excludes_zero`)."""
+        return (self.n >= 2 and self.sd is not None and self.mean is not None
                 and self.sd <= 1e-12 * max(1.0, abs(self.mean)))
+
+    @property
+    def no_spread(self) -> bool:
+        """No usable spread: fewer than 2 values, or values that are all equal. Renderers
+        print "n/a (no spread)" for what needs one (detectable difference, seeds needed)."""
+        return self.n < 2 or self.sd is None or self.uninformative
 
     def to_dict(self) -> dict[str, object]:
         """The JSON form: ``n``, ``mean``, ``sd``, ``ci`` ([lo, hi] or null)."""
@@ -140,8 +147,9 @@ MAX_SEEDS = 100_000
 def min_detectable_difference(sd: float, n: int, level: float = DEFAULT_LEVEL,
                               power: float = DEFAULT_POWER) -> float | None:
     """The smallest true difference that ``n`` paired seeds with per-seed spread ``sd`` find
-    with probability ``power`` (MDD above); None when n < 2."""
-    if n < 2 or not math.isfinite(sd):
+    with probability ``power`` (MDD above); None when n < 2 or sd = 0 (no spread: the
+    formula's 0 would claim any difference is detectable)."""
+    if n < 2 or not math.isfinite(sd) or sd <= 0:
         return None
     return (t_quantile(level, n - 1) + t_one_sided(power, n - 1)) * sd / math.sqrt(n)
 
@@ -156,12 +164,10 @@ def t_one_sided(q: float, df: int) -> float:
 def seeds_needed(delta: float, sd: float, level: float = DEFAULT_LEVEL,
                  power: float = DEFAULT_POWER) -> int | None:
     """The smallest number of paired seeds n >= 2 whose MDD is at most ``delta``, given
-    per-seed differences of standard deviation ``sd`` (None when delta is 0 or more than
-    MAX_SEEDS would be needed)."""
-    if delta == 0 or not math.isfinite(sd):
+    per-seed differences of standard deviation ``sd`` (None when delta is 0, sd is 0 (no
+    spread to plan from: not "2 seeds") or more than MAX_SEEDS would be needed)."""
+    if delta == 0 or not math.isfinite(sd) or sd <= 0:
         return None
-    if sd == 0:
-        return 2
 
     def enough(n: int) -> bool:
         mdd = min_detectable_difference(sd, n, level, power)

@@ -1,10 +1,19 @@
-"""Axes -> grid points: the Cartesian grid of the sweep, each point with a stable trial id."""
+"""Axes -> grid points: the Cartesian grid of the sweep, each point with a stable trial id.
+
+A trial's identity is its resolved config (the trial id, a hash of it) plus the data it read:
+the id stays a hash of the config (existing runs directories keep their ids), and a stored
+result whose ``env.data`` fingerprint differs from the data's current fingerprint is
+:func:`stale <changed_data>`: the runner trains it again instead of reusing it. The code
+version is recorded beside it (``env.code``) but does not make a result stale
+(docs/results.md, "What makes a trial re-run").
+"""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,3 +85,35 @@ def _at(dump: dict[str, Any], key: str) -> Any:
     for part in key.split("."):
         node = node[part]
     return node
+
+
+def changed_data(points: Iterable[GridPoint],
+                 stored: Callable[[GridPoint], Mapping[str, Any] | None]) -> dict[str, str]:
+    """trial id -> why, for the points whose stored result (``stored(point)``) was trained on
+    other data than the data set now holds (content fingerprints differ).
+
+    Results without a fingerprint (made before fingerprints were recorded), generated data
+    and data sets whose files cannot be found now are not reported: there is nothing to
+    compare (a missing file stops the pending trials' preflight with its own message)."""
+    from dropout_lab.data.fingerprint import fingerprint, stale_reason
+    from dropout_lab.errors import DataError
+
+    current: dict[str, dict[str, Any] | None] = {}
+    out: dict[str, str] = {}
+    for point in points:
+        result = stored(point)
+        env = result.get("env") if isinstance(result, Mapping) else None
+        old = env.get("data") if isinstance(env, dict) else None
+        if not isinstance(old, dict) or not isinstance(old.get("sha256"), str):
+            continue
+        key = point.config.dataset.model_dump_json()
+        if key not in current:
+            try:
+                # read-only: a --dry-run schedules too, and writes nothing
+                current[key] = fingerprint(point.config.dataset, write_cache=False)
+            except DataError:
+                current[key] = None
+        reason = stale_reason(old, current[key])
+        if reason:
+            out[point.trial_id] = reason
+    return out

@@ -23,10 +23,11 @@ from dropout_lab.backends import registry as backends
 from dropout_lab.backends.base import Backend, NetSpec, Network, init_weights
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
+from dropout_lab.data.fingerprint import fingerprint as data_fingerprint
 from dropout_lab.dropout import DropoutPlan, make_plan
-from dropout_lab.environment import trial_environment
+from dropout_lab.environment import code_version, trial_environment
 from dropout_lab.errors import DivergedError
-from dropout_lab.health import HEALTH_SAMPLES, assess, chance_accuracy, dead_fraction
+from dropout_lab.health import assess, chance_accuracy, dead_fraction
 from dropout_lab.result import FINAL_KEYS, BestEpoch, Env, Final, Health, Result, Status
 from dropout_lab.training import TrainingLog, train
 
@@ -63,7 +64,7 @@ def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
     device = backend.resolve_device(config.device)
     if threads:
         backend.set_threads(threads)
-    data = load_dataset(config.dataset, config.seed).astype(config.dtype)
+    data = load_dataset(config.dataset, config.seed, config.dtype).astype(config.dtype)
     sizes = [data.n_features, *config.model.hidden, data.n_classes]
     plan = make_plan(config.dropout.variant, config.dropout.input_p, config.hidden_p(), sizes,
                      config.dtype)
@@ -122,15 +123,18 @@ def new_result(config: ExperimentConfig, trial_id: str, params: dict[str, Any],
         "backend": config.backend, "device": None, "threads": threads, "workers": workers,
         "dtype": config.dtype, "python": platform.python_version(),
         "platform": platform.platform(), "versions": {"dropout_lab": __version__},
+        "code": code_version(),
     }
     return {"trial_id": trial_id, "status": Status.FAILED, "params": params,
             "final": None, "timing": {}, "env": env}
 
 
 def record_environment(result: Result, prep: Prepared) -> None:
-    """The device, the backend's versions, the BLAS libraries and thread pools (once the
-    backend is set) into ``result["env"]``."""
+    """The data fingerprint, the device, the backend's versions, the BLAS libraries and
+    thread pools (once the backend is set) into ``result["env"]``."""
     env = result["env"]
+    # what the trial read: a re-run re-trains it when the data changed (sweep.changed_data)
+    env["data"] = data_fingerprint(prep.config.dataset)
     env["device"] = prep.device
     env["versions"].update(prep.backend.versions())
     pools = trial_environment()
@@ -176,9 +180,12 @@ def best_epoch(rows: list[dict[str, Any]]) -> BestEpoch:
 def health_of(prep: Prepared, rows: list[dict[str, Any]], final: Final,
               early_stopped: bool) -> Health:
     """The ``health`` section (see dropout_lab/health.py): dead units are looked for on the
-    first HEALTH_SAMPLES test examples."""
+    evaluation sample of the after-training statistics (the same examples as ``dead[l]``)."""
+    from dropout_lab.metrics import evaluation_sample
+
     data = prep.data
-    _, hidden = prep.network.forward(data.x_test[:HEALTH_SAMPLES], return_hidden=True)
+    x, _ = evaluation_sample(prep)
+    _, hidden = prep.network.forward(x, return_hidden=True)
     health = assess(rows, cast("dict[str, float]", final), data.n_classes,
                     chance_accuracy(data.y_test), [dead_fraction(h) for h in hidden], early_stopped)
     return cast(Health, health)

@@ -26,6 +26,7 @@ from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
 
 COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
+SHOW_COLUMNS_HELP = "show only these columns, e.g. trial,status,test_acc (comma-separated)"
 WIDE_HELP = "show every column at full width, even wider than the terminal"
 
 
@@ -156,7 +157,7 @@ def show(
     sweep_dir: Path = typer.Argument(..., help="a sweep folder (runs/quickstart) or one trial "
                                      "folder (runs/quickstart/trials/<id>)"),
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
-    columns: str = typer.Option(None, "--columns", help=COLUMNS_HELP),
+    columns: str = typer.Option(None, "--columns", help=SHOW_COLUMNS_HELP),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Show a sweep: its resolved config, its axes and the status of every trial; or one

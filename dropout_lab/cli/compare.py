@@ -54,8 +54,10 @@ def compare(
                                            help="keep trials flagged collapsed in the means"),
     fmt: str = typer.Option("rich", "--format", "-f", help="rich | csv | json | markdown"),
     expect: list[str] = typer.Option([], "--expect", "-e",
-                                     help="gate, e.g. 'gap_acc[p=0.5] < gap_acc[p=0.0]' "
-                                          "(repeatable); exit 1 if any fails"),
+                                     # \\[ : rich markup would eat '[p=0.8]' in --help
+                                     help="gate, e.g. 'mutual_information\\[p=0.8] > "
+                                          "mutual_information\\[p=0.0]' (repeatable); exit 1 "
+                                          "if any fails"),
     confidence: float = typer.Option(0.95, "--confidence", help="confidence level of the "
                                      "intervals"),
     power: float = typer.Option(0.8, "--power", help="power for the smallest detectable "

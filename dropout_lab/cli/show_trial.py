@@ -14,6 +14,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from dropout_lab.cli.app import out
+from dropout_lab.data.fingerprint import describe_data
+from dropout_lab.environment import describe_code
 from dropout_lab.errors import StoreError
 from dropout_lab.report.progress import fmt_number, fmt_seconds
 from dropout_lab.result import Status
@@ -117,12 +119,19 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
     env = doc["env"] or {}
     if env:
         versions = env.get("versions") or {}
-        plain = {k: v for k, v in env.items() if k != "versions" and v is not None}
+        plain = {k: v for k, v in env.items()
+                 if k not in ("versions", "code", "data") and v is not None}
         out.print("[bold]env[/]  " + escape("  ".join(f"{k} {v}" for k, v in plain.items())),
                   highlight=False, soft_wrap=False)  # wrapped at the terminal's width
         if versions:
             out.print("  versions: " + escape(", ".join(f"{k} {v}" for k, v in versions.items())),
                       highlight=False, soft_wrap=False)
+        if "code" in env:  # the code version the trial ran (docs/results.md)
+            out.print("  code: " + escape(describe_code(env.get("code"))), highlight=False,
+                      soft_wrap=False)
+        if "data" in env:
+            out.print("  data: " + escape(describe_data(env.get("data"))), highlight=False,
+                      soft_wrap=False)
     curves = doc["curves"]
     if curves["epochs"]:
         table = Table(title=f"curves over {curves['epochs']} epoch(s)", title_justify="left")

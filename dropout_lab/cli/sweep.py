@@ -22,7 +22,7 @@ from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
 from dropout_lab.result import UNSUCCESSFUL
-from dropout_lab.runner import SweepInterrupted, run_sweep, schedule
+from dropout_lab.runner import SweepInterrupted, rerun_reasons, run_sweep, schedule
 
 
 def register(app: typer.Typer) -> None:
@@ -88,6 +88,10 @@ def sweep(
                                 largest_weights=lambda: largest_weights(trials))
     if selected.budget.warning:
         err.print(f"[yellow]warning:[/] {escape(selected.budget.warning)}", highlight=False)
+    stale = {} if fresh else rerun_reasons(scheduled)
+    if stale:  # done trials trained again: say why (docs/results.md)
+        err.print(f"{len(stale)} done trial(s) run again: "
+                  f"{escape(next(iter(stale.values())))}", highlight=False)
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
                              workers=selected.budget.workers, header=selected.describe())
     try:
@@ -114,7 +118,8 @@ def sweep(
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
         priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
         print_table(results_table(swept.results(), list(cfg.sweep),
-                                  title=f"{cfg.name}: {len(trials)} trial(s)"),
+                                  title=f"{cfg.name}: {len(trials)} trial(s)",
+                                  base_config=cfg.model_dump(mode="json", exclude={"sweep"})),
                     out, priorities, parse_columns(columns), wide)
         out.print(f"results in [bold]{escape(str(swept.sweep_dir))}[/]", highlight=False)
     bad = [t for t in swept.trials if t.result.get("status") in UNSUCCESSFUL]

@@ -70,6 +70,7 @@ LAYER_FAMILIES: dict[str, LayerFamily] = {
                              "lower"),
     "pr": LayerFamily("participation_ratio_norm", "participation ratio / units", "higher"),
     "dead": LayerFamily("dead_fraction", "fraction of dead units", "lower"),
+    "corr_units": LayerFamily("corr_units", "units the correlation is over (active on >= 1%)"),
     "zero": LayerFamily("zero_fraction", "fraction of zero activations (sparsity)"),
     "selectivity": LayerFamily("selectivity", "mean class selectivity"),
 }

@@ -26,6 +26,7 @@ from dropout_lab.comparison.metrics import METRICS, choose_metrics, metric, pres
 from dropout_lab.comparison.selection import At, select
 from dropout_lab.comparison.values import canon, dotted, fmt_value, order_key, parse_value
 from dropout_lab.config import P_KEY
+from dropout_lab.environment import describe_code
 from dropout_lab.errors import CompareError
 from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.stats import (
@@ -143,6 +144,9 @@ class Comparison:
     axes: dict[str, list[Any]] = field(default_factory=dict)
     base_config: dict[str, Any] = field(default_factory=dict)
     power: float = DEFAULT_POWER
+    # the code versions (environment.describe_code) of the finished trials, most trials first;
+    # more than one: the comparison mixes code versions (a note says so)
+    code_versions: dict[str, int] = field(default_factory=dict)
 
     def matching_blocks(self, selectors: dict[str, Any]) -> list[Block]:
         """Blocks whose selectors agree with ``selectors`` (a subset of the block axes)."""
@@ -254,11 +258,19 @@ def build(data: SweepData, by: str = P_KEY, baseline: str | Any | None = None,
         blocks.append(block)
 
     name = base_config.get("name") or data.name
+    versions = Counter(describe_code(_env(rec.result).get("code"))
+                       for rec in selected.values() if "code" in _env(rec.result))
     return Comparison(name=str(name), sweep_dir=data.sweep_dir, by=by, baseline=base_value,
                       level=level, metrics=chosen, best_by=best_by, block_axes=block_axes,
                       blocks=blocks, values=values, present=present, at=at,
                       include_collapsed=include_collapsed, axes=data.axes,
-                      base_config=base_config, power=power)
+                      base_config=base_config, power=power,
+                      code_versions=dict(versions.most_common()))
+
+
+def _env(result: dict[str, Any]) -> dict[str, Any]:
+    env = result.get("env")
+    return env if isinstance(env, dict) else {}
 
 
 def _baseline_value(baseline: Any, values: list[Any], row_val: dict[str, Any], by: str) -> Any:
@@ -283,7 +295,8 @@ def _pair_with_baseline(block: Block, base_value: Any, level: float, shown: list
             cell.diff = paired_difference(cell.per_seed, base.cells[name].per_seed, level)
             if name in shown:  # shown cells only: the JSON and CSV carry them
                 s = cell.diff.summary
-                cell.mdd = (None if s.sd is None else
+                # no spread (sd 0 up to rounding, e.g. 7e-16): nothing to size a difference by
+                cell.mdd = (None if s.sd is None or s.no_spread else
                             min_detectable_difference(s.sd, s.n, level, power))
 
 

@@ -63,7 +63,9 @@ def select(record: TrialRecord, at: At) -> dict[str, Any]:
             raise CompareError(
                 f"--at best picks each trial's epoch by validation accuracy, but trial "
                 f"{record.trial_id} has no validation split (dataset.val_fraction = 0); "
-                "re-run the sweep with --set dataset.val_fraction=0.1, or use --at last")
+                # a new name: the same name with another base config is refused (exit 2)
+                "re-run it under a new name with one (--set dataset.val_fraction=0.1 "
+                "--set name=NAME-val), or use --at last")
         if "metrics" not in best:
             raise CompareError(f"--at best: trial {record.trial_id} was stored by an older "
                                "dropout-lab without the best epoch's numbers; run it again "

@@ -203,7 +203,8 @@ class TrainConfig(StrictModel):
     momentum_schedule: MomentumSchedule = Field(default_factory=MomentumSchedule)
     weight_decay: float = Field(default=0.0, ge=0)
     max_norm: float | None = Field(default=None, gt=0,
-                                   description="max L2 norm of each unit's incoming weights")
+                                   description="max L2 norm of each unit's incoming weights "
+                                   "(every layer, the output layer included)")
     early_stopping: EarlyStopping | None = None
 
     @model_validator(mode="after")

@@ -35,7 +35,10 @@ _RAW_CACHE_SIZE = 4  # data sets kept in memory per process (least recently used
 
 def _load_raw(cfg: DatasetConfig) -> Dataset:
     """The data set's raw arrays, loaded once per process for the options that decide them."""
-    key = json.dumps(cfg.model_dump(mode="json", include=set(_RAW_KEYS)), sort_keys=True)
+    # the source files' (path, size, mtime) belong to the key: a file rewritten between two
+    # sweeps in one process (the Python API, in-process tests) must not be served from memory
+    key = json.dumps([cfg.model_dump(mode="json", include=set(_RAW_KEYS)), _stamps(cfg)],
+                     sort_keys=True)
     if key in _RAW_CACHE:
         _RAW_CACHE.move_to_end(key)
         return _RAW_CACHE[key]
@@ -46,9 +49,23 @@ def _load_raw(cfg: DatasetConfig) -> Dataset:
     return data
 
 
-def load_dataset(cfg: DatasetConfig, trial_seed: int) -> Dataset:
-    """Load (once per process, then from memory) and apply subset/split/normalization."""
-    return transforms.apply(_load_raw(cfg), cfg, trial_seed)
+def _stamps(cfg: DatasetConfig) -> list[list[object]]:
+    """(path, size, mtime_ns) of each source file; [] for generated data or missing files
+    (the loader then reports what is missing)."""
+    from dropout_lab.data.fingerprint import source_files
+    from dropout_lab.errors import DataError
+
+    try:
+        paths = source_files(cfg)
+        return [[str(p), p.stat().st_size, p.stat().st_mtime_ns] for p in paths]
+    except (DataError, OSError):
+        return []
+
+
+def load_dataset(cfg: DatasetConfig, trial_seed: int, dtype: str = "float32") -> Dataset:
+    """Load (once per process, then from memory) and apply subset/split/normalization, the
+    features in ``dtype`` (the trial's; float64 is normalized in float64)."""
+    return transforms.apply(_load_raw(cfg), cfg, trial_seed, dtype)
 
 
 # The options that decide the raw arrays; the others are applied per trial by transforms.

@@ -8,6 +8,7 @@ N failed trials (or a 238 GiB allocation); found here it is one DataError, exit 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -29,6 +30,45 @@ def memory_bytes() -> int:
         return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
     except (ValueError, OSError, AttributeError):
         return FALLBACK_MEMORY
+
+
+def available_memory_bytes() -> int:
+    """Memory this process can still use: MemAvailable (Linux), lowered to the cgroup's
+    limit minus its usage in a container; the physical memory where neither is known."""
+    best = memory_bytes()
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                best = min(best, int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = Path("/sys/fs/cgroup/memory.current").read_text().strip()
+        if limit != "max":
+            best = min(best, max(0, int(limit) - int(used)))
+    except (OSError, ValueError):
+        pass
+    return best
+
+
+# Float32 copies a trial makes of the features besides the raw arrays: the converted training
+# split, and the normalized train and test splits with their temporaries.
+WORKING_COPIES = 3
+
+
+def check_working_set(raw_bytes: int, feature_values: int, what: str) -> None:
+    """Refuse a data set whose raw arrays plus the float32 working copies of its
+    ``feature_values`` features would not fit in the memory available now: found before
+    loading (a .npz that inflates to 6.4 GB of uint8 becomes 25.6 GB of float32), it is one
+    DataError, not a MemoryError traceback or the out-of-memory killer."""
+    need = raw_bytes + WORKING_COPIES * 4 * feature_values
+    limit = available_memory_bytes()
+    if need > limit:
+        raise DataError(f"{what} would need about {need / 2**30:,.1f} GiB to train on (the "
+                        f"arrays and their float32 copies), more than the "
+                        f"{limit / 2**30:,.1f} GiB of memory available; use a smaller file "
+                        "or dataset.train_size on a subset saved separately")
 
 
 def check_allocation(nbytes: int, what: str) -> None:
@@ -54,6 +94,8 @@ def check_split(x: np.ndarray, y: np.ndarray, split: str, source: str) -> None:
         raise DataError(f"{source}: {split} labels must be 1-D, got shape {y.shape}")
     if len(x) != len(y):
         raise DataError(f"{source}: the {split} split has {len(x)} examples but {len(y)} labels")
+    if x.ndim < 2 or int(np.prod(x.shape[1:])) == 0:
+        raise DataError(f"{source}: {split} examples have no features (shape {x.shape})")
     if x.dtype.kind not in "biuf":
         raise DataError(f"{source}: {split} features must be numeric, got {x.dtype}")
     if y.dtype.kind not in "iu":

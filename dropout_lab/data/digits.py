@@ -27,6 +27,12 @@ def bundled_file() -> Path | None:
     return path if path.is_file() else None
 
 
+def sources(cfg: DatasetConfig) -> list[Path]:
+    """The bundled CSV (for the fingerprint); [] when scikit-learn keeps it elsewhere."""
+    path = bundled_file()
+    return [] if path is None else [path]
+
+
 def read_digits() -> tuple[np.ndarray, np.ndarray]:
     """(x, y): 1797 x 64 pixel intensities 0..16 as float32, labels 0..9 as int64."""
     path = bundled_file()

@@ -267,6 +267,12 @@ def _locate_user_folder(cfg: DatasetConfig) -> dict[str, Path]:
     return found
 
 
+def sources(cfg: DatasetConfig) -> list[Path]:
+    """The four files this data set reads, in STEMS order (for its fingerprint)."""
+    found = _locate_user_folder(cfg)
+    return [found[stem] for stem in STEMS]
+
+
 def preflight(cfg: DatasetConfig) -> None:
     """The four files must be in dataset.path (nothing is downloaded for ``idx``) and parse;
     parsing here also writes the .npy copies every trial then memory-maps."""

@@ -136,6 +136,12 @@ def locate(name: str, path: str | None) -> dict[str, Path]:
     return found
 
 
+def sources(cfg: DatasetConfig) -> list[Path]:
+    """The four files this data set reads, in STEMS order (for its fingerprint)."""
+    found = locate(cfg.name, cfg.path)
+    return [found[stem] for stem in STEMS]
+
+
 def fetch(name: str, force: bool = False, mirrors: list[str] | None = None,
           report: Reporter | None = None) -> Path:
     """Download ``name`` into the user cache (verified); returns the folder."""

@@ -14,7 +14,7 @@ import numpy as np
 
 from dropout_lab.config import DatasetConfig
 from dropout_lab.data.base import Dataset
-from dropout_lab.data.checks import MAX_CLASSES, check_allocation
+from dropout_lab.data.checks import MAX_CLASSES, check_allocation, check_working_set
 from dropout_lab.errors import DataError
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
@@ -31,6 +31,11 @@ def _path(cfg: DatasetConfig) -> Path:
     if not path.is_file():
         raise DataError(f"dataset.path = {cfg.path!r}: no such file")
     return path
+
+
+def sources(cfg: DatasetConfig) -> list[Path]:
+    """The one file this data set reads (for its fingerprint)."""
+    return [_path(cfg)]
 
 
 def preflight(cfg: DatasetConfig) -> None:
@@ -52,8 +57,10 @@ def _read(path: Path) -> dict[str, np.ndarray]:
         if missing:
             raise DataError(f"{path}: missing array(s) {', '.join(missing)} "
                             f"(it holds: {', '.join(npz.files) or 'nothing'})")
-        for k in KEYS:
-            _check_declared_size(npz, k, path)
+        declared = {k: _check_declared_size(npz, k, path) for k in KEYS}
+        raw = sum(nbytes for nbytes, _ in declared.values())
+        features = sum(declared[k][1] for k in ("x_train", "x_test"))
+        check_working_set(raw, features, f"{path}: x_train and x_test")
         try:
             return {k: npz[k] for k in KEYS}
         except ValueError as exc:  # object arrays refused (allow_pickle=False), bad headers
@@ -62,10 +69,11 @@ def _read(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path}: damaged .npz file ({exc})") from None
 
 
-def _check_declared_size(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> None:
+def _check_declared_size(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> tuple[int, int]:
     """Read the .npy header of one member (a few bytes) and refuse a declared shape whose
     bytes the member does not hold or this machine could not allocate, before NumPy
-    allocates it (a 100 kB file can declare 100000 x 100000 float64 = 80 GB)."""
+    allocates it (a 100 kB file can declare 100000 x 100000 float64 = 80 GB). Returns the
+    declared (bytes, values); (0, 0) when the header cannot tell (NumPy reports it later)."""
     archive = npz.zip
     assert archive is not None, "None only once closed; _read calls this inside its with block"
     try:
@@ -77,16 +85,18 @@ def _check_declared_size(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> Non
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
     except KeyError:
-        return  # a member without the .npy suffix: NumPy reports it below
+        return 0, 0  # a member without the .npy suffix: NumPy reports it below
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(f"{path}: {key} has a damaged header ({exc})") from None
     if dtype.hasobject:
-        return  # refused by allow_pickle=False when it is read, with NumPy's own message
-    nbytes = int(np.prod([int(d) for d in shape], dtype=object)) * dtype.itemsize
+        return 0, 0  # refused by allow_pickle=False when it is read, with NumPy's own message
+    values = int(np.prod([int(d) for d in shape], dtype=object))
+    nbytes = values * dtype.itemsize
     if nbytes > info.file_size:
         raise DataError(f"{path}: {key} declares shape {shape} ({nbytes:,} bytes) but holds "
                         f"{info.file_size:,} bytes")
     check_allocation(nbytes, f"{path}: {key} of shape {shape}")
+    return nbytes, values
 
 
 def load(cfg: DatasetConfig, seed: int) -> Dataset:

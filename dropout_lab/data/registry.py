@@ -27,6 +27,9 @@ class DatasetSpec:
     options: frozenset[str] = field(default_factory=frozenset)
     needs_files: bool = False
     preflight: str | None = None  # "module:function" fn(cfg): locate/fetch files, check sizes
+    # "module:function" fn(cfg) -> list[Path]: the files it reads, in a fixed order (their
+    # content hash is the data fingerprint, dropout_lab.data.fingerprint); None: generated
+    sources: str | None = None
 
     def load_fn(self) -> Callable[[DatasetConfig, int], Dataset]:
         module, name = self.loader.split(":")
@@ -59,7 +62,7 @@ def get_spec(name: str) -> DatasetSpec:
 register(DatasetSpec(
     "digits", "dropout_lab.data.digits:load",
     "8x8 handwritten digits bundled with scikit-learn (1797 images, 10 classes, offline)",
-    frozenset({"test_fraction"}),
+    frozenset({"test_fraction"}), sources="dropout_lab.data.digits:sources",
 ))
 register(DatasetSpec(
     "synthetic", "dropout_lab.data.synthetic:load",
@@ -73,14 +76,17 @@ for _name, _description in (
     ("kmnist", "Kuzushiji-MNIST cursive Japanese (60k train / 10k test, 28x28, 10 classes)"),
 ):
     register(DatasetSpec(_name, "dropout_lab.data.mnist:load", _description, frozenset(),
-                         needs_files=True, preflight="dropout_lab.data.mnist:preflight"))
+                         needs_files=True, preflight="dropout_lab.data.mnist:preflight",
+                         sources="dropout_lab.data.mnist:sources"))
 register(DatasetSpec(
     "idx", "dropout_lab.data.idx:load",
     "your own folder of four IDX files with the MNIST names (dataset.path; no checksum)",
     frozenset(), needs_files=True, preflight="dropout_lab.data.idx:preflight",
+    sources="dropout_lab.data.idx:sources",
 ))
 register(DatasetSpec(
     "npz", "dropout_lab.data.npz:load",
     "your own .npz file with x_train, y_train, x_test, y_test (dataset.path)",
     frozenset(), needs_files=True, preflight="dropout_lab.data.npz:preflight",
+    sources="dropout_lab.data.npz:sources",
 ))

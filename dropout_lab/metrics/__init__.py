@@ -26,7 +26,7 @@ from dropout_lab.dropout import DropoutPlan
 from dropout_lab.metrics import coadaptation, uncertainty
 from dropout_lab.metrics.probe import Probe
 
-__all__ = ["after_training", "held_out", "Probe", "TrainedTrial"]
+__all__ = ["after_training", "evaluation_sample", "held_out", "Probe", "TrainedTrial"]
 
 
 class TrainedTrial(Protocol):
@@ -53,12 +53,20 @@ def held_out(x: np.ndarray, y: np.ndarray, max_samples: int, rng: np.random.Gene
     return x[idx], y[idx]
 
 
+def evaluation_sample(prep: TrainedTrial) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out examples every after-training statistic (and health's dead-unit check)
+    is computed on: ``eval.max_samples`` test rows drawn first from the ``eval`` stream."""
+    return held_out(prep.data.x_test, prep.data.y_test, prep.config.eval.max_samples,
+                    seeds.rng(prep.config.seed, "eval"))
+
+
 def after_training(prep: TrainedTrial) -> dict[str, Any]:
     """The ``coadaptation`` and/or ``uncertainty`` sections for a trained trial."""
     ev = prep.config.eval
     if not (ev.coadaptation or ev.uncertainty):
         return {}
     base = seeds.rng(prep.config.seed, "eval")
+    # the sample is the stream's first draw: the same rows as evaluation_sample(prep)
     x, y = held_out(prep.data.x_test, prep.data.y_test, ev.max_samples, base)
     rng_ablation, rng_pairs, rng_mc = base.spawn(3)
     probe = Probe.build(prep.network, prep.plan, prep.spec.test_scales, x, y, prep.data.n_classes,

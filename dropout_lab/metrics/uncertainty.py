@@ -67,6 +67,7 @@ def brier(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def bin_edges(bins: int) -> np.ndarray:
+    """The B + 1 edges 0, 1/B, ..., 1 of the equal-width confidence bins."""
     return np.linspace(0.0, 1.0, bins + 1)
 
 
@@ -86,7 +87,10 @@ def reliability(probs: np.ndarray, y: np.ndarray, bins: int) -> Reliability:
     p = np.asarray(probs, dtype=np.float64)
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
-    idx = np.clip(np.ceil(conf * bins).astype(np.intp) - 1, 0, bins - 1)
+    # Bin b holds (edges[b], edges[b+1]], found against the very edges result.json reports:
+    # ceil(conf * B) - 1 put a confidence equal to an edge one bin too high whenever
+    # conf * B rounds up (0.3 * 10 = 3.0000000000000004 -> bin (0.3, 0.4]).
+    idx = np.clip(np.searchsorted(bin_edges(bins), conf, side="left") - 1, 0, bins - 1)
     count = np.bincount(idx, minlength=bins)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(idx, weights=conf, minlength=bins) / count

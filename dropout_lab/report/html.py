@@ -15,9 +15,9 @@ import yaml
 
 from dropout_lab.comparison import Comparison, Row
 from dropout_lab.comparison.values import fmt_value
+from dropout_lab.report.cells import CellTable, CellView, Estimate, fmt_number
 from dropout_lab.report.plots import Plot
-from dropout_lab.report.render import footnotes, pct, pm, seeds_text, title, value_mark
-from dropout_lab.stats import Summary
+from dropout_lab.report.render import footnotes, pct, seeds_text, title, value_mark
 from dropout_lab.store import atomic_write_text
 
 CSS = """
@@ -45,35 +45,36 @@ pre { background: #f6f8fa; padding: 0.8rem; overflow-x: auto; font-size: 0.85em;
 """
 
 
-def _pm(s: Summary, signed: bool = False) -> str:
-    """The shared ``pm`` text (``0.9200 ± 0.0497``) as HTML: two unbreakable pieces, so a
-    narrow column wraps between them and never inside a number."""
-    text = pm(s, signed)
-    if " ± " not in text:
-        return escape(text)
-    mean, half = text.split(" ± ")
-    return f'<span class="v">{escape(mean)}</span> <span class="v">± {escape(half)}</span>'
+def _estimate_html(e: Estimate, signed: bool = False) -> str:
+    """An estimate of the cell model as HTML: the mean and its interval as two unbreakable
+    pieces, so a narrow column wraps between them and never inside a number."""
+    head = fmt_number(e.mean, signed)
+    spread = e.spread_text(signed)
+    if e.mean is None or not spread:
+        return escape(head)
+    return f'<span class="v">{escape(head)}</span> <span class="v">{escape(spread)}</span>'
 
 
-def _row_html(c: Comparison, row: Row) -> str:
+def _row_html(c: Comparison, row: Row, views: dict[str, CellView]) -> str:
     cls = "best" if row.best else ("tie" if row.tie else "")
     cells = [f'<td class="value">{escape(fmt_value(row.value) + value_mark(row))}</td>',
              f"<td>{escape(seeds_text(row))}</td>"]
     for name in c.metrics:
-        cell = row.cells[name]
-        text = _pm(cell.summary)
-        if row.is_baseline:
+        view = views[name]
+        text = _estimate_html(view.value)
+        if view.baseline:
             text += '<div class="diff">baseline</div>'
-        elif cell.diff is not None and cell.diff.summary.mean is not None:
-            sig = cell.diff.summary.excludes_zero
+        elif view.delta is not None and view.delta.mean is not None:
+            sig = view.significant
             text += (f'<div class="diff{" sig" if sig else ""}">Δ '
-                     f'{_pm(cell.diff.summary, signed=True)}{" *" if sig else ""}</div>')
+                     f'{_estimate_html(view.delta, signed=True)}{" *" if sig else ""}</div>')
         cells.append(f"<td>{text}</td>")
     return f'<tr class="{cls}">' + "".join(cells) + "</tr>"
 
 
 def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
     """The whole page as one string."""
+    table = CellTable(c)
     rows = c.rows
     done = sum(r.done for r in rows)
     failed = sum(r.failed for r in rows)
@@ -101,7 +102,7 @@ def render_html(c: Comparison, plots: list[Plot], notes: list[str]) -> str:
         head = "".join(f"<th>{escape(h)}</th>" for h in [c.by, "seeds", *c.metrics])
         parts.append(f'<div class="scroll"><table class="compare"><thead><tr>{head}</tr></thead>'
                      "<tbody>")
-        parts.extend(_row_html(c, row) for row in block.rows)
+        parts.extend(_row_html(c, row, table.of(row)) for row in block.rows)
         parts.append("</tbody></table></div>")
         if block.best_value is not None:
             ties = ", ".join(fmt_value(v) for v in block.tie_values) or "none"

@@ -74,6 +74,9 @@ def _block_label(c: Comparison, block: Block) -> str:
     return block.label if c.block_axes else "all trials"
 
 
+BANDLESS_NOTE = "ringed point: no band, n/a (no spread: one seed or equal values)"
+
+
 def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
                    ncols: int | None = None) -> Figure | None:
     """One panel per metric: mean against the grouping key, one line per block, CI band;
@@ -93,6 +96,7 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
     blocks = c.blocks[:MAX_BLOCKS]
     colors = _colors(len(blocks))
     nseeds = max((r.cells[panels[0][0]].summary.n for b in blocks for r in b.rows), default=0)
+    bandless = False  # a point without a band (one seed, or seeds that all agree)
     for ax, (m, label) in zip(axes, panels, strict=True):
         for block, color in zip(blocks, colors, strict=True):
             pts = [(xpos(r.value), r.cells[m].summary) for r in block.rows
@@ -102,7 +106,17 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
             xs = [x for x, _ in pts]
             ax.plot(xs, [s.mean for _, s in pts], marker="o", color=color,
                     label=_block_label(c, block))
-            band = [(x, s.lo, s.hi) for x, s in pts if s.lo is not None and s.hi is not None]
+            # A band only where it says something: a zero-width interval (no spread) would
+            # draw as a line and read as certainty, so such points get a hollow marker and
+            # the legend says why they have no band.
+            band = [(x, s.lo, s.hi) for x, s in pts
+                    if s.lo is not None and s.hi is not None and not s.no_spread]
+            lone = [(x, s.mean) for x, s in pts if s.no_spread]
+            if lone:
+                bandless = True
+                ax.plot([x for x, _ in lone], [y for _, y in lone], linestyle="none",
+                        marker="o", markersize=10, markerfacecolor="none",
+                        markeredgecolor=color)
             if band:
                 edges = [clip(m, lo, hi) for _, lo, hi in band]  # accuracies end at 1
                 ax.fill_between([x for x, _, _ in band], [a for a, _ in edges],
@@ -113,8 +127,10 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
         ax.set_ylabel(label)
         ax.set_title(m)
         ax.grid(alpha=0.3)
-    axes[0].legend(title=f"mean, band = {c.level * 100:g}% CI ({nseeds} seeds)", fontsize=8,
-                   title_fontsize=8)
+    legend = f"mean, band = {c.level * 100:g}% CI ({nseeds} seeds)"
+    if bandless:
+        legend += f"\n{BANDLESS_NOTE}"
+    axes[0].legend(title=legend, fontsize=8, title_fontsize=8)
     fig.suptitle(f"{c.name}: {title}")
     return fig
 
@@ -251,6 +267,9 @@ def epoch_curves_figure(c: Comparison) -> Figure | None:
     axes = fig.subplots(len(drawn), len(CURVE_PANELS), squeeze=False)
     colors = _colors(len(c.values))
     color_of = {fmt_value(v): col for v, col in zip(c.values, colors, strict=True)}
+    # a line from one seed has no range: its band would collapse onto it, silently
+    single = sorted({fmt_value(row.value) for block, _ in drawn for row in block.rows
+                     if len([r for r in row.records if r.epochs]) == 1})
     for (block, lines), row_axes in zip(drawn, axes, strict=True):
         for ax, (metric, label) in zip(row_axes, CURVE_PANELS, strict=True):
             for value, bands in lines:
@@ -267,8 +286,10 @@ def epoch_curves_figure(c: Comparison) -> Figure | None:
             ax.set_title(f"{metric}" + (f" ({_block_label(c, block)})" if c.block_axes else ""),
                          fontsize=9)
             ax.grid(alpha=0.3)
-        row_axes[0].legend(title=f"{c.by}: mean, band = seed range", fontsize=7,
-                           title_fontsize=7)
+        title = f"{c.by}: mean, band = seed range"
+        if single:
+            title += f"\nno band (one seed): {c.by} = {', '.join(single)}"
+        row_axes[0].legend(title=title, fontsize=7, title_fontsize=7)
     fig.suptitle(f"{c.name}: curves over epochs per {c.by}")
     return fig
 

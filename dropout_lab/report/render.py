@@ -15,35 +15,31 @@ from rich.table import Table
 from rich.text import Text
 
 from dropout_lab.comparison import Comparison, Row
-from dropout_lab.comparison.metrics import clip
 from dropout_lab.comparison.selection import describe
 from dropout_lab.comparison.values import fmt_value
+from dropout_lab.report.cells import NO_SPREAD, CellTable, CellView, estimate, fmt_number
 from dropout_lab.stats import Summary, seeds_needed
 from dropout_lab.store import dumps
 
 SCHEMA = "dropout-lab.compare/1"
 
 
-# -- the shared formatter --------------------------------------------------------------------
+# -- the shared formatter: the cell model (report/cells.py) decides every number ----------------
 def fmt(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "-"
-    return f"{x:+.4f}" if signed else f"{x:.4f}"
+    """One number as every table writes it (never '-0.0000'; see cells.fmt_number)."""
+    return fmt_number(x, signed)
 
 
-def pm(s: Summary, signed: bool = False) -> str:
-    """'0.9622 ± 0.0040' (mean ± half-width of the interval); '± -' when n < 2."""
-    if s.mean is None:
-        return "-"
-    return f"{fmt(s.mean, signed)} ± {fmt(s.half_width)}"
+def pm(s: Summary, signed: bool = False, metric: str | None = None) -> str:
+    """'0.9622 ± 0.0040' (mean ± half-width), '0.9900 [0.9200, 1.0000]' when the interval is
+    clipped to ``metric``'s range, '0.9622' when n < 2 (see cells.Estimate.text)."""
+    return estimate(s, metric).text(signed)
 
 
 def interval(name: str, s: Summary) -> list[float] | None:
     """[lo, hi] of a level, clipped to the metric's range (a t interval does not know the
-    bound: 0.99 ± 0.07 is [0.92, 1.0], not [0.92, 1.06])."""
-    if s.lo is None or s.hi is None:
-        return None
-    return list(clip(name, s.lo, s.hi))
+    bound: 0.99 ± 0.07 is [0.92, 1.0], not [0.92, 1.06]); the text shows the same."""
+    return estimate(s, name).interval
 
 
 def pct(level: float) -> str:
@@ -95,6 +91,10 @@ def footnotes(c: Comparison) -> list[str]:
     mdd = power_line(c)
     if mdd:
         notes.append(mdd)
+    if len(c.code_versions) > 1:  # results of different code side by side (docs/results.md)
+        notes.append("warning: these trials ran on " + str(len(c.code_versions))
+                     + " code versions: " + ", ".join(f"{v} ({n} trials)" for v, n
+                                                      in c.code_versions.items()))
     return notes
 
 
@@ -106,10 +106,12 @@ def power_line(c: Comparison) -> str | None:
     for block in c.blocks:
         for row in block.rows:
             cell = row.cells.get(name)
-            if cell is None or cell.mdd is None or cell.diff is None:
+            if cell is None or cell.diff is None or row.is_baseline or cell.diff.n == 0:
                 continue
             where = f"{block.label}: " if c.block_axes else ""
-            parts.append(f"{where}{fmt_value(row.value)} {cell.mdd:.4f}")
+            # no spread (one pair, or pairs that all agree): nothing to size a difference by
+            mdd = NO_SPREAD if cell.mdd is None else fmt_number(cell.mdd)
+            parts.append(f"{where}{fmt_value(row.value)} {mdd}")
             ns.add(cell.diff.n)
     if not parts:
         return None
@@ -122,6 +124,7 @@ def power_line(c: Comparison) -> str | None:
 # -- rich ------------------------------------------------------------------------------------
 def render_rich(c: Comparison) -> Group:
     """One rich table per block; each cell: mean ± CI, then Δ vs baseline on a second line."""
+    table = CellTable(c)
     tables: list[RenderableType] = []
     for block in c.blocks:
         head = f"{title(c)}: {block.label}" if c.block_axes else title(c)
@@ -133,6 +136,7 @@ def render_rich(c: Comparison) -> Group:
         for name in c.metrics:
             t.add_column(name, justify="right", no_wrap=True)
         for row in block.rows:
+            views = table.of(row)
             label = Text(fmt_value(row.value) + value_mark(row),
                          style="bold green" if row.best else ("green" if row.tie else ""))
             cells: list[RenderableType] = [
@@ -140,13 +144,13 @@ def render_rich(c: Comparison) -> Group:
             if c.at != "last":
                 cells.append(_epochs_text(row))
             for name in c.metrics:
-                cell = row.cells[name]
-                txt = Text(pm(cell.summary))
-                if row.is_baseline:
+                view = views[name]
+                txt = Text(view.value.text())
+                if view.baseline:
                     txt.append("\nbaseline", style="dim")
-                elif cell.diff is not None:
-                    sig = cell.diff.summary.excludes_zero
-                    txt.append(f"\nΔ {pm(cell.diff.summary, signed=True)}" + (" *" if sig else ""),
+                elif view.delta is not None:
+                    sig = view.significant
+                    txt.append(f"\nΔ {view.delta.text(signed=True)}" + (" *" if sig else ""),
                                style="bold" if sig else "dim")
                 cells.append(txt)
             t.add_row(*cells)
@@ -167,6 +171,7 @@ def _epochs_text(row: Row) -> str:
 # -- markdown ----------------------------------------------------------------------------------
 def render_markdown(c: Comparison) -> str:
     """GitHub-flavoured markdown: one table per block, Δ in parentheses, significant in bold."""
+    table = CellTable(c)
     lines = [f"### {c.name}: {c.by} compared over seeds, {describe(c.at)}", ""]
     for block in c.blocks:
         if c.block_axes:
@@ -178,14 +183,15 @@ def render_markdown(c: Comparison) -> str:
             value = f"**{value}** ★" if row.best else (f"{value} ≈" if row.tie else value)
             value += " †" if row.flags else ""
             cells = [value, seeds_text(row)]
+            views = table.of(row)
             for name in c.metrics:
-                cell = row.cells[name]
-                text = pm(cell.summary)
-                if row.is_baseline:
+                view = views[name]
+                text = view.value.text()
+                if view.baseline:
                     text += " (baseline)"
-                elif cell.diff is not None and cell.diff.summary.mean is not None:
-                    d = f"Δ {pm(cell.diff.summary, signed=True)}"
-                    text += f" (**{d}**)" if cell.diff.summary.excludes_zero else f" ({d})"
+                elif view.delta is not None and view.delta.mean is not None:
+                    d = f"Δ {view.delta.text(signed=True)}"
+                    text += f" (**{d}**)" if view.significant else f" ({d})"
                 cells.append(text)
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -201,6 +207,7 @@ def render_markdown(c: Comparison) -> str:
 # -- json --------------------------------------------------------------------------------------
 def to_json_doc(c: Comparison) -> dict[str, Any]:
     """The stable JSON document (schema ``dropout-lab.compare/1``, see docs/compare.md)."""
+    table = CellTable(c)
     blocks = []
     for block in c.blocks:
         rows = []
@@ -215,7 +222,8 @@ def to_json_doc(c: Comparison) -> dict[str, Any]:
                 "baseline": row.is_baseline,
                 "best": row.best,
                 "indistinguishable_from_best": row.tie,
-                "metrics": {name: _metric_doc(name, row) for name in c.metrics},
+                "metrics": {name: _metric_doc(name, row, table.of(row)[name])
+                            for name in c.metrics},
             })
         blocks.append({"selectors": block.selectors, "rows": rows,
                        "best": None if block.best_value is None else
@@ -228,10 +236,11 @@ def to_json_doc(c: Comparison) -> dict[str, Any]:
             "blocks": blocks, "notes": footnotes(c)}
 
 
-def _metric_doc(name: str, row: Row) -> dict[str, Any]:
+def _metric_doc(name: str, row: Row, view: CellView) -> dict[str, Any]:
     cell = row.cells[name]
-    doc = {**cell.summary.to_dict(), "ci": interval(name, cell.summary)}
-    doc["diff"] = None if cell.diff is None else {**cell.diff.to_dict(), "mdd": cell.mdd}
+    doc = {**cell.summary.to_dict(), "ci": view.value.interval}
+    doc["diff"] = None if cell.diff is None else {
+        **cell.diff.to_dict(), "mdd": cell.mdd, "no_spread": cell.diff.summary.no_spread}
     return doc
 
 
@@ -306,10 +315,11 @@ def seeds_for(c: Comparison, delta: float) -> dict[str, Any]:
             for name in c.metrics:
                 d = row.cells[name].diff
                 sd = None if d is None else d.summary.sd
+                no_spread = d is None or d.summary.no_spread
                 entry["metrics"][name] = {
-                    "n": None if d is None else d.n, "sd": sd,
-                    "seeds_needed": None if sd is None else seeds_needed(delta, sd, c.level,
-                                                                         c.power)}
+                    "n": None if d is None else d.n, "sd": sd, "no_spread": no_spread,
+                    "seeds_needed": None if no_spread or sd is None else
+                    seeds_needed(delta, sd, c.level, c.power)}
             rows.append(entry)
     return {"delta": delta, "confidence": c.level, "power": c.power, "by": c.by,
             "baseline": c.baseline, "metrics": c.metrics, "rows": rows}
@@ -332,8 +342,9 @@ def render_seeds_for(c: Comparison, doc: dict[str, Any]) -> Group:
         for name in c.metrics:
             m = entry["metrics"][name]
             need = m["seeds_needed"]
-            cells.append("-" if m["sd"] is None else
-                         f"{'>' + str(100000) if need is None else need} (sd {m['sd']:.4f})")
+            cells.append(NO_SPREAD if m["no_spread"] else
+                         f"{'>' + str(100000) if need is None else need} "
+                         f"(sd {fmt_number(m['sd'])})")
         t.add_row(*cells)
     note = Text("sd = spread of the paired per-seed differences observed now (needs 2 seeds); "
                 "seeds needed = smallest n whose minimum detectable difference "

@@ -238,3 +238,32 @@ def test_the_sweep_table_orders_model_sizes_numerically(tmp_path):
                 "final": {"test_acc": 0.9}} for h in ([128], [32], [32, 32], [1024])]
     rows = group_rows(results, ["model.hidden", "seed"])
     assert [r["params"]["model.hidden"] for r in rows] == ["[32]", "[128]", "[1024]", "[32, 32]"]
+
+
+def test_the_sweep_table_and_compare_agree_when_a_seed_collapsed(cli, tmp_path):
+    """issue 21 item 4: one collapsed seed gave 0.6633 (n=3) in the sweep table and 0.9450
+    (n=2) in compare. Both now come from the comparison model: the same trials, the same
+    means."""
+    from rich.console import Console
+
+    from dropout_lab.report.table import group_rows, results_table
+
+    sweep = write_sweep(tmp_path)
+    flag(sweep, lambda p: ["collapsed"] if p == {"dropout.p": 0.5, "seed": 2} else [])
+    doc = _json(cli, sweep, "-m", "test_acc", "-m", "gap_acc")
+    results = [json.loads((d / "result.json").read_text())
+               for d in sorted((sweep / "trials").iterdir())]
+    rows = group_rows(results, ["dropout.p", "seed"])
+    compared = {r["value"]: r for r in doc["blocks"][0]["rows"]}
+    assert len(rows) == len(compared) == 3
+    for row in rows:
+        c = compared[float(row["params"]["dropout.p"])]
+        assert row["n"] == c["trials"]["done"] - c["excluded"]
+        for name in ("test_acc", "gap_acc"):
+            assert row["values"][name] == pytest.approx(c["metrics"][name]["mean"])
+    half = next(r for r in rows if r["params"]["dropout.p"] == "0.5")
+    assert half["n"] == 2 and half["of"] == 3 and half["values"]["test_acc"] == pytest.approx(0.945)
+    console = Console(width=200, record=True, color_system=None)
+    console.print(results_table(results, ["dropout.p", "seed"], title="fake"))
+    text = console.export_text()
+    assert "0.9450" in text and "2/3" in text and "collapsed 1/3" in text

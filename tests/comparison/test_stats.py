@@ -56,7 +56,9 @@ def test_non_finite_values_are_ignored():
 
 def test_constant_values_give_a_zero_width_interval():
     s = summarize([0.5, 0.5, 0.5])
-    assert s.lo == s.hi == 0.5 and s.excludes_zero
+    assert s.lo == s.hi == 0.5
+    # issue 21 item 7: a zero-width interval is never evidence, at any n
+    assert not s.excludes_zero and s.uninformative and s.no_spread
 
 
 def test_paired_difference_pairs_by_seed_not_by_position():
@@ -94,6 +96,16 @@ def test_zero_width_interval_from_two_seeds_is_no_evidence():
     d = paired_difference({0: 0.9778, 1: 0.9756}, {0: 0.9733, 1: 0.9711}).summary
     assert d.n == 2 and d.sd < 1e-12 and abs(d.hi - d.lo) < 1e-12
     assert not d.excludes_zero
-    # with three seeds the same zero spread counts
+    # with three seeds the same zero spread does not count either (issue 21 item 7)
     d3 = paired_difference({0: 0.5, 1: 0.6, 2: 0.7}, {0: 0.4, 1: 0.5, 2: 0.6}).summary
-    assert d3.sd < 1e-12 and d3.excludes_zero
+    assert d3.sd < 1e-12 and not d3.excludes_zero and d3.no_spread
+
+
+def test_no_spread_has_no_detectable_difference_and_no_seed_count():
+    from dropout_lab.stats import min_detectable_difference, seeds_needed
+
+    # the formula gives 0 and 2 for sd = 0: "detectable difference 0.0000", "2 seeds needed"
+    assert min_detectable_difference(0.0, 3) is None
+    assert seeds_needed(0.01, 0.0) is None
+    assert min_detectable_difference(0.01, 3) > 0 and seeds_needed(0.01, 0.01) >= 2
+    assert summarize([0.9]).no_spread and not summarize([0.9, 0.91]).no_spread

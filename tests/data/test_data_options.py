@@ -143,3 +143,26 @@ def test_options_on_uint8_memory_mapped_pixels(tmp_path):
     assert out.x_train.dtype == np.float32 and out.x_train.shape == (20, 16)
     assert 0.0 <= out.x_train.min() and out.x_train.max() <= 1.0
     assert np.bincount(out.y_train).tolist() == [5, 5, 5, 5]
+
+
+def test_float64_trials_normalize_in_float64_not_on_float32_rounded_inputs(tmp_path):
+    # issue 21 item 8: dtype float64 trained on inputs rounded to float32 first
+    x = np.array([[0.1, 1.0], [0.2, 2.0], [1 / 3, 7.0]])
+    y = np.array([0, 1, 0])
+    ds = Dataset("toy", x, y, x, y, 2)
+    out = transforms.apply(ds, cfg(), seed=0, dtype="float64")
+    lo, hi = x.min(), x.max()
+    assert out.x_train.dtype == np.float64
+    np.testing.assert_array_equal(out.x_train, (x - lo) / (hi - lo))
+    # float32 trials are as before: float32 arithmetic throughout
+    assert transforms.apply(ds, cfg(), seed=0).x_train.dtype == np.float32
+    # and through a whole trial's data preparation
+    from dropout_lab.config import validate
+    from dropout_lab.trial import prepare
+    from tests.helpers.configs import TINY
+
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y, x_test=x, y_test=y)
+    data = {**TINY, "dtype": "float64", "sweep": {},
+            "dataset": {"name": "npz", "path": str(tmp_path / "d.npz")}}
+    prep = prepare(validate(data))
+    np.testing.assert_array_equal(prep.data.x_test, (x - lo) / (hi - lo))

@@ -84,6 +84,40 @@ def test_sparsity_fractions():
     assert stats["participation_ratio_norm"] == pytest.approx(stats["participation_ratio"] / 3)
 
 
+def test_dead_is_one_definition_for_the_column_and_the_health_flag():
+    # issue 21 item 3: health.py counted constant units, coadaptation only units at zero.
+    from dropout_lab import health
+
+    h = np.array([[0.0, 1.0, 0.7, 0.0],
+                  [0.0, 3.0, 0.7, 2.0],
+                  [0.0, 2.0, 0.7, 0.0]])  # unit 0 at zero, unit 2 constant (saturated tanh)
+    assert co.dead_units(h).tolist() == [True, False, True, False]
+    assert co.layer_statistics(h, np.array([0, 1, 0]), 2)["dead_fraction"] == 0.5
+    assert health.dead_fraction(h) == 0.5
+    assert health.dead_fraction is co.dead_fraction
+    assert co.dead_fraction(np.zeros((0, 3))) == 0.0
+
+
+def test_corr_averages_over_units_active_on_enough_of_the_sample():
+    # issue 21 item 6: two units perfectly correlated on every example, and a third that
+    # fires on 1 of 200 examples (0.5 % < 1 %), uncorrelated with them. Over all three the
+    # mean |corr| would be (1 + 2 r) / 3 with r small; over the two used units it is 1.
+    n = 200
+    rng = np.random.default_rng(0)
+    a = rng.uniform(1.0, 2.0, n)
+    rare = np.zeros(n)
+    rare[7] = 5.0
+    h = np.stack([a, 2 * a, rare], axis=1)
+    stats = co.layer_statistics(h, np.arange(n) % 2, 2)
+    assert stats["corr_units"] == 2
+    assert stats["corr_min_active"] == co.CORR_MIN_ACTIVE == 0.01
+    assert stats["mean_abs_corr"] == pytest.approx(1.0, abs=1e-12)
+    rare[:2] = 5.0  # now 3 / 200 = 1.5 %: used, and pulls the mean below 1
+    stats = co.layer_statistics(np.stack([a, 2 * a, rare], axis=1), np.arange(n) % 2, 2)
+    assert stats["corr_units"] == 3
+    assert stats["mean_abs_corr"] < 0.9
+
+
 def test_selectivity_known_units():
     y = np.array([0, 0, 1, 1, 2, 2])
     only_class0 = np.array([[2.0], [2.0], [0.0], [0.0], [0.0], [0.0]])

@@ -19,7 +19,7 @@ from tests.helpers.configs import TINY
 
 LAYER_KEYS = {"layer", "units", "mean_abs_corr", "decov", "decov_std", "participation_ratio",
               "participation_ratio_norm", "mean_activation", "zero_fraction", "dead_fraction",
-              "selectivity"}
+              "selectivity", "corr_units", "corr_min_active"}
 UNCERTAINTY_KEYS = {"mc_samples", "mc_acc", "mc_nll", "det_acc", "det_nll", "predictive_entropy",
                     "mutual_information", "ece_det", "ece_mc", "brier_det", "brier_mc",
                     "mc_curve", "reliability"}

@@ -60,6 +60,24 @@ def test_reliability_bins():
     assert un.bin_edges(5).tolist() == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])
 
 
+@pytest.mark.parametrize("bins", [3, 5, 7, 10, 15, 20])
+def test_confidence_on_a_bin_edge_falls_in_the_bin_it_closes(bins):
+    # issue 21 item 8: bins are (e_b, e_b+1]; ceil(conf * B) - 1 put an edge value one bin too
+    # high for some B (0.3 * 10 = 3.0000000000000004).
+    edges = un.bin_edges(bins)
+    for b in range(1, bins + 1):
+        conf = np.array([max(edges[b], 0.5)])  # binary confidences are >= 0.5
+        if conf[0] != edges[b]:
+            continue
+        rel = un.reliability(binary_probs(conf, np.ones(1, dtype=bool)), np.array([1]), bins)
+        assert rel["count"][b - 1] == 1, (bins, b)
+    # a known answer: confidence exactly 0.6 with 10 bins sits in (0.5, 0.6] -> bin 5
+    edges10 = un.bin_edges(10)
+    rel = un.reliability(binary_probs(np.array([edges10[6], edges10[3] + 0.5]),
+                                      np.ones(2, dtype=bool)), np.array([1, 0]), 10)
+    assert rel["count"][5] == 1
+
+
 def test_brier_known_values():
     y = np.array([0, 1, 2])
     assert un.brier(np.eye(3)[y], y) == 0.0

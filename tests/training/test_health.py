@@ -82,3 +82,23 @@ def test_a_trial_that_collapses_is_flagged_and_a_healthy_one_is_not(cli, write_c
     assert by_lr[1.0]["health"]["flags"] == ["collapsed", "dead_units"]
     assert by_lr[1.0]["health"]["checks"]["dead_fraction"] == [1.0]
     assert by_lr[0.05]["health"]["flags"] == []
+
+
+def test_the_dead_units_flag_reads_the_same_sample_as_the_dead_column():
+    """issue 21 item 3: one definition and one sample, so health.checks.dead_fraction and
+    coadaptation.layers[*].dead_fraction are the same numbers (the sample is a strict subset
+    of the test split here, as with the default eval.max_samples on MNIST)."""
+    from dropout_lab.sweep import expand
+    from dropout_lab.trial import run_trial
+    from tests.helpers.configs import TINY as tiny_config
+
+    data = copy.deepcopy(tiny_config)
+    data["sweep"] = {}
+    data["train"]["lr"] = 1.0  # kills most units: the fractions are not all 0
+    data["eval"]["max_samples"] = 30  # of 80 test examples
+    from dropout_lab.config import validate
+
+    (point,) = expand(validate(data))
+    result = run_trial(point.config_dict, point.trial_id, point.params).result
+    layers = result["coadaptation"]["layers"]
+    assert result["health"]["checks"]["dead_fraction"] == [lay["dead_fraction"] for lay in layers]

@@ -31,18 +31,26 @@ def backend_or_skip(name: str) -> None:
     ({"kind": "step", "gamma": 0.5, "milestones": [2, 4]}, 6,
      [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]),
     ({"kind": "exponential", "gamma": 0.9}, 4, [0.1, 0.09, 0.081, 0.0729]),
-    # t = (e - 1) / 5: 0.1 (1 + cos(pi t)) / 2
-    ({"kind": "cosine"}, 5, [0.1, 0.0904508, 0.0654508, 0.0345492, 0.0095492]),
-    ({"kind": "cosine", "min_lr": 0.01}, 2, [0.1, 0.055]),
+    # t = (e - 1) / 4: 0.1 (1 + cos(pi t)) / 2, min_lr (0) reached at the last epoch
+    ({"kind": "cosine"}, 5, [0.1, 0.0853553, 0.05, 0.0146447, 0.0]),
+    ({"kind": "cosine", "min_lr": 0.01}, 2, [0.1, 0.01]),
+    ({"kind": "cosine", "min_lr": 0.01}, 1, [0.1]),  # one epoch: t = 0
     ({"kind": "constant", "warmup_epochs": 2}, 3, [0.05, 0.1, 0.1]),
-    # warm-up 2 epochs, then cosine over epochs 3..6 with t = (e - 3) / 4
+    # warm-up 2 epochs, then cosine over epochs 3..6 with t = (e - 3) / 3
     ({"kind": "cosine", "warmup_epochs": 2}, 6,
-     [0.05, 0.1, 0.1, 0.0853553, 0.05, 0.0146447]),
+     [0.05, 0.1, 0.1, 0.075, 0.025, 0.0]),
 ])
 def test_learning_rate_schedules_match_hand_computed_values(schedule, epochs, expected):
     s = LRSchedule.model_validate(schedule)
     got = [lr_at(s, 0.1, e, epochs) for e in range(1, epochs + 1)]
     assert got == pytest.approx(expected, abs=1e-7)
+
+
+def test_cosine_reaches_min_lr_at_the_last_epoch():
+    # issue 21 item 8: min_lr is documented as the final learning rate (was 0.00342 for 0.001)
+    s = LRSchedule.model_validate({"kind": "cosine", "min_lr": 0.001, "warmup_epochs": 3})
+    assert lr_at(s, 0.1, 30, 30) == pytest.approx(0.001, abs=1e-15)
+    assert lr_at(s, 0.1, 4, 30) == pytest.approx(0.1)
 
 
 def test_linear_momentum_ramp_then_constant():
