@@ -97,15 +97,23 @@ def test_compare_has_exactly_the_numbers_of_compare_json(swept, cli):
                 got = df[(df["dropout.p"] == row["value"]) & (df.metric == name)]
                 assert len(got) == 1
                 g = got.iloc[0]
-                assert (g["n"], g["mean"], g["sd"]) == (m["n"], m["mean"], m["sd"])
-                assert [g["ci_lo"], g["ci_hi"]] == (m["ci"] or [None, None])
-                if m["diff"] is None:
-                    assert g["diff_mean"] is None or np.isnan(g["diff_mean"])
-                else:
-                    assert g["diff_mean"] == m["diff"]["mean"]
-                    assert [g["diff_ci_lo"], g["diff_ci_hi"]] == m["diff"]["ci"]
-                    assert g["diff_mdd"] == m["diff"]["mdd"]
+                diff = m["diff"] or {}
+                pairs = [(g["n"], m["n"]), (g["mean"], m["mean"]), (g["sd"], m["sd"]),
+                         (g["ci_lo"], (m["ci"] or [None, None])[0]),
+                         (g["ci_hi"], (m["ci"] or [None, None])[1]),
+                         (g["diff_mean"], diff.get("mean")), (g["diff_mdd"], diff.get("mdd")),
+                         (g["diff_ci_lo"], (diff.get("ci") or [None, None])[0]),
+                         (g["diff_ci_hi"], (diff.get("ci") or [None, None])[1])]
+                for got_value, printed in pairs:
+                    assert same(got_value, printed), (name, row["value"], got_value, printed)
                 assert g["best"] == row["best"] and g["baseline"] == row["baseline"]
+
+
+def same(frame_value, json_value) -> bool:
+    """The same float, or both missing (a JSON null is NaN in a float column)."""
+    if json_value is None:
+        return frame_value is None or bool(np.isnan(frame_value))
+    return bool(frame_value == json_value)
 
 
 def test_network_reproduces_the_recorded_test_accuracy_exactly(swept):
