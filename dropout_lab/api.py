@@ -41,6 +41,7 @@ from dropout_lab.config import (
 from dropout_lab.errors import ConfigError, MissingExtraError, StoreError
 from dropout_lab.health import FLAGS
 from dropout_lab.result import FINAL_KEYS, Status
+from dropout_lab.store import Warn
 
 if TYPE_CHECKING:
     from pandas import DataFrame
@@ -136,15 +137,17 @@ _SET_HERE = frozenset({"config", "runs_dir", "fresh", "max_trials", "name", "pen
                        "events", "max_failures", "scheduled", "wait"})
 
 
-def load(path: str | Path) -> Sweep:
-    """Read the sweep folder ``path`` (StoreError when it is not one)."""
+def load(path: str | Path, warn: Warn | None = None) -> Sweep:
+    """Read the sweep folder ``path`` (StoreError when it is not one). A damaged trial file is
+    skipped and reported once through ``warn`` (default: a Python ``RuntimeWarning``)."""
     from dropout_lab.comparison.source import load as read
     from dropout_lab.store import SweepStore
 
-    data = read(Path(path))
-    # The current grid is what sweep.yaml lists now; the reader may also return trials of
-    # earlier grids (it is the comparison's reader): they are kept apart, never in ``trials``.
-    doc = SweepStore(Path(path)).read_sweep()
+    report = warn or _warn
+    data = read(Path(path), warn=report)
+    # The current grid is what sweep.yaml lists now; the reader also returns the finished
+    # trials of earlier grids (it is the comparison's reader): they are kept apart.
+    doc = SweepStore(Path(path), warn=report).read_sweep()
     grid = [t["trial_id"] for t in doc["trials"]]
     axes = {k: list(v) if isinstance(v, list) else [v]
             for k, v in dict(doc.get("sweep") or {}).items()}
@@ -152,11 +155,15 @@ def load(path: str | Path) -> Sweep:
 
     def trial(r: TrialRecord, current: bool) -> Trial:
         return Trial(r.trial_id, r.params, r.result, sweep_dir=data.sweep_dir,
-                     base_config=data.base_config, current=current)
+                     base_config=data.base_config, current=current, warn=report)
 
     trials = [trial(by_id[tid], True) for tid in grid if tid in by_id]
     earlier = [trial(r, False) for r in data.trials if r.trial_id not in set(grid)]
     return Sweep(data, trials, axes, earlier)
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)
 
 
 # -- a trial ----------------------------------------------------------------------------------
@@ -169,6 +176,7 @@ class Trial(TrialRecord):
     sweep_dir: Path = field(default_factory=Path)
     base_config: dict[str, Any] = field(default_factory=dict, repr=False)
     current: bool = True  # of the sweep's current grid (False: an earlier grid's trial)
+    warn: Warn | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> Status:
@@ -191,7 +199,7 @@ class Trial(TrialRecord):
         if self.epochs is None:
             from dropout_lab.store import SweepStore
 
-            self.epochs = SweepStore(self.sweep_dir).load_metrics(self.trial_id)
+            self.epochs = SweepStore(self.sweep_dir, warn=self.warn).load_metrics(self.trial_id)
         return self.epochs
 
     def config(self) -> ExperimentConfig:
@@ -225,7 +233,8 @@ class Trial(TrialRecord):
 
         if self.status != Status.DONE:
             raise StoreError(f"trial {self.trial_id} is {self.status}: no trained network")
-        arrays = self.weights or SweepStore(self.sweep_dir).load_weights(self.trial_id)
+        arrays = self.weights or SweepStore(self.sweep_dir, warn=self.warn).load_weights(
+            self.trial_id)
         self.weights = arrays
         cfg = self.config()
         layers = len(cfg.model.hidden) + 1
@@ -317,20 +326,9 @@ class Sweep:
 
     @property
     def earlier_trials(self) -> list[Trial]:
-        """Trials stored in this folder by an earlier grid (not in sweep.yaml's grid now)."""
-        from dropout_lab.store import SweepStore
-
-        store = SweepStore(self.path)
-        out = list(self._earlier)
-        known = {t.trial_id for t in [*self.trials, *out]}
-        for tid in _stored_trial_ids(store):
-            if tid in known:
-                continue
-            result, _problem = store.check_result(tid)
-            if result is not None:
-                out.append(Trial(tid, dict(result.get("params") or {}), dict(result),
-                                 sweep_dir=self.path, base_config=self.config, current=False))
-        return out
+        """Finished trials stored in this folder by earlier grids (not in sweep.yaml's grid
+        now), as the store's reader returns them; ``Trial.current`` is False."""
+        return list(self._earlier)
 
     @property
     def all_trials(self) -> list[Trial]:
@@ -412,15 +410,6 @@ class Sweep:
                                       list(metrics) if metrics else None, level, at,
                                       include_collapsed)
         return pair_frame(json.loads(json_text(to_json_doc(pair))))
-
-
-def _stored_trial_ids(store: Any) -> list[str]:
-    """Every trial folder's name (the store lists no folders yet: the one place the API looks
-    at the folder itself, to be replaced by the store's own listing)."""
-    try:
-        return sorted(p.name for p in store.trials_dir.iterdir() if p.is_dir())
-    except OSError:
-        return []
 
 
 def _flat_row(t: Trial, axes: list[str]) -> dict[str, Any]:

@@ -213,7 +213,8 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
     try:
         if fresh:
             store.reset()
-        store.write_sweep(base, dict(config.sweep), [(p.trial_id, p.params) for p in grid])
+        store.write_sweep(base, dict(config.sweep), [(p.trial_id, p.params) for p in grid],
+                          fresh=fresh)
         for p in pending:
             store.discard_damaged(p.trial_id)
             store.write_trial_config(p.trial_id, p.config_dict)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +16,17 @@ from rich.markup import escape
 from rich.syntax import Syntax
 from rich.table import Table
 
-from dropout_lab import runs
 from dropout_lab.cli.app import guard, out
 from dropout_lab.cli.show_trial import is_trial_folder, show_trial
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.comparison.values import fmt_value
 from dropout_lab.errors import StoreError
 from dropout_lab.report.fit import LS_PRIORITIES, SHOW_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import fmt_number
 from dropout_lab.result import UNSUCCESSFUL, Status
 from dropout_lab.store import RESULT_FILE, SWEEP_FILE, SweepStore, dumps
+from dropout_lab.store import manage as runs
+from dropout_lab.store.reading import lstat_kind
 
 COLUMNS_HELP = "show only these columns, e.g. name,done,tags (comma-separated)"
 SHOW_COLUMNS_HELP = "show only these columns, e.g. trial,status,test_acc (comma-separated)"
@@ -46,20 +49,17 @@ def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
     return c
 
 
-def _last_modified(root: Path) -> float:
-    """Newest of sweep.yaml and the trials' result.json files (unreadable ones left out)."""
+def _last_modified(store: SweepStore) -> float:
+    """Newest of sweep.yaml and the trials' result.json files (unreadable ones left out;
+    lstat only: a symlink is never followed, a FIFO never opened)."""
+    root = store.root
     times = []
-    for p in [root / SWEEP_FILE, *root.glob(f"trials/*/{RESULT_FILE}")]:
+    paths = [root / SWEEP_FILE, *[store.trial_dir(t) / RESULT_FILE
+                                  for t, kind in store.trial_entries().items() if kind == "dir"]]
+    for p in paths:
         with contextlib.suppress(OSError):
-            times.append(p.stat().st_mtime)
-    return max(times, default=root.stat().st_mtime)
-
-
-def _is_sweep(folder: Path) -> bool:
-    try:
-        return (folder / SWEEP_FILE).is_file()
-    except OSError:  # an unreadable folder: not listed
-        return False
+            times.append(os.lstat(p).st_mtime)
+    return max(times, default=os.lstat(root).st_mtime)
 
 
 def _when(ts: float) -> str:
@@ -91,24 +91,30 @@ def ls(
     columns: str = typer.Option(None, "--columns", help=COLUMNS_HELP),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
-    """List the sweeps in RUNS_DIR: name, trials done / failed / total in the current grid,
-    trial folders on disk (earlier grids included), tags, note, last modified."""
-    if not runs_dir.is_dir():
-        raise StoreError(f"{runs_dir}: no such runs folder")
+    """List the sweeps in RUNS_DIR: name, trials done / failed / total (the current grid and
+    the finished trials of earlier grids), trial folders on disk, tags, note, last modified."""
     filters = [runs.parse_filter(f) for f in filter_]
     sweeps = []
-    for child in sorted(p for p in runs_dir.iterdir() if _is_sweep(p)):
+    for child in runs.sweep_folders(runs_dir):
         entry: dict[str, Any] = {"name": child.name, "path": str(child)}
+        store = SweepStore(child, warn=warn)
         try:
-            results = SweepStore(child).results()
+            if lstat_kind(child) == "link":
+                raise StoreError(f"{child} is a symlink (not followed)")
+            problem = store.layout_problem()
+            if problem:
+                raise StoreError(problem)
+            results = store.results()
             entry.update(_counts(results))
-            history = runs.history(SweepStore(child), [r["trial_id"] for r in results])
-            entry.update(on_disk=history["on_disk"], in_grid_on_disk=history["in_grid"])
+            history = store.history()
+            entry.update(on_disk=history["on_disk"], in_grid_on_disk=history["in_grid"],
+                         earlier=history["earlier"], hidden=history["hidden"])
         except (StoreError, OSError) as exc:  # one broken sweep must not hide the others
             entry["error"] = str(exc)
-        entry.update(runs.read_meta(child))
+        if lstat_kind(child) == "dir":
+            entry.update(runs.read_meta(child))
         try:
-            entry["modified"] = _when(_last_modified(child))
+            entry["modified"] = _when(_last_modified(store))
         except OSError:
             entry["modified"] = ""
         sweeps.append(entry)
@@ -120,7 +126,8 @@ def ls(
         out.print(f"no sweeps in {escape(str(runs_dir))}", highlight=False)
         return
     table = Table(title=f"sweeps in {runs_dir}", title_justify="left",
-                  caption="done/failed/total: the current grid; on disk: every trial folder",
+                  caption="done/failed/total: the sweep's trials, earlier grids too; "
+                          "on disk: every folder",
                   caption_justify="left")
     headers: list[tuple[str, JustifyMethod]] = [
         ("name", "left"), ("done", "right"), ("failed", "right"), ("total", "right"),
@@ -130,10 +137,10 @@ def ls(
     for s in sweeps:
         tags, note = escape(", ".join(s.get("tags", []))), escape(s.get("note", ""))
         if "error" in s:
-            table.add_row(s["name"], "-", "-", "-", "-", tags, f"[red]{escape(s['error'])}",
+            table.add_row(escape(s["name"]), "-", "-", "-", "-", tags, f"[red]{escape(s['error'])}",
                           s["modified"])
             continue
-        table.add_row(s["name"], str(s["done"]),
+        table.add_row(escape(s["name"]), str(s["done"]),
                       f"[red]{s['failed']}" if s["failed"] else "0", str(s["total"]),
                       str(s["on_disk"]), tags, note, s["modified"])
     print_table(table, out, LS_PRIORITIES, parse_columns(columns), wide)
@@ -141,15 +148,21 @@ def ls(
 
 def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
     reason = result.get("error") or result.get("reason") or ""
-    path = store.trial_dir(result["trial_id"]) / "error.txt"
-    if not reason and path.exists():
-        try:  # damaged or unreadable: no reason shown, never a crash
-            text = path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            text = ""
-        lines = [x for x in text.splitlines() if x.strip()]
-        reason = lines[-1] if lines else ""
-    return str(reason).splitlines()[-1] if reason else ""
+    if not reason and result.get("status") in UNSUCCESSFUL:
+        reason = store.view(result["trial_id"]).error_line()  # damaged: no reason, no crash
+    lines = str(reason).splitlines()
+    return lines[-1] if lines else ""
+
+
+def _axes_with_earlier(axes: dict[str, list[Any]], results: list[dict[str, Any]]
+                       ) -> dict[str, list[Any]]:
+    """The sweep's axes with the values only trials of earlier grids have, appended."""
+    merged = {k: list(v) if isinstance(v, list) else [v] for k, v in axes.items()}
+    for r in results:
+        for k, v in (r.get("params") or {}).items():
+            if k in merged and v not in merged[k]:
+                merged[k].append(v)
+    return merged
 
 
 @guard
@@ -165,16 +178,17 @@ def show(
     if is_trial_folder(sweep_dir):
         show_trial(sweep_dir, json_out)
         return
-    store = SweepStore(sweep_dir)
+    store = SweepStore(sweep_dir, warn=warn)
     doc = store.read_sweep()
     results = store.results()
-    axes = doc.get("sweep") or {}
+    axes = _axes_with_earlier(doc.get("sweep") or {}, results)
     results = sorted(results, key=lambda r: tuple(
         _natural_key((r.get("params") or {}).get(k)) for k in axes))
-    history = runs.history(store, [r["trial_id"] for r in results])
+    history = store.history(doc)
     if json_out:
         trials = [{"trial_id": r["trial_id"], "status": r.get("status"), "params": r.get("params"),
-                   "final": r.get("final"), "error": _error_line(store, r) or None}
+                   "final": r.get("final"), "error": _error_line(store, r) or None,
+                   "grid": r.get("grid", "current")}
                   for r in results]
         payload = {"sweep_dir": str(sweep_dir), "config": doc.get("config"), "axes": axes,
                    "counts": _counts(results), "history": history, "trials": trials}
@@ -187,9 +201,11 @@ def show(
                                     for k, vals in axes.items()) or "none"), highlight=False)
     c = _counts(results)
     out.print(f"on disk: {history['on_disk']} trial folder(s), {history['in_grid']} of the "
-              f"current grid" + (f", {history['other']} from earlier grids ('dropout-lab gc "
-                                 f"{escape(str(sweep_dir))}' lists them)"
-                                 if history["other"] else ""), highlight=False, soft_wrap=False)
+              f"current grid" + (f", {history['earlier']} of earlier grids (shown, marked *)"
+                                 if history["earlier"] else "")
+              + (f"; {history['hidden']} not shown (another config value, replaced, or "
+                 f"damaged: 'dropout-lab gc {escape(str(sweep_dir))}' lists them)"
+                 if history["hidden"] else ""), highlight=False, soft_wrap=False)
     table = Table(title=f"trials: {c['done']} done, {c['failed']} failed, {c['pending']} pending, "
                         f"{c['total']} total", title_justify="left")
     table.add_column("trial")
@@ -205,9 +221,10 @@ def show(
         params = r.get("params") or {}
         secs = (r.get("timing") or {}).get("train_seconds")
         status = r.get("status", "?")
+        mark = "*" if r.get("grid") == "earlier" else ""
         table.add_row(
-            r["trial_id"], *[fmt_value(params.get(k)) for k in axes],
-            f"[{styles.get(status, '')}]{status}",
+            escape(r["trial_id"]) + mark, *[escape(fmt_value(params.get(k))) for k in axes],
+            f"[{styles.get(status, '')}]{escape(str(status))}",
             *[fmt_number(final[k]) if isinstance(final.get(k), (int, float)) else "-"
               for k in ("test_acc", "gap_acc")],
             f"{secs:.1f}" if isinstance(secs, (int, float)) else "-",

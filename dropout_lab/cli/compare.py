@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dropout_lab.cli.app import err, guard, out, print_whole
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
@@ -100,7 +101,7 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
              columns: list[str] | None = None, wide: bool = False) -> None:
     if fmt not in FORMATS:
         raise CompareError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
-    c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
+    c = build_comparison(sweep_dir, warn=warn, by=by, baseline=baseline, metrics=metric or None,
                          best_by=best_by, level=confidence, at=parse_at(at),
                          include_collapsed=include_collapsed, power=power)
     verdicts = evaluate(expect, c)  # malformed expressions raise before anything is printed

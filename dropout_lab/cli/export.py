@@ -9,6 +9,7 @@ import typer
 from rich.markup import escape
 
 from dropout_lab.cli.app import guard, out
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.errors import OutputError
 from dropout_lab.export import TARGETS
 from dropout_lab.export import export as run_export
@@ -45,14 +46,14 @@ def export(
         if dest is not None:
             raise OutputError("export --to mlflow takes no folder; use --tracking-uri "
                               f"file://{dest.resolve()} to log into a folder")
-        summary = run_export(sweep_dir, "mlflow", tracking_uri=tracking_uri,
+        summary = run_export(sweep_dir, warn=warn, to="mlflow", tracking_uri=tracking_uri,
                              experiment=experiment)
     elif to == "tensorboard":
         if tracking_uri or experiment:
             raise OutputError("--tracking-uri and --experiment are for --to mlflow")
-        summary = run_export(sweep_dir, "tensorboard", dest=dest)
+        summary = run_export(sweep_dir, warn=warn, to="tensorboard", dest=dest)
     else:
-        summary = run_export(sweep_dir, to)  # raises the OutputError listing the targets
+        summary = run_export(sweep_dir, to, warn=warn)  # raises the OutputError listing the targets
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     elif to == "mlflow":

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 
 from dropout_lab.cli.app import guard, out
-from dropout_lab.runs import write_meta
+from dropout_lab.store.manage import write_meta
 
 
 def register(app: typer.Typer) -> None:

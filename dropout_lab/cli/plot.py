@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from dropout_lab.cli.app import err, guard, out
 from dropout_lab.cli.compare import AT_HELP
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.store import check_output_path
@@ -41,7 +42,7 @@ def plot(
 
     if out_dir is not None:
         check_output_path(out_dir, "--out", folder=True)
-    c = build_comparison(sweep_dir, by=by, level=confidence, at=parse_at(at),
+    c = build_comparison(sweep_dir, warn=warn, by=by, level=confidence, at=parse_at(at),
                          include_collapsed=include_collapsed, epochs=True, weights=True)
     plots, notes = render_all(c)
     paths = write_plots(plots, out_dir or Path(sweep_dir) / "plots")

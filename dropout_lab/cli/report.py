@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from dropout_lab.cli.app import err, guard, out
 from dropout_lab.cli.compare import AT_HELP
+from dropout_lab.cli.store_warnings import warn
 from dropout_lab.comparison import build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.store import check_output_path
@@ -42,7 +43,7 @@ def report(
 
     if output is not None:
         check_output_path(output, "--output")
-    c = build_comparison(sweep_dir, by=by, baseline=baseline, metrics=metric or None,
+    c = build_comparison(sweep_dir, warn=warn, by=by, baseline=baseline, metrics=metric or None,
                          level=confidence, at=parse_at(at), include_collapsed=include_collapsed,
                          epochs=True, weights=True)
     plots, notes = render_all(c)

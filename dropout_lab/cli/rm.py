@@ -11,8 +11,9 @@ from rich.markup import escape
 
 from dropout_lab.cli.app import guard, out
 from dropout_lab.errors import StoreError
-from dropout_lab.runs import remove_sweep, trial_folders
 from dropout_lab.store import SWEEP_FILE, SweepStore
+from dropout_lab.store.manage import remove_sweep
+from dropout_lab.store.reading import lstat_kind
 
 
 def register(app: typer.Typer) -> None:
@@ -28,13 +29,13 @@ def rm(
     """Delete a sweep folder with every trial in it. Asks first, unless --yes.
 
     With no terminal to ask on (CI, a pipe), it refuses without --yes (exit 2)."""
-    if not (sweep_dir / SWEEP_FILE).is_file():
+    if lstat_kind(sweep_dir) != "dir" or lstat_kind(sweep_dir / SWEEP_FILE) != "file":
         remove_sweep(sweep_dir)  # raises the StoreError that explains why
     if not yes:
         if not sys.stdin.isatty():
             raise StoreError(f"rm {sweep_dir}: no terminal to confirm on; pass --yes to delete "
                              "without asking")
-        n = len(trial_folders(SweepStore(sweep_dir)))
+        n = len(SweepStore(sweep_dir).trial_entries())
         if not typer.confirm(f"delete {sweep_dir} and its {n} trial folder(s)?", default=False,
                              err=True):
             raise StoreError(f"rm {sweep_dir}: not confirmed; nothing removed")

@@ -1,4 +1,5 @@
-"""``dropout-lab show runs/<sweep>/trials/<id>``: one trial folder, read as it is on disk."""
+"""``dropout-lab show runs/<sweep>/trials/<id>``: one trial folder, read as it is on disk
+through the store's one reader (:class:`~dropout_lab.store.TrialView`)."""
 
 from __future__ import annotations
 
@@ -14,39 +15,21 @@ from rich.syntax import Syntax
 from rich.table import Table
 
 from dropout_lab.cli.app import out
+from dropout_lab.cli.store_warnings import print_warnings
 from dropout_lab.data.fingerprint import describe_data
 from dropout_lab.environment import describe_code
 from dropout_lab.errors import StoreError
 from dropout_lab.report.progress import fmt_number, fmt_seconds
 from dropout_lab.result import Status
-from dropout_lab.runs import read_result
-from dropout_lab.store import CONFIG_FILE, ERROR_FILE, METRICS_FILE, RESULT_FILE, dumps
+from dropout_lab.store import METRICS_FILE, RESULT_FILE, TrialView, dumps
+from dropout_lab.store.reading import lstat_kind
 
 
 def is_trial_folder(path: Path) -> bool:
-    """A folder under ``trials/`` holding a trial's config or result."""
-    return path.parent.name == "trials" and (
-        (path / RESULT_FILE).exists() or (path / CONFIG_FILE).exists())
-
-
-def read_curves(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The rows of metrics.jsonl and how many lines could not be read (a torn last line)."""
-    rows, bad = [], 0
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return [], 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            bad += 1
-            continue
-        if isinstance(row, dict):
-            rows.append(row)
-    return rows, bad
+    """An entry under ``trials/`` (a folder, or a symlink or file there, which ``show``
+    reports as corrupt rather than reading it as a sweep)."""
+    return path.parent.name == "trials" and lstat_kind(path.parent.parent / "sweep.yaml") \
+        is not None and lstat_kind(path) is not None
 
 
 def _num(row: dict[str, Any], key: str) -> float | None:
@@ -72,20 +55,17 @@ def curve_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def show_trial(trial_dir: Path, json_out: bool) -> None:
     """Config, final metrics, health (when the trial recorded it), timing, env, curves."""
-    result, corrupt = read_result(trial_dir / RESULT_FILE)
-    if corrupt:
-        raise StoreError(f"{trial_dir / RESULT_FILE}: unreadable (not a JSON object); "
+    view = TrialView(trial_dir.parent.parent, trial_dir.name)
+    stored, problem = view.check_result()
+    if problem:
+        raise StoreError(f"{trial_dir / RESULT_FILE}: corrupt ({problem}); "
                          f"'dropout-lab gc {trial_dir.parent.parent}' removes corrupt trials")
-    config: Any = None
-    if (trial_dir / CONFIG_FILE).exists():
-        try:
-            config = yaml.safe_load((trial_dir / CONFIG_FILE).read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError):
-            config = None
-    rows, bad = read_curves(trial_dir / METRICS_FILE)
-    result = result or {"trial_id": trial_dir.name, "status": Status.PENDING}
-    error = (trial_dir / ERROR_FILE).read_text(encoding="utf-8") if (
-        trial_dir / ERROR_FILE).exists() else None
+    config = view.config()
+    rows, bad = view.metrics_and_bad()
+    result: dict[str, Any] = dict(stored) if stored else {"trial_id": trial_dir.name,
+                                                          "status": Status.PENDING}
+    error = view.error_text()
+    print_warnings(view.warnings)
     doc = {
         "trial_dir": str(trial_dir), "trial_id": result.get("trial_id", trial_dir.name),
         "status": result.get("status"), "params": result.get("params"), "config": config,
@@ -97,7 +77,7 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
     if json_out:
         typer.echo(json.dumps(json.loads(dumps(doc)), indent=2))
         return
-    status = doc["status"] or "?"
+    status = str(doc["status"] or "?")
     out.print(f"[bold]trial {escape(str(doc['trial_id']))}[/]: {escape(status)}  "
               f"{escape(json.dumps(doc['params'] or {}))}", highlight=False, soft_wrap=False)
     if config is not None:
@@ -105,8 +85,9 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
         out.print(Syntax(yaml.safe_dump(config, sort_keys=False), "yaml", theme="ansi_dark",
                          background_color="default"))
     if doc["final"]:
-        out.print("[bold]final[/]  " + "  ".join(
-            f"{k} {_fmt(v)}" for k, v in doc["final"].items()), highlight=False, soft_wrap=False)
+        out.print("[bold]final[/]  " + escape("  ".join(
+            f"{k} {_fmt(v)}" for k, v in doc["final"].items())), highlight=False,
+            soft_wrap=False)
     if doc["health"]:
         out.print("[bold]health[/]")
         for k, v in doc["health"].items():
@@ -140,14 +121,14 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
         for key, s in curves.items():
             if key == "epochs":
                 continue
-            table.add_row(key, _fmt(s["first"]), _fmt(s["last"]), _fmt(s["best"]),
+            table.add_row(escape(key), _fmt(s["first"]), _fmt(s["last"]), _fmt(s["best"]),
                           str(s["best_epoch"]))
         out.print(table)
     else:
         out.print("curves: no epoch recorded", highlight=False, soft_wrap=False)
     if bad:
-        out.print(f"[yellow]{bad} unreadable line(s) in {METRICS_FILE}[/]", highlight=False,
-                  soft_wrap=False)
+        out.print(f"[yellow]{bad} unreadable line(s) in {METRICS_FILE} left out[/]",
+                  highlight=False, soft_wrap=False)
     if error:
         out.print("[bold red]error[/]  " + escape(error.strip().splitlines()[-1]),
                   highlight=False, soft_wrap=False)

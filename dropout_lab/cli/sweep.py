@@ -15,6 +15,7 @@ from rich.table import Table
 
 from dropout_lab import executors
 from dropout_lab.cli.app import abort, err, guard, out
+from dropout_lab.cli.store_warnings import print_warnings
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
 from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
@@ -73,6 +74,7 @@ def sweep(
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled
+    print_warnings(store.warnings)  # damaged trials found while scheduling (run again)
 
     if dry:
         chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),

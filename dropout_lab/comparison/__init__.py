@@ -3,6 +3,7 @@ function that reads a sweep folder into it. Renderers live in :mod:`dropout_lab.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,10 @@ __all__ = ["At", "Block", "Cell", "Comparison", "Row", "SweepData", "TrialRecord
 
 
 def build_comparison(sweep_dir: Path, *, epochs: bool = False, weights: bool = False,
-                     **options: Any) -> Comparison:
+                     warn: Callable[[str], None] | None = None, **options: Any) -> Comparison:
     """Read ``sweep_dir`` and build its comparison (``options``: those of :func:`build`).
-    ``--at N`` needs the per-epoch rows, so they are read whenever ``at`` is a number."""
+    ``--at N`` needs the per-epoch rows, so they are read whenever ``at`` is a number.
+    ``warn``: called once per damaged file the reader skipped."""
     at = options.get("at", "last")
-    return build(load(sweep_dir, epochs=epochs or isinstance(at, int), weights=weights),
-                 **options)
+    return build(load(sweep_dir, epochs=epochs or isinstance(at, int), weights=weights,
+                      warn=warn), **options)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dropout_lab.config.overrides import flatten_dotted
 from dropout_lab.errors import OutputError
 from dropout_lab.health import FLAGS
+from dropout_lab.store import Warn
 
 if TYPE_CHECKING:
     from dropout_lab.api import Sweep, Trial
@@ -29,12 +30,13 @@ TARGETS: dict[str, tuple[str, str, str]] = {
 }
 
 
-def load_sweep(sweep_dir: Path) -> Sweep:
+def load_sweep(sweep_dir: Path, warn: Warn | None = None) -> Sweep:
     """The sweep as the Python API reads it (:func:`dropout_lab.api.load`): the exporters take
-    the same :class:`~dropout_lab.api.Trial` records, each trial's curve read on demand."""
+    the same :class:`~dropout_lab.api.Trial` records, each trial's curve read on demand.
+    ``warn`` is called once per damaged file skipped (the store prints nothing)."""
     from dropout_lab.api import load
 
-    return load(sweep_dir)
+    return load(sweep_dir, warn=warn)
 
 
 def trial_config(trial: Trial) -> dict[str, Any]:
@@ -91,13 +93,14 @@ def numeric(value: Any) -> float | None:
     return value if value == value and abs(value) != float("inf") else None
 
 
-def export(sweep_dir: Path, to: str, **options: Any) -> dict[str, Any]:
+def export(sweep_dir: Path, to: str, warn: Warn | None = None,
+           **options: Any) -> dict[str, Any]:
     """Export with the target named ``to``; OutputError for an unknown target or a missing
     extra (with the pip command that installs it)."""
     if to not in TARGETS:
         raise OutputError(f"--to {to}: choose one of {', '.join(TARGETS)}")
     module_name, extra, library = TARGETS[to]
-    sweep = load_sweep(sweep_dir)  # a bad sweep folder fails before the library is imported
+    sweep = load_sweep(sweep_dir, warn)  # a bad sweep folder fails before the library is imported
     if importlib.util.find_spec(library) is None:
         raise OutputError(f"export --to {to} needs the package '{library}': "
                           f'pip install "dropout-lab[{extra}]"')

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import fcntl
 import json
 import os
 import socket
+import stat
 from pathlib import Path
 
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.store.files import UMASK
+from dropout_lab.store.reading import META_CAP, Damaged, parse_json, read_text
 
 LOCK_FILE = ".lock"
 
@@ -21,24 +24,33 @@ class SweepLock:
     The OS releases it when the process dies, even by SIGKILL, so a crashed sweep never
     leaves a stale lock; the file's text (pid, host, start time) is only for the message."""
 
-    def __init__(self, root: Path):
-        self.path = Path(root) / LOCK_FILE
+    def __init__(self, root: Path, name: str = LOCK_FILE):
+        self.path = Path(root) / name
         self._fd: int | None = None
 
     def holder(self) -> str:
         """Who holds the lock, as written by the holder (best effort)."""
         try:
-            info = json.loads(self.path.read_text(encoding="utf-8"))
+            info = parse_json(read_text(self.path, META_CAP) or "")
             return f"pid {info['pid']} on {info['host']} since {info['started']}"
-        except (OSError, ValueError, KeyError, TypeError):
+        except (Damaged, KeyError, TypeError):
             return "another process"
 
     def acquire(self, wait: bool = False) -> None:
         """Take the lock, or raise StoreError naming the holder (``wait``: block until free)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~UMASK)
+            # O_NOFOLLOW: a lock file that is a symlink is refused (ELOOP), never written
+            # through; O_NONBLOCK: a FIFO there does not hang the open.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK,
+                         0o666 & ~UMASK)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise StoreError(f"cannot lock {self.path}: not a regular file; remove it")
         except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise StoreError(f"cannot lock {self.path}: it is a symlink (never followed); "
+                                 "remove it") from None
             if exc.errno in ENVIRONMENT_ERRNOS:
                 raise EnvironmentFault.from_os_error(exc, "cannot lock", self.path) from None
             raise StoreError(f"cannot lock {self.path}: {exc.strerror or exc}") from None

@@ -98,7 +98,7 @@ def test_command_summaries_are_whole_sentences_on_one_line(cli):
     assert code == 0
     # The ls summary spans two docstring lines; the list must not cut it at the line break.
     flat = " ".join(line.strip("│ ") for line in out.splitlines())
-    assert "in the current grid, trial folders on disk" in " ".join(flat.split())
+    assert "finished trials of earlier grids), trial folders on disk" in " ".join(flat.split())
 
 
 @pytest.mark.parametrize("args, key", [

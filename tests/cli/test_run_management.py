@@ -42,21 +42,25 @@ def test_ls_and_show_count_every_trial_on_disk_and_those_of_the_grid(cli, tmp_pa
     assert (s["total"], s["on_disk"], s["in_grid_on_disk"]) == (9, 20, 9)
     code, out, err = cli("show", sweep, "--json")
     assert code == 0, err
-    assert json.loads(out)["history"] == {"on_disk": 20, "in_grid": 9, "other": 11}
+    assert json.loads(out)["history"] == {"on_disk": 20, "in_grid": 9, "other": 11,
+                                          "earlier": 0, "hidden": 11}
     code, out, _ = cli("show", sweep)
-    assert "on disk: 20 trial folder(s), 9 of the current grid, 11 from earlier grids" in out
+    # folders that sweep.yaml does not list (written before it kept earlier grids) are
+    # counted as not shown, and gc named as the way to list them
+    assert "on disk: 20 trial folder(s), 9 of the current grid; 11 not shown" in out
 
 
 def test_a_rerun_with_another_grid_keeps_the_old_trials_visible(cli, tiny_config, tmp_path):
     runs = tmp_path / "runs"
     assert cli("sweep", tiny_config, "--runs-dir", runs, "--workers", "1")[0] == 0
     # other seeds: another grid of the same config (another base config is refused: a sweep
-    # folder holds one experiment, see docs/reliability.md)
+    # folder holds one experiment, see docs/results.md); the earlier grid's trials stay part
+    # of the sweep (issue 21, item 2)
     assert cli("sweep", tiny_config, "--runs-dir", runs, "--workers", "1",
                "--set", "sweep.seed=[2,3]")[0] == 0
     code, out, _ = cli("ls", runs, "--json")
     s = json.loads(out)["sweeps"][0]
-    assert (s["total"], s["on_disk"]) == (4, 8)
+    assert (s["total"], s["done"], s["on_disk"]) == (8, 8, 8)
 
 
 # -- rm ---------------------------------------------------------------------------------------

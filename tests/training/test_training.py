@@ -113,7 +113,9 @@ def test_changed_grid_reports_exactly_the_current_trials(cli, tiny_config, tmp_p
     summary = (runs / "tiny" / "summary.csv").read_text().splitlines()
     assert len(summary) == 1 + 2
     assert len(list((runs / "tiny" / "trials").iterdir())) == 4  # old trials stay on disk
-    assert len(SweepStore(runs / "tiny").results()) == 2
+    assert len(SweepStore(runs / "tiny").results(earlier=False)) == 2
+    # the readers still see the first grid's other seed (issue 21, item 2: grids extend)
+    assert len(SweepStore(runs / "tiny").results()) == 4
 
 
 def test_failed_trial_gives_exit_1_and_is_rerun(cli, write_config, tmp_path, monkeypatch):
