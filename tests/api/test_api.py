@@ -240,3 +240,16 @@ def test_to_pandas_known_answers_on_a_hand_made_sweep(tmp_path):
     failed = df[df.status == "failed"].iloc[0]
     assert np.isnan(failed["test_acc"]) and failed["health_flags"] is None
     assert len(s.curves()) == 9 * 3  # a failed trial's logged epochs are rows too
+
+
+def test_a_damaged_trial_is_a_warning_not_an_error(tmp_path):
+    from tests.helpers.fake_sweeps import write_sweep
+
+    root = write_sweep(tmp_path, axes={"dropout.p": [0.0, 0.5], "seed": [0]})
+    (root / "trials" / "t001" / "result.json").write_text("{not json")
+    with pytest.warns(RuntimeWarning, match="t001"):
+        s = dropout_lab.load(root)
+    assert [str(t.status) for t in s.trials] == ["done", "corrupt"]
+    seen: list[str] = []
+    dropout_lab.load(root, warn=seen.append)
+    assert len(seen) == 1 and "t001" in seen[0]
