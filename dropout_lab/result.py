@@ -134,6 +134,7 @@ class Result(_ResultAlways, total=False):
     coadaptation: dict[str, Any]  # when eval.coadaptation (docs/metrics.md)
     uncertainty: dict[str, Any]  # when eval.uncertainty (docs/metrics.md)
     error: str  # failed: the last line of the traceback (error.txt holds all of it)
+    resumed: dict[str, Any]  # continued from a checkpoint: from_epoch, train_seconds_before
 
 
 # The keys of ``final``, in the order they are written (summary.csv's columns too).

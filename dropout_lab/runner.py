@@ -21,10 +21,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NamedTuple, cast
 
+from dropout_lab.checkpoint import resumable
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
 from dropout_lab.executors.base import Events, Executor
 from dropout_lab.result import Result, Status
 from dropout_lab.store import SweepStore
+from dropout_lab.store.checkpoint import remove_checkpoint, rewrite_metrics, write_checkpoint
 from dropout_lab.sweep import GridPoint, changed_data, expand
 
 
@@ -97,24 +99,42 @@ class NullEvents:
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         pass
 
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        pass
+
     def finished(self, trial_id: str, status: Status) -> None:
         pass
 
 
 class _StoringEvents:
-    """Appends each epoch's row to the trial's metrics.jsonl as it arrives, then passes every
-    event on to the display (executors that stream epochs: local, serial)."""
+    """Appends each epoch's row to the trial's metrics.jsonl as it arrives and writes its
+    checkpoints, then passes the other events on to the display (every executor streams
+    epochs: serial by calls, local through its pipes, Ray through a queue)."""
 
     def __init__(self, store: SweepStore, inner: Events):
         self.store, self.inner = store, inner
+        # trial id -> the rows of the checkpoint it resumes from (epochs 1..k)
+        self.resumed: dict[str, list[dict[str, Any]]] = {}
+        self._last_epoch: dict[str, int] = {}
 
     def started(self, trial_id: str) -> None:
-        self.store.start_metrics(trial_id)
+        rows = self.resumed.get(trial_id)
+        if rows:  # metrics.jsonl holds each epoch once: the checkpoint's rows, then new ones
+            rewrite_metrics(self.store, trial_id, rows)
+        else:
+            self.store.start_metrics(trial_id)
+        self._last_epoch[trial_id] = len(rows or [])
         self.inner.started(trial_id)
 
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+        if epoch <= self._last_epoch.get(trial_id, 0):  # started over: its checkpoint did not
+            self.store.start_metrics(trial_id)  # fit (a warning said so)
+        self._last_epoch[trial_id] = epoch
         self.store.append_metrics_row(trial_id, row)
         self.inner.epoch(trial_id, epoch, epochs, row)
+
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        write_checkpoint(self.store, trial_id, data)
 
     def finished(self, trial_id: str, status: Status) -> None:
         self.inner.finished(trial_id, status)
@@ -209,7 +229,8 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
     swept = SweepOutcome(store.root, config)
     failures = 0
     outcomes = None
-    events = _StoringEvents(store, events)  # each epoch's row is appended to metrics.jsonl
+    # each epoch's row is appended to metrics.jsonl, each checkpoint written
+    events = storing = _StoringEvents(store, events)
     try:
         if fresh:
             store.reset()
@@ -218,10 +239,14 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
         for p in pending:
             store.discard_damaged(p.trial_id)
             store.write_trial_config(p.trial_id, p.config_dict)
+        if not fresh:  # a trial a killed run left a checkpoint of continues from it
+            pending = [_with_checkpoint(store, p, storing) for p in pending]
         outcomes = executor.run(pending, events)
         for outcome in outcomes:
             store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error,
                                 outcome.arrays)
+            if outcome.status in (Status.DONE, Status.DIVERGED):  # ended: nothing to resume
+                remove_checkpoint(store, outcome.trial_id)  # (a failed one keeps it)
             executed[outcome.trial_id] = outcome.result
             events.finished(outcome.trial_id, outcome.status)
             if outcome.status != Status.DONE:
@@ -250,6 +275,16 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
             f"interrupted: {len(executed)} trial(s) finished and stored; run the same command "
             "again to resume", getattr(exc, "exit_code", 130)) from None
     return swept
+
+
+def _with_checkpoint(store: SweepStore, point: GridPoint, events: _StoringEvents
+                     ) -> GridPoint:
+    """``point`` carrying its trial's checkpoint, if a usable one is stored (its rows then
+    start the trial's metrics.jsonl when it starts)."""
+    point, rows = resumable(store, point)
+    if rows:
+        events.resumed[point.trial_id] = rows
+    return point
 
 
 def _finish(swept: SweepOutcome, store: SweepStore, grid: list[GridPoint],

@@ -14,10 +14,17 @@ import hashlib
 import itertools
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from dropout_lab.config import MAX_TRIALS, ExperimentConfig, check_grid_size, set_dotted, validate
+from dropout_lab.config import (
+    MAX_TRIALS,
+    RESULT_NEUTRAL_KEYS,
+    ExperimentConfig,
+    check_grid_size,
+    set_dotted,
+    validate,
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,9 @@ class GridPoint:
     trial_id: str
     params: dict[str, Any]
     config: ExperimentConfig
+    # The checkpoint a killed run of this trial left (dropout_lab/checkpoint.py): the trial
+    # continues from it. Set by the runner, which reads it; travels with the point.
+    resume: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def config_dict(self) -> dict[str, Any]:
@@ -46,9 +56,19 @@ def trial_id_of(config: ExperimentConfig) -> str:
 
 def _id_of_dump(dump: dict[str, Any]) -> str:
     """:func:`trial_id_of` from the config's JSON dump (sweep already excluded)."""
-    content = {k: v for k, v in dump.items() if k != "name"}
-    blob = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    blob = json.dumps(trial_content(dump), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def trial_content(dump: dict[str, Any]) -> dict[str, Any]:
+    """What identifies a trial in its config dump: all of it but the name and the keys that
+    never change its numbers (RESULT_NEUTRAL_KEYS: how often it checkpoints)."""
+    content = {k: v for k, v in dump.items() if k not in ("name", "sweep")}
+    for key in RESULT_NEUTRAL_KEYS:
+        section, _, leaf = key.partition(".")
+        if isinstance(content.get(section), dict) and leaf in content[section]:
+            content[section] = {k: v for k, v in content[section].items() if k != leaf}
+    return content
 
 
 def expand(config: ExperimentConfig, where: str = "config",

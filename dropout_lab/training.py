@@ -121,24 +121,37 @@ class EpochLoop:
         return last
 
 
+# Called after each epoch's row is out (on_epoch): a checkpoint may be taken here.
+AfterEpoch = Callable[[LoopState, TrainingLog], None]
+
+
 def train(prep: Prepared, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-          log: TrainingLog | None = None) -> list[dict[str, Any]]:
+          log: TrainingLog | None = None, state: LoopState | None = None,
+          after_epoch: AfterEpoch | None = None) -> list[dict[str, Any]]:
     """The training loop: shuffled mini-batches (``order`` stream), dropout noise (``dropout``
     stream), the learning rate and momentum of each epoch from the schedules, evaluation every
     ``eval.every`` epochs (training metrics on the ``eval.train_subset`` curve sample) and a
     full evaluation of the last epoch. With ``train.early_stopping`` the validation loss is
     watched every epoch and training ends after ``patience`` epochs without an improvement of
     ``min_delta``. Returns the rows; ``log`` (if given) also gets them, as far as they got when
-    DivergedError is raised on a non-finite loss, and why training stopped."""
+    DivergedError is raised on a non-finite loss, and why training stopped.
+
+    ``state`` (with ``log`` holding its rows) continues a trial from a restored checkpoint
+    instead of epoch 1; ``after_epoch`` sees the state after every epoch."""
     cfg, data, net, plan = prep.config, prep.data, prep.network, prep.plan
-    loop = EpochLoop(prep, on_epoch, log)
-    for epoch in range(1, cfg.train.epochs + 1):
+    loop = EpochLoop(prep, on_epoch, log, state)
+    if loop.log.stopped_by == "early_stopping":  # restored after its last epoch: nothing left
+        return loop.log.rows
+    for epoch in range(loop.state.epoch + 1, cfg.train.epochs + 1):
         lr, momentum, perm = loop.begin(epoch)
         net.set_hyperparameters(lr, momentum)
         t0 = time.perf_counter()
         fit_loss_sum = train_epoch(net, data.x_train, data.y_train, perm, cfg.train.batch_size,
                                    plan, loop.noise_rng, cfg.dropout.noise)
         # (a device backend may run the epoch on the device)
-        if loop.end(epoch, fit_loss_sum, time.perf_counter() - t0):
+        last = loop.end(epoch, fit_loss_sum, time.perf_counter() - t0)
+        if after_epoch is not None:
+            after_epoch(loop.state, loop.log)
+        if last:
             break
     return loop.log.rows

@@ -10,6 +10,7 @@ executor puts it (this process, a worker process, a Ray task). It writes nothing
 from __future__ import annotations
 
 import platform
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -18,9 +19,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from dropout_lab import __version__, seeds
+from dropout_lab import __version__, checkpoint, seeds
 from dropout_lab.backends import registry as backends
 from dropout_lab.backends.base import Backend, NetSpec, Network, init_weights
+from dropout_lab.checkpoint import CheckpointCallback, Checkpointer
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.data.fingerprint import fingerprint as data_fingerprint
@@ -29,7 +31,7 @@ from dropout_lab.environment import code_version, trial_environment
 from dropout_lab.errors import DivergedError
 from dropout_lab.health import assess, chance_accuracy, dead_fraction
 from dropout_lab.result import FINAL_KEYS, BestEpoch, Env, Final, Health, Result, Status
-from dropout_lab.training import TrainingLog, train
+from dropout_lab.training import LoopState, TrainingLog, train
 
 # (trial_id, epoch, epochs, row): the row reaches the driver, which appends it to metrics.jsonl
 EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
@@ -76,8 +78,13 @@ def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
 
 def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any],
               threads: int | None = None, workers: int = 1,
-              on_epoch: EpochCallback | None = None) -> TrialOutcome:
-    """Run one trial from its resolved config; any exception becomes a failed outcome."""
+              on_epoch: EpochCallback | None = None, resume: bytes | None = None,
+              on_checkpoint: CheckpointCallback | None = None) -> TrialOutcome:
+    """Run one trial from its resolved config; any exception becomes a failed outcome.
+
+    ``resume``: a checkpoint the runner found (dropout_lab/checkpoint.py); the trial continues
+    from it, or starts over with a warning when it does not fit. ``on_checkpoint`` receives
+    the checkpoints ``train.checkpoint_every`` asks for (None: none are taken)."""
     from dropout_lab.config import validate
 
     started = time.time()
@@ -95,13 +102,18 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
             if on_epoch is not None:
                 on_epoch(trial_id, row["epoch"], config.train.epochs, row)
 
+        state, seconds_before = _resume(prep, resume, trial_id, log, result)
+        after_epoch = (None if on_checkpoint is None
+                       else Checkpointer(prep, trial_id, on_checkpoint, seconds_before,
+                                         result["env"].get("data")))
         t_train = time.perf_counter()
         try:
-            train(prep, forward_epoch, log)
+            train(prep, forward_epoch, log, state, after_epoch)
         except DivergedError as exc:
             result["status"] = Status.DIVERGED
             result["reason"] = str(exc)
-        train_seconds = time.perf_counter() - t_train
+        # a resumed trial: the seconds of its earlier runs too (the checkpoint kept them)
+        train_seconds = seconds_before + time.perf_counter() - t_train
         if result["status"] != Status.DIVERGED:
             arrays = assemble_result(prep, log, result)
         timing = result["timing"]
@@ -114,6 +126,27 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
     result["timing"]["total_seconds"] = time.perf_counter() - t_start
     result["timing"]["started_at"] = started
     return TrialOutcome(trial_id, result["status"], result, log.rows, error, arrays)
+
+
+def _resume(prep: Prepared, resume: bytes | None, trial_id: str, log: TrainingLog,
+            result: Result) -> tuple[LoopState | None, float]:
+    """Restore the checkpoint ``resume`` into ``prep`` and ``log``: (the loop state to go on
+    from, training seconds spent before); (None, 0.0) to start at epoch 1, with a warning
+    when the checkpoint did not fit (the runner already checked its trial and config)."""
+    if resume is None:
+        return None, 0.0
+    try:
+        ckpt = checkpoint.parse(resume)
+        checkpoint.check(ckpt, trial_id, prep.config.trial_dict())
+        checkpoint.check_data(ckpt, result["env"].get("data"))  # the files may have changed
+        state, seconds = checkpoint.restore(ckpt, prep, log)
+    except checkpoint.CheckpointError as exc:
+        print(f"warning: trial {trial_id}: checkpoint ignored ({exc}); the trial starts over",
+              file=sys.stderr, flush=True)
+        result["resumed"] = {"from_epoch": 0, "ignored": str(exc)}
+        return None, 0.0
+    result["resumed"] = {"from_epoch": state.epoch, "train_seconds_before": seconds}
+    return state, seconds
 
 
 def new_result(config: ExperimentConfig, trial_id: str, params: dict[str, Any],

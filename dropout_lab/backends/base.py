@@ -9,7 +9,7 @@ masks, and can be held to one standard by the conformance suite.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -84,6 +84,20 @@ class Network(Protocol):
 
     def get_weights(self) -> Weights:
         """Copies of the current weights as NumPy arrays."""
+
+    # -- checkpoints (dropout_lab/checkpoint.py; backends/mlp.py fills them for every backend)
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything the next optimizer step depends on: named NumPy copies of the weights
+        and optimizer moments, and the scalars (step counter, lr, momentum)."""
+
+    def import_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        """Restore :meth:`export_state`'s output bit for bit (ValueError if it does not fit)."""
+
+    def random_state(self) -> dict[str, np.ndarray]:
+        """Random state the network holds itself (a device generator), as arrays."""
+
+    def restore_random_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back :meth:`random_state`'s output."""
 
 
 class Backend(Protocol):

@@ -45,7 +45,7 @@ Noise comes from :mod:`dropout_lab.dropout`; the network only multiplies.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -402,3 +402,46 @@ class MLP(ABC, Generic[T]):
         """Copies of the current weights as NumPy arrays."""
         return [(self._to_numpy(W).copy(), self._to_numpy(b).copy())
                 for W, b in zip(self.W, self.b, strict=True)]
+
+    # -- checkpoints (dropout_lab/checkpoint.py) ----------------------------------------------
+    def state_lists(self) -> dict[str, list[T]]:
+        """Every array the next step depends on, by name: weights ``W``, biases ``b`` and the
+        optimizer's moments ``m`` (momentum's velocity, Adam's first moment) and ``v`` (Adam's
+        second). The scratch buffers are not state: every step overwrites them."""
+        return {"W": self.W, "b": self.b, "m": self._m, "v": self._v}
+
+    def export_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Copies of :meth:`state_lists` as NumPy arrays named ``W0``, ``b0``, ``m0``, ...,
+        and the scalars: the step counter ``t`` (Adam's bias corrections, the flush period)
+        and the current ``lr`` and ``momentum``."""
+        arrays = {f"{name}{i}": self._to_numpy(a).copy()
+                  for name, state in self.state_lists().items() for i, a in enumerate(state)}
+        return arrays, {"t": self.t, "lr": self.lr, "momentum": self.momentum}
+
+    def import_state(self, arrays: dict[str, np.ndarray], scalars: dict[str, Any]) -> None:
+        """Restore what :meth:`export_state` returned, bit for bit. Raises ValueError, before
+        changing anything, when a name, shape or dtype does not fit this network."""
+        lists = self.state_lists()
+        expected = {f"{name}{i}": a for name, state in lists.items() for i, a in enumerate(state)}
+        if set(arrays) != set(expected):
+            raise ValueError(f"arrays {sorted(set(arrays) ^ set(expected))} do not fit the "
+                             "network")
+        for key, current in expected.items():
+            shape = tuple(self._to_numpy(current).shape)
+            if arrays[key].shape != shape or arrays[key].dtype != self.np_dtype:
+                raise ValueError(f"{key} is {arrays[key].dtype}{list(arrays[key].shape)}, the "
+                                 f"network has {self.np_dtype}{list(shape)}")
+        for name, state in lists.items():
+            for i in range(len(state)):  # the lists stay the same objects; elements replaced
+                state[i] = self._to_backend(np.array(arrays[f"{name}{i}"], dtype=self.np_dtype))
+        self.t = int(scalars["t"])
+        self.set_hyperparameters(float(scalars["lr"]), float(scalars["momentum"]))
+
+    def random_state(self) -> dict[str, np.ndarray]:
+        """Random state the network itself holds, as arrays (none here; the torch backend's
+        generator of ``noise: device`` is one). The trial's named NumPy streams are not the
+        network's: the training loop holds them."""
+        return {}
+
+    def restore_random_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Take back what :meth:`random_state` returned (before the next epoch)."""

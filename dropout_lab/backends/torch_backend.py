@@ -44,6 +44,8 @@ class TorchNetwork(MLP[torch.Tensor]):
         # Whether host <-> device copies cost anything (the GPU path); a test sets it on the CPU.
         self.on_device = self.device.type != "cpu"
         self._epochs: DeviceEpochs | None = None
+        # A restored checkpoint's device generator states, applied when the epochs are built.
+        self._generator_state: list[np.ndarray] = []
         super().__init__(spec, weights, train)
 
     # The whole network runs without autograd: the backward pass is written out in MLP.
@@ -74,7 +76,30 @@ class TorchNetwork(MLP[torch.Tensor]):
         epochs = self._epochs
         if epochs is None or not epochs.serves(x, noise_on):
             epochs = self._epochs = DeviceEpochs(self, x, y, plan, noise_rng, noise_on)
+            if self._generator_state and epochs.device_noise is not None:
+                # a resumed trial: the generators continue where the checkpoint left them (the
+                # seed DeviceEpochs just drew from the dropout stream is overwritten; noise:
+                # device draws nothing else from that stream)
+                for gen, state in zip(epochs.device_noise.ops.gens, self._generator_state,
+                                      strict=True):
+                    gen.set_state(torch.from_numpy(state))
+            self._generator_state = []
         return epochs.run(order, batch_size)
+
+    # -- checkpoints: the device generator of noise: device -----------------------------------
+    def random_state(self) -> dict[str, np.ndarray]:
+        """The torch.Generator drawing dropout noise on the device (``noise: device``), once
+        the first epoch has made it; else nothing."""
+        epochs = self._epochs
+        if epochs is None or epochs.device_noise is None:
+            return {}
+        return {f"device_generator{k}": gen.get_state().numpy().copy()
+                for k, gen in enumerate(epochs.device_noise.ops.gens)}
+
+    def restore_random_state(self, arrays: dict[str, np.ndarray]) -> None:
+        self._generator_state = [np.array(arrays[f"device_generator{k}"], dtype=np.uint8)
+                                 for k in range(len(arrays))
+                                 if f"device_generator{k}" in arrays]
 
     def _device_step(self, x: torch.Tensor, y: torch.Tensor,
                      noise: tuple[list[torch.Tensor | None], list[torch.Tensor | None]] | None

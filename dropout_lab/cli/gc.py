@@ -30,7 +30,9 @@ def gc(
     json_out: bool = typer.Option(False, "--json", help="print one JSON document on stdout"),
 ) -> None:
     """Clean a sweep folder: trials of earlier grids, failed or diverged trials (a re-run
-    retries them) and corrupt ones (unreadable result.json, a symlink or file under trials/).
+    retries them) and corrupt ones (unreadable result.json, a symlink or file under trials/),
+    and the orphaned checkpoints of finished trials (a checkpoint of an unfinished trial is
+    what a re-run resumes from).
 
     A dry run by default: it lists what would go; --apply lists it, then removes it. The
     finished trials of a sweep with tags (note --tag) are kept unless --force."""
@@ -47,6 +49,9 @@ def gc(
                         ("corrupt", candidates.corrupt)):
         for tid in ids:
             out.print(f"{verb} {escape(tid)}  ({reason})", highlight=False)
+    for tid in candidates.checkpoints:
+        out.print(f"{verb} {escape(tid)}/checkpoint.npz  (orphaned checkpoint: the trial "
+                  "finished)", highlight=False)
     if candidates.kept:
         out.print(f"kept {len(candidates.kept)} finished trial(s) of earlier grids: the sweep "
                   f"is tagged {escape(', '.join(candidates.tags))} (--force removes them)",
@@ -54,7 +59,11 @@ def gc(
     if apply:
         apply_gc(store, candidates)  # after the list: the user sees what goes first
     total = len(candidates.all)
-    if not total:
+    if not total and candidates.checkpoints:
+        what = "removed" if apply else "would be removed; run again with --apply"
+        out.print(f"{escape(str(sweep_dir))}: {len(candidates.checkpoints)} orphaned "
+                  f"checkpoint(s) {what}", highlight=False)
+    elif not total:
         out.print(f"{escape(str(sweep_dir))}: nothing to clean", highlight=False)
     elif apply:
         out.print(f"{escape(str(sweep_dir))}: removed {total} trial folder(s)", highlight=False)

@@ -27,6 +27,7 @@ from dropout_lab.config.limits import (
 from dropout_lab.config.load import check_grid_size, load_config
 from dropout_lab.config.models import (
     P_KEY,
+    RESULT_NEUTRAL_KEYS,
     VARIANTS,
     DatasetConfig,
     DropoutConfig,
@@ -45,8 +46,8 @@ from dropout_lab.errors import ConfigError
 
 __all__ = [
     "MAX_CONFIG_BYTES", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_TRIALS", "MAX_WIDTH", "MAX_YAML_NODES",
-    "P_KEY", "VARIANTS", "CommaList", "ConfigError", "DatasetConfig", "DropoutConfig",
-    "EarlyStopping", "EvalConfig", "ExperimentConfig", "LRSchedule", "ModelConfig",
+    "P_KEY", "RESULT_NEUTRAL_KEYS", "VARIANTS", "CommaList", "ConfigError", "DatasetConfig",
+    "DropoutConfig", "EarlyStopping", "EvalConfig", "ExperimentConfig", "LRSchedule", "ModelConfig",
     "MomentumSchedule", "TrainConfig", "apply_overrides", "check_grid_size", "load_config",
     "load_yaml_text", "parse_override", "read_yaml", "set_dotted", "validate",
 ]

@@ -23,6 +23,9 @@ from dropout_lab.data import registry as datasets
 Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
+# Keys that never change a trial's numbers (how often it checkpoints): left out of trial ids
+# and of the check that a sweep folder holds the same config, so changing them reuses trials.
+RESULT_NEUTRAL_KEYS = ("train.checkpoint_every",)
 
 
 class DatasetConfig(StrictModel):
@@ -206,6 +209,17 @@ class TrainConfig(StrictModel):
                                    description="max L2 norm of each unit's incoming weights "
                                    "(every layer, the output layer included)")
     early_stopping: EarlyStopping | None = None
+    checkpoint_every: int | Literal["auto"] = Field(
+        default="auto",
+        description="write a checkpoint every N epochs (0 = never); auto: after the first "
+        "epoch that ends at least 60 s of training after the last one (docs/reliability.md)")
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _checkpoint_every_range(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 0 <= v <= 100_000:
+            raise ValueError("must be auto or a number of epochs from 0 (never) to 100000")
+        return v
 
     @model_validator(mode="after")
     def _schedules_fit(self) -> TrainConfig:

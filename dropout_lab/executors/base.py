@@ -23,6 +23,10 @@ class Events(Protocol):
     def epoch(self, trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
         """One epoch finished; ``row`` is its metrics row (as metrics.jsonl stores it)."""
 
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        """The trial's checkpoint after ``epoch`` (after that epoch's row): the runner writes
+        it (dropout_lab/checkpoint.py); displays ignore it."""
+
     def finished(self, trial_id: str, status: Status) -> None:
         """The trial ended with ``status`` (its outcome is already written to the store)."""
 

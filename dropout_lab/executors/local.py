@@ -15,7 +15,8 @@ and a dead worker costs exactly one trial (recorded as failed) and is replaced.
 * Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the driver decides
   what happens (it stops the workers; finished trials are already stored). A worker whose
   driver is gone (killed) exits quietly at its next message.
-* Messages are small: ``started``, ``epoch`` and, at the end, the outcome.
+* Messages are small: ``started``, ``epoch``, ``checkpoint`` (the trial's state, which the
+  driver writes: dropout_lab/checkpoint.py) and, at the end, the outcome.
 """
 
 from __future__ import annotations
@@ -70,8 +71,12 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
         def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
 
+        def on_checkpoint(trial_id: str, epoch: int, data: bytes) -> None:
+            send(("checkpoint", trial_id, epoch, data))  # after its epoch's row (one pipe)
+
         outcome = run_trial(point.config_dict, point.trial_id, point.params, threads=threads,
-                            workers=workers, on_epoch=on_epoch)
+                            workers=workers, on_epoch=on_epoch, resume=point.resume,
+                            on_checkpoint=on_checkpoint)
         send(("outcome", outcome))
 
 
@@ -243,6 +248,8 @@ class LocalExecutor:
                 events.started(msg[1])
             elif kind == "epoch":
                 events.epoch(msg[1], msg[2], msg[3], msg[4])
+            elif kind == "checkpoint":
+                events.checkpoint(msg[1], msg[2], msg[3])
             elif kind == "outcome":
                 slot.point = None
                 yield msg[1]

@@ -2,7 +2,8 @@
 
 Each trial is one task declaring its resources (``num_cpus`` = the trial's threads, and one
 GPU when its device is cuda). The task loads the data set itself (from the worker's cache
-or ``dataset.path``) and returns the :class:`TrialOutcome`; only the driver writes the runs
+or ``dataset.path``) and returns the :class:`TrialOutcome`; its epoch rows and checkpoints
+reach the driver through a Ray queue while it runs. Only the driver writes the runs
 directory, so the cluster needs no shared file system. Every node needs dropout-lab and its
 dependencies installed (the same version as the driver).
 
@@ -11,6 +12,7 @@ Ray is an optional extra (``pip install "dropout-lab[ray]"``) and is imported on
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections import deque
 from collections.abc import Generator
@@ -36,9 +38,34 @@ def _import_ray() -> Any:
 
 
 def _ray_trial(config: dict[str, Any], trial_id: str, params: dict[str, Any], threads: int,
-               workers: int) -> TrialOutcome:
-    """The body of a Ray task: one trial, returned to the driver (no files written here)."""
-    return run_trial(config, trial_id, params, threads=threads, workers=workers)
+               workers: int, resume: bytes | None = None, channel: Any = None
+               ) -> TrialOutcome:
+    """The body of a Ray task: one trial, returned to the driver (no files written here).
+    It continues from ``resume`` (a checkpoint the driver found); its epoch rows and its
+    checkpoints go to the driver through ``channel`` (a Ray queue), which the driver drains
+    before it takes the task's outcome."""
+    on_epoch = on_checkpoint = None
+    if channel is not None:
+        def on_epoch(tid: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+            channel.put(("epoch", tid, epoch, epochs, row))  # blocks until the queue has it
+
+        def on_checkpoint(tid: str, epoch: int, data: bytes) -> None:
+            channel.put(("checkpoint", tid, epoch, data))
+
+    return run_trial(config, trial_id, params, threads=threads, workers=workers,
+                     on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)
+
+
+def _drain(channel: Any, events: Events) -> None:
+    """Pass on every epoch row and checkpoint the tasks have put in ``channel`` so far."""
+    n = channel.qsize()
+    if not n:
+        return
+    for message in channel.get_nowait_batch(n):
+        if message[0] == "epoch":
+            events.epoch(*message[1:])
+        else:
+            events.checkpoint(*message[1:])
 
 
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -110,9 +137,14 @@ class RayExecutor:
         # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
         # pool with threadpoolctl as the local executor does: equal threads, equal bits.
         ray = _import_ray()
+        from ray.util.queue import Queue
+
         task = ray.remote(_ray_trial)
         queue = deque(points)
         inflight: dict[Any, GridPoint] = {}
+        # Epoch rows and checkpoints travel from the tasks to the driver through one queue
+        # actor (no CPU reserved: it only forwards), as the local executor's pipes carry them.
+        channel = Queue(actor_options={"num_cpus": 0})
         try:
             while queue or inflight:
                 # Keep at most `workers` tasks submitted, so "started" means running.
@@ -124,10 +156,12 @@ class RayExecutor:
                                        num_gpus=1 if _needs_gpu(point.config_dict) else 0,
                                        max_retries=0).remote(
                         point.config_dict, point.trial_id, point.params, self.threads,
-                        self.workers)
+                        self.workers, point.resume, channel)
                     inflight[ref] = point
                     events.started(point.trial_id)
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
+                # a finished task put everything before it returned: drain before its outcome
+                _drain(channel, events)
                 for ref in done:
                     point = inflight.pop(ref)
                     try:
@@ -143,3 +177,5 @@ class RayExecutor:
                     ray.cancel(ref, force=True)
                 except Exception:  # noqa: BLE001 - already finished or gone: nothing to stop
                     pass
+            with contextlib.suppress(Exception):  # the cluster may be gone already
+                ray.kill(channel.actor)

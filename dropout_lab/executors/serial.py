@@ -24,4 +24,5 @@ class SerialExecutor:
         for point in points:
             events.started(point.trial_id)
             yield run_trial(point.config_dict, point.trial_id, point.params,
-                            threads=self.threads, workers=1, on_epoch=events.epoch)
+                            threads=self.threads, workers=1, on_epoch=events.epoch,
+                            resume=point.resume, on_checkpoint=events.checkpoint)

@@ -85,6 +85,9 @@ class SweepProgress:
             self.last_row[trial_id] = row
         self._refresh()
 
+    def checkpoint(self, trial_id: str, epoch: int, data: bytes) -> None:
+        pass  # the runner writes checkpoints; nothing to show
+
     def finished(self, trial_id: str, status: str) -> None:
         if trial_id not in self._starts:  # an executor that does not report starts
             self.queued -= 1

@@ -88,6 +88,10 @@ def footnotes(c: Comparison) -> list[str]:
     if any(r.excluded for r in c.rows):
         notes.append("collapsed = test accuracy near chance or training loss near ln K "
                      "(docs/metrics.md#health-flags); --include-collapsed keeps them")
+    if any("under_trained" in r.flags for r in c.rows):
+        notes.append("under_trained = still learning fast when the learning rate began to "
+                     "decay: its numbers depend on train.epochs, so a difference between p "
+                     "values may be one of training speed (docs/metrics.md#health-flags)")
     mdd = power_line(c)
     if mdd:
         notes.append(mdd)

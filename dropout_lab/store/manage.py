@@ -20,6 +20,7 @@ from typing import Any
 
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, OutputError, StoreError
 from dropout_lab.result import UNSUCCESSFUL, Status
+from dropout_lab.store.checkpoint import has_checkpoint, remove_checkpoint
 from dropout_lab.store.files import atomic_write_text
 from dropout_lab.store.lock import SweepLock
 from dropout_lab.store.reading import META_CAP, Damaged, lstat_kind, parse_json, read_text
@@ -185,15 +186,19 @@ class GcCandidates:
     corrupt: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # finished trials of a tagged sweep
     tags: list[str] = field(default_factory=list)
+    # trials kept whose checkpoint is orphaned (the trial finished; only the file goes)
+    checkpoints: list[str] = field(default_factory=list)
 
     @property
     def all(self) -> list[str]:
+        """The trial folders to remove (not the orphaned checkpoints)."""
         return self.not_in_grid + self.failed + self.corrupt
 
     def as_dict(self) -> dict[str, Any]:
         return {"sweep_dir": str(self.root), "not_in_grid": self.not_in_grid,
                 "failed": self.failed, "corrupt": self.corrupt, "total": len(self.all),
-                "kept_tagged": self.kept, "tags": self.tags}
+                "kept_tagged": self.kept, "tags": self.tags,
+                "orphaned_checkpoints": self.checkpoints}
 
 
 def gc_candidates(store: SweepStore, keep_failed: bool = False,
@@ -201,7 +206,9 @@ def gc_candidates(store: SweepStore, keep_failed: bool = False,
     """Which trial folders to drop: not in the current grid (earlier grids, replaced
     trials); failed or diverged (a re-run retries them anyway); corrupt (an unreadable
     result.json, or an entry under ``trials/`` that is a symlink or a file). A trial of the
-    grid with no result yet (pending, or running now) is kept.
+    grid with no result yet (pending, or running now) is kept, with the checkpoint a re-run
+    resumes from; the orphaned checkpoint of a finished trial (done, or diverged when kept)
+    is listed in ``checkpoints`` (only that file goes).
 
     A sweep with tags (``note --tag``) is one someone meant to keep: its finished (done)
     trials are never candidates without ``force``; they are listed in ``kept`` instead."""
@@ -217,6 +224,9 @@ def gc_candidates(store: SweepStore, keep_failed: bool = False,
             continue
         view = store.view(tid, grid.get(tid))
         status = view.status()
+        kept_finished = status == Status.DONE or (status == Status.DIVERGED and keep_failed)
+        if tid in grid and kept_finished and has_checkpoint(store, tid):
+            found.checkpoints.append(tid)  # the run ended between result.json and removing it
         if found.tags and not force and status == Status.DONE:
             if tid not in grid:
                 found.kept.append(tid)
@@ -248,6 +258,8 @@ def apply_gc(store: SweepStore, candidates: GcCandidates) -> None:
                     path.unlink()
             except OSError as exc:
                 raise EnvironmentFault.from_os_error(exc, "cannot remove", path) from None
+        for tid in candidates.checkpoints:
+            remove_checkpoint(store, tid)
 
 
 def remove_sweep(root: Path) -> int:

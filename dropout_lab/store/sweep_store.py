@@ -30,6 +30,7 @@ from typing import Any, cast
 import numpy as np
 import yaml
 
+from dropout_lab.config.models import RESULT_NEUTRAL_KEYS
 from dropout_lab.config.overrides import flatten_dotted
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.result import FINAL_KEYS, Result, Status
@@ -173,6 +174,7 @@ class SweepStore:
         # Keys on one side only (a field a newer version added) are not a difference.
         differ = sorted(k for k in set(old) & set(new)
                         if k != "name" and k not in swept and k not in EXECUTION_KEYS
+                        and k not in RESULT_NEUTRAL_KEYS
                         and not any(k.startswith(a + ".") for a in swept)
                         and old[k] != new[k])
         if differ:

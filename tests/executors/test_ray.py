@@ -112,3 +112,35 @@ def test_unreachable_ray_address_is_one_line(cli, tiny_config, tmp_path, monkeyp
     assert f"cannot connect to the Ray cluster at 127.0.0.1:{port}" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
+        ray_head, tmp_path):
+    """Checkpoints travel from the Ray task to the driver (a Ray queue), which writes them: a
+    driver killed -9 right after its 3rd checkpoint write resumes from epoch 3, on Ray again,
+    and ends with the result of an uninterrupted local run, bit for bit."""
+    from tests.reliability.test_rel_checkpoint import KILLER, _config, _reference, _trial
+
+    cfg = _config(tmp_path, "numpy")
+    reference = _reference(tmp_path, cfg)
+    runs = tmp_path / "runs"
+    ray_args = ["sweep", str(cfg), "--runs-dir", str(runs), "--executor", "ray",
+                "--ray-address", ray_head, "--threads", "1"]
+    env = dict(os.environ, **LOOPBACK_ENV)
+    killed = subprocess.run([sys.executable, "-c", KILLER, *ray_args], capture_output=True,
+                            text=True, env=dict(env, KILL_AT="3", KILL_PHASE="after"),
+                            timeout=180)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    trial = _trial(runs)
+    rows = (trial / "metrics.jsonl").read_text().splitlines()
+    assert len(rows) >= 3  # the task's rows streamed to the driver as it ran
+    resumed = subprocess.run([sys.executable, "-m", "dropout_lab", *ray_args], capture_output=True,
+                             text=True, env=env, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    result = json.loads((trial / "result.json").read_text())
+    assert result["resumed"]["from_epoch"] == 3
+    from tests.reliability.test_rel_checkpoint import _numbers as numbers_of
+
+    assert numbers_of(trial) == reference
+    assert not (trial / "checkpoint.npz").exists()

@@ -78,7 +78,14 @@ def test_two_concurrent_sweeps_run_each_trial_once(tmp_path):
         lock = runs / "both" / ".lock"
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text()):
             time.sleep(0.02)
-        refused = subprocess.run(cmd, capture_output=True, text=True, env=env())
+        # Freeze the first sweep while it holds the lock: on a loaded machine the second
+        # interpreter can take longer to start than the first takes to finish its six trials,
+        # and the refusal must not depend on that race.
+        os.kill(first.pid, signal.SIGSTOP)
+        try:
+            refused = subprocess.run(cmd, capture_output=True, text=True, env=env())
+        finally:
+            os.kill(first.pid, signal.SIGCONT)
         waiting = subprocess.run(cmd + ["--wait"], capture_output=True, text=True, env=env())
         out, err = first.communicate(timeout=120)
     finally:

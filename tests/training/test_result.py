@@ -68,6 +68,7 @@ ROOT = Path(dropout_lab.__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "results.md"
 # Keys written only for one status (every other optional key: done trials only).
 ONLY_WHEN = {"reason": Status.DIVERGED, "error": Status.FAILED}
+ONLY_RESUMED = {"resumed"}  # a trial continued from a checkpoint (training/test_checkpoint.py)
 
 
 def _stored(tmp_path: Path, **section_changes: dict) -> dict:
@@ -111,7 +112,7 @@ def _conforms(value: object, hint: object) -> bool:
 
 def _expected_keys(status: Status, statistics: bool = True) -> set[str]:
     """The top-level keys the schema says a trial with ``status`` has."""
-    keys = set(get_type_hints(Result))
+    keys = set(get_type_hints(Result)) - ONLY_RESUMED
     if status != Status.DONE:
         keys = set(Result.__required_keys__) | {"final", "timing", "env"}
     keys = {k for k in keys if ONLY_WHEN.get(k, status) == status}
