@@ -473,6 +473,10 @@ def _openers(path: Path) -> list[str]:
         if name == "load" and not (isinstance(f, ast.Attribute) and isinstance(
                 f.value, ast.Name) and f.value.id in ("np", "numpy", "json", "pickle")):
             continue  # a load() of our own (comparison.load): not a file read
+        if name == "load" and node.args and isinstance(node.args[0], ast.Call) and (
+                getattr(node.args[0].func, "attr", None) == "BytesIO"
+                or getattr(node.args[0].func, "id", None) == "BytesIO"):
+            continue  # np.load(io.BytesIO(data)) parses bytes already read through the store
         if name in OPENERS:
             found.append(f"{path.relative_to(REPO)}:{node.lineno} {name}()")
     return found
