@@ -2,7 +2,7 @@
 #   make demo   creates .venv if absent, installs dropout-lab alone (NumPy backend: no torch,
 #               no Ray), runs the quickstart sweep
 #   make test   creates .venv if absent, installs dropout-lab with every extra the tests use
-#               (torch, ray, mlflow, tensorboard, dev tools), then runs the whole test suite
+#               (torch, ray, mlflow, tensorboard, pandas, dev tools), then runs the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # when pyproject.toml changes.
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
-TEST_EXTRAS := dev,torch,ray,mlflow,tensorboard
+TEST_EXTRAS := dev,torch,ray,mlflow,tensorboard,pandas
 
 .PHONY: demo test lint typecheck bench clean
 

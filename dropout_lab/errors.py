@@ -78,3 +78,8 @@ class Terminated(KeyboardInterrupt):
 
 class OutputError(DropoutLabError):
     """An output option (--columns, --sort, --filter, --to) names something that is not there."""
+
+
+class MissingExtraError(DropoutLabError, ImportError):
+    """A feature needs an optional extra that is not installed; the message names the pip
+    command (``pip install "dropout-lab[pandas]"``)."""

@@ -5,6 +5,10 @@ steps after untimed warm-up steps, one evaluation pass, the after-training stati
 it by steps per epoch and epochs, spreads the trials over the workers (longest first) and adds
 a worker's cold start. ``benchmarks/bench_main_job.py`` measures the same sweep for real
 epochs; the two should agree within 25% (docs/performance.md).
+
+Packs (issue 19): a pack's time is its members' solo times over the measured per-step
+speedup of that pack size (:func:`dropout_lab.packs.sizing.pack_seconds`); the packs, not
+the trials, are spread over the workers.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from dropout_lab import seeds
@@ -24,6 +28,8 @@ from dropout_lab.data import load_dataset
 from dropout_lab.errors import DropoutLabError
 from dropout_lab.evaluation import epoch_metrics
 from dropout_lab.executors.budget import weight_count
+from dropout_lab.packs.plan import Packing
+from dropout_lab.packs.sizing import pack_memory_bytes, pack_seconds
 from dropout_lab.runner import Schedule, schedule
 from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import after_training_statistics, prepare
@@ -67,6 +73,19 @@ class TrialEstimate:
 
 
 @dataclass
+class PackEstimate:
+    """One pack of the pending trials in ``--dry-run`` (a solo trial is a pack of one)."""
+
+    trials: list[TrialEstimate]
+    seconds: float | None  # estimated run time of the pack (None: a member's probe failed)
+    memory_bytes: int | None  # what the pack holds beyond the data set (None: size unknown)
+
+    @property
+    def size(self) -> int:
+        return len(self.trials)
+
+
+@dataclass
 class DryRun:
     sweep_dir: Path
     trials: list[TrialEstimate]
@@ -74,6 +93,8 @@ class DryRun:
     threads: int
     seconds: float | None  # estimated wall time of the pending trials on `workers` workers
     probe: list[str]  # what was timed, for the reader of the estimate
+    packs: list[PackEstimate] = field(default_factory=list)  # the pending trials, grouped
+    packing: Packing = field(default_factory=Packing)
 
     @property
     def pending(self) -> list[TrialEstimate]:
@@ -86,11 +107,14 @@ PROBE_WARMUP = 2  # untimed steps before the timed ones
 
 
 def dry_run(config: ExperimentConfig, runs_dir: Path, fresh: bool, workers: int, threads: int,
-            scheduled: Schedule | None = None) -> DryRun:
-    """What ``sweep`` would do, without writing anything: each trial's action and size, and
-    an estimate of the run time from a short timing probe of every distinct trial shape
-    (data loading, a few training steps, one evaluation pass, the after-training statistics),
-    scaled by steps per epoch and epochs, then spread over ``workers`` (longest first)."""
+            scheduled: Schedule | None = None, packing: Packing | None = None) -> DryRun:
+    """What ``sweep`` would do, without writing anything: each trial's action and size, the
+    packs ``packing`` makes of the pending trials, and an estimate of the run time from a
+    short timing probe of every distinct trial shape (data loading, a few training steps, one
+    evaluation pass, the after-training statistics), scaled by steps per epoch and epochs,
+    combined per pack by the measured pack speedup, then spread over ``workers`` (longest
+    first)."""
+    packing = packing or Packing()
     store, grid, pending = scheduled or schedule(config, runs_dir, fresh)
     pending_ids = {p.trial_id for p in pending}
     probes: dict[str, tuple[float, float] | None] = {}
@@ -113,7 +137,8 @@ def dry_run(config: ExperimentConfig, runs_dir: Path, fresh: bool, workers: int,
             seconds = None if probe is None else probe[0]
         rows.append(TrialEstimate(point, action, stored,
                                   None if sizes is None else weight_count(sizes), seconds))
-    times = [r.seconds for r in rows if r.action != "skip"]
+    packs = _pack_estimates(rows, packing)
+    times = [pk.seconds for pk in packs]
     known = [s for s in times if s is not None]
     total = None
     if times and len(known) == len(times):
@@ -125,7 +150,38 @@ def dry_run(config: ExperimentConfig, runs_dir: Path, fresh: bool, workers: int,
         total = _makespan(known, workers) + start
     elif not times:
         total = 0.0
-    return DryRun(store.root, rows, workers, threads, total, notes)
+    return DryRun(store.root, rows, workers, threads, total, notes, packs, packing)
+
+
+# Buffers an optimizer keeps per weight (momentum: the velocity; adam: two moments).
+OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}
+
+
+def _pack_estimates(rows: list[TrialEstimate], packing: Packing) -> list[PackEstimate]:
+    """The pending rows grouped as the sweep will group them, each pack with its estimated
+    time (members' solo times combined by the measured speedup) and memory."""
+    from dropout_lab.backends import registry as backends
+
+    pending = [r for r in rows if r.action != "skip"]
+    by_id = {r.point.trial_id: r for r in pending}
+    out: list[PackEstimate] = []
+    for pack in packing.group([r.point for r in pending]):
+        members = [by_id[t] for t in pack.trial_ids]
+        seconds: float | None = None
+        if all(m.seconds is not None for m in members):
+            cfg = pack.config
+            try:
+                device = backends.create(cfg.backend).resolve_device(cfg.device)
+            except DropoutLabError:
+                device = "cpu"
+            seconds = pack_seconds([m.seconds for m in members if m.seconds is not None],
+                                   members[0].weights, device)
+        sizes = layer_sizes(pack.config)
+        memory = None if sizes is None else pack_memory_bytes(
+            sizes, pack.config.train.batch_size, pack.size, pack.config.dtype,
+            OPTIMIZER_STATES[pack.config.train.optimizer])
+        out.append(PackEstimate(members, seconds, memory))
+    return out
 
 
 def _shape_key(cfg: ExperimentConfig) -> str:

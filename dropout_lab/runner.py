@@ -1,9 +1,10 @@
 """Config -> grid -> skip what is done -> executor -> store -> summary.
 
 Words: a :class:`~dropout_lab.sweep.GridPoint` is one point of the grid; :func:`schedule`
-picks the points still to run; an executor runs them into
-:class:`~dropout_lab.trial.TrialOutcome` s; :func:`run_sweep` stores those and returns a
-:class:`SweepOutcome`, one :class:`PointResult` per grid point.
+picks the points still to run; a :class:`~dropout_lab.packs.plan.Packing` groups them into
+packs (a solo trial is a pack of one); an executor runs the packs into
+:class:`~dropout_lab.trial.TrialOutcome` s, one per point; :func:`run_sweep` stores those and
+returns a :class:`SweepOutcome`, one :class:`PointResult` per grid point.
 
 The runner is the only writer of the runs directory. It stores each outcome the moment it
 arrives (result.json last, atomically), so an interrupted sweep keeps every finished trial
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple, cast
 from dropout_lab.checkpoint import resumable
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
 from dropout_lab.executors.base import Events, Executor
+from dropout_lab.packs.plan import Packing
 from dropout_lab.result import Result, Status
 from dropout_lab.store import SweepStore
 from dropout_lab.store.checkpoint import remove_checkpoint, rewrite_metrics, write_checkpoint
@@ -203,13 +205,15 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
               events: Events | None = None, fresh: bool = False,
               max_failures: int | None = None,
               scheduled: Schedule | None = None,
-              wait: bool = False) -> SweepOutcome:
+              wait: bool = False, packing: Packing | None = None) -> SweepOutcome:
     """Run the pending points of ``config`` with ``executor`` and store each outcome.
 
     ``scheduled`` is what :func:`schedule` returned, when the caller already scheduled (the
     CLI does, to size the executor), so the grid is not expanded and checked twice. The sweep
     folder is locked for the whole run: a second sweep on it fails at once (StoreError naming
-    the holder) or, with ``wait``, waits for the first to finish."""
+    the holder) or, with ``wait``, waits for the first to finish. ``packing`` groups the
+    pending points into packs (default: every point alone); every member is stored as its own
+    trial, as an unpacked one is."""
     events = events or NullEvents()
     store, grid, pending = scheduled or schedule(config, runs_dir, fresh)
     base = config.model_dump(mode="json", exclude={"sweep"})
@@ -220,12 +224,13 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
             pending = _pending(store, grid, fresh)  # what another sweep did while we waited
         store.remove_stale_temporaries()
         return _run_locked(config, store, grid, pending, base, executor, events, fresh,
-                           max_failures)
+                           max_failures, packing or Packing())
 
 
 def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoint],
                 pending: list[GridPoint], base: dict[str, Any], executor: Executor,
-                events: Events, fresh: bool, max_failures: int | None) -> SweepOutcome:
+                events: Events, fresh: bool, max_failures: int | None,
+                packing: Packing) -> SweepOutcome:
     """The body of :func:`run_sweep`, with the sweep folder locked."""
     executed: dict[str, Result] = {}
     swept = SweepOutcome(store.root, config)
@@ -243,7 +248,8 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
             store.write_trial_config(p.trial_id, p.config_dict)
         if not fresh:  # a trial a killed run left a checkpoint of continues from it
             pending = [_with_checkpoint(store, p, storing) for p in pending]
-        outcomes = executor.run(pending, events)
+        # (a point carrying a checkpoint runs alone: packing.group never packs it)
+        outcomes = executor.run(packing.group(pending), events)
         for outcome in outcomes:
             store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error,
                                 outcome.arrays)

@@ -1,4 +1,5 @@
-"""``dropout-lab compare SWEEP_DIR``: p values side by side, with intervals and CI gates."""
+"""``dropout-lab compare SWEEP_DIR [OTHER]``: p values side by side, with intervals and CI
+gates; with a second folder, the same grid points of two sweeps (B - A)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,8 @@ AT_HELP = ("which epoch of each trial: last, best (by validation accuracy; needs
 @guard
 def compare(
     sweep_dir: Path = typer.Argument(..., help="a sweep folder, e.g. runs/quickstart"),
+    other: Path = typer.Argument(None, help="a second sweep folder: compare the same grid "
+                                 "points of both (B - A)"),
     by: str = typer.Option(P_KEY, "--by", help="the axis to compare (rows)"),
     baseline: str = typer.Option(None, "--baseline",
                                  help="value of --by that differences are taken against "
@@ -80,8 +83,16 @@ def compare(
     difference the seeds can detect, the best value and those not distinguishable from it.
     Trials flagged collapsed are left out of the means (marked †) unless --include-collapsed.
 
+    With two folders (A B): the grid points both ran, matched on their axes minus the keys
+    in which the base configs differ; per metric B - A, paired where the sweeps share seeds,
+    Welch where they do not.
+
     Exit code: 0 (every --expect holds), 1 (one fails), 2 (bad folder, option or expression).
     Expectation verdicts go to stderr (and into the JSON document with --format json)."""
+    if other is not None:
+        _compare_two(sweep_dir, other, by, baseline, metric, best_by, at, include_collapsed,
+                     fmt, expect, confidence, seeds_for_delta)
+        return
     _compare(sweep_dir, by, baseline, metric, best_by, at, include_collapsed, fmt, expect,
              confidence, power, seeds_for_delta, quiet, parse_columns(columns), wide)
 
@@ -128,6 +139,37 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
         ui.err.print(f"{len(verdicts) - failed}/{len(verdicts)} expectation(s) hold",
                      highlight=False)
         raise typer.Exit(1 if failed else 0)
+
+
+def _compare_two(a: Path, b: Path, by: str, baseline: str | None, metric: list[str],
+                 best_by: str, at: str, include_collapsed: bool, fmt: str, expect: list[str],
+                 confidence: float, seeds_for_delta: float | None) -> None:
+    """``compare A B``: options of the one-sweep comparison that have no meaning here are
+    refused rather than ignored."""
+    from dropout_lab.comparison.pairing import pair_sweeps
+    from dropout_lab.comparison.source import load
+    from dropout_lab.report.sweep_pair import PAIR_FORMATS, render_csv, render_json, render_rich
+
+    unused = [name for name, given in (("--by", by != P_KEY), ("--baseline", baseline),
+                                       ("--best-by", best_by != "test_acc"), ("--expect", expect),
+                                       ("--seeds-for", seeds_for_delta is not None)) if given]
+    if unused:
+        raise CompareError(f"{', '.join(unused)}: not for two sweeps (compare A B matches grid "
+                           "points and prints B - A)")
+    if fmt not in PAIR_FORMATS:
+        raise CompareError(f"--format {fmt}: with two sweeps choose one of "
+                           f"{', '.join(PAIR_FORMATS)}")
+    when = parse_at(at)
+    pair = pair_sweeps(load(a, epochs=isinstance(when, int)), load(b, epochs=isinstance(when, int)),
+                       metrics=metric or None, level=confidence, at=when,
+                       include_collapsed=include_collapsed)
+    if fmt == "json":
+        typer.echo(render_json(pair), nl=False)
+        current().json_printed = True
+    elif fmt == "csv":
+        typer.echo(render_csv(pair), nl=False)
+    else:
+        current().print_whole(render_rich(pair))
 
 
 def _print_seeds_for(c: Comparison, doc: dict[str, Any]) -> None:

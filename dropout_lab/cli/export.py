@@ -36,8 +36,10 @@ def export(
     """Export a sweep's trials to MLflow or TensorBoard.
 
     MLflow: one parent run per sweep and a child run per trial of the current grid (params,
-    per-epoch metrics with steps, final metrics, tags). TensorBoard: event files, one run
-    folder per trial, one scalar per metric and epoch.
+    per-epoch metrics with steps, final metrics, every statistic, health flags as tags, and
+    result, curve and weights as artifacts; the parent gets the plots and report written by
+    plot/report). Exporting again updates the same runs. TensorBoard: event files, one run
+    folder per trial, one scalar per metric and epoch, the statistics at the last epoch.
 
     Needs the extra: pip install "dropout-lab[mlflow]" or "dropout-lab[tensorboard]"."""
     ui = current()
@@ -60,7 +62,9 @@ def export(
     if json_out:
         ui.print_json(summary)
     elif to == "mlflow":
-        ui.out.print(f"exported {summary['runs']} trial run(s) under parent run "
+        ui.out.print(f"exported {summary['runs']} trial run(s) ({summary['created']} new, "
+                  f"{summary['replaced']} replaced, {summary['unchanged']} unchanged) under "
+                  "parent run "
                   f"{summary['parent_run_id']} (experiment {markup(summary['experiment'])}, "
                   f"{markup(str(summary['tracking_uri']))})", highlight=False)
     else:

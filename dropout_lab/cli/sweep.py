@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
 from dropout_lab.errors import OutputError, StoreError
 from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
+from dropout_lab.packs import sizing
+from dropout_lab.packs.plan import Packing
 from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
@@ -29,6 +32,7 @@ from dropout_lab.runner import (
     schedule,
 )
 from dropout_lab.safe_text import markup
+from dropout_lab.sweep import GridPoint
 
 # Far above any machine, far below an overflow: --workers 1e23 is a typo, refused (exit 2).
 MAX_WORKERS = 4096
@@ -58,6 +62,10 @@ def sweep(
     ray_address: str = typer.Option(None, "--ray-address",
                                     help="Ray cluster to join (host:port); default: start a "
                                     "local Ray instance"),
+    pack: str = typer.Option("auto", "--pack",
+                             help="most trials trained together as one stacked network (a "
+                             "pack; torch backend): N, 1 = every trial alone, or auto (packs "
+                             "on a GPU, and on the CPU only where measured faster)"),
     max_failures: int = typer.Option(None, "--max-failures", min=1,
                                      help="stop after this many failed trials"),
     dry: bool = typer.Option(False, "--dry-run",
@@ -91,20 +99,28 @@ def sweep(
         raise StoreError(f"cannot write the runs directory {runs_dir}: it exists and is not a "
                          "folder (--runs-dir)")
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
+    pack_option = sizing.parse_pack(pack)  # likewise
     scheduled = schedule(cfg, runs_dir, fresh, max_trials)
     store, trials, pending = scheduled
     print_warnings(store.warnings)  # damaged trials found while scheduling (run again)
+    cores = budgets.available_cores()
+    packing = sizing.choose(pending, pack_option, workers, cores,
+                            lambda: largest_weights(trials), _device_of())
+    # The budget counts tasks: a pack is one. Threads follow the whole grid's packs (as they
+    # follow the grid unpacked), so a resumed sweep gets the thread count of its first run.
+    tasks, grid_tasks = len(packing.group(pending)), len(packing.group(trials))
 
     if dry:
-        chosen = budgets.choose(len(pending), len(trials), budgets.available_cores(),
-                                largest_weights(trials), workers=workers, threads=threads)
-        _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, scheduled),
+        chosen = budgets.choose(tasks, grid_tasks, cores, largest_weights(trials),
+                                workers=workers, threads=threads)
+        _print_dry_run(dry_run(cfg, runs_dir, fresh, chosen.workers, chosen.threads, scheduled,
+                               packing),
                        cfg, json_out, executor, wanted, wide)
         raise typer.Exit(0)
 
     if not fresh:  # refuse another config before starting anything (checked again locked)
         store.check_compatible(cfg.model_dump(mode="json", exclude={"sweep"}), dict(cfg.sweep))
-    selected = executors.create(executor, len(pending), len(trials), workers=workers,
+    selected = executors.create(executor, tasks, grid_tasks, workers=workers,
                                 threads=threads, ray_address=ray_address,
                                 largest_weights=lambda: largest_weights(trials))
     if selected.budget.warning:
@@ -113,12 +129,16 @@ def sweep(
     if stale:  # done trials trained again: say why (docs/results.md)
         ui.err.print(f"{len(stale)} done trial(s) run again: "
                      f"{markup(next(iter(stale.values())))}", highlight=False)
+    header = selected.describe()
+    if packing.max_size > 1:
+        header += f"; {_packs_line(packing, pending)}"
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
-                             workers=selected.budget.workers, header=selected.describe())
+                             workers=selected.budget.workers, header=header)
     try:
         with progress, stdout_reserved(json_out):
             swept = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
-                              max_failures=max_failures, scheduled=scheduled, wait=wait)
+                              max_failures=max_failures, scheduled=scheduled, wait=wait,
+                              packing=packing)
     except SweepInterrupted as exc:
         if json_out and exc.outcome is not None:  # stdout still gets its one document
             ui.print_json({**_json_doc(exc.outcome), "interrupted": True,
@@ -208,6 +228,60 @@ def _json_doc(swept: SweepOutcome) -> dict[str, Any]:
     }
 
 
+def _device_of() -> Callable[[GridPoint], str]:
+    """A point's resolved device ("cpu", "cuda", ...), resolved once per backend and device
+    (schedule's preflight has already checked that each resolves)."""
+    from dropout_lab.backends import registry as backends
+
+    seen: dict[tuple[str, str], str] = {}
+
+    def device_of(point: GridPoint) -> str:
+        key = (point.config.backend, point.config.device)
+        if key not in seen:
+            seen[key] = backends.create(key[0]).resolve_device(key[1])
+        return seen[key]
+
+    return device_of
+
+
+def _packs_line(packing: Packing, points: list[GridPoint]) -> str:
+    """E.g. "8 trial(s) in 2 pack(s) of 4 + 4" (sizes in run order)."""
+    packs = packing.group(points)
+    sizes = [p.size for p in packs]
+    shown = " + ".join(str(s) for s in sizes[:12]) + (" + ..." if len(sizes) > 12 else "")
+    return f"{len(points)} trial(s) in {len(packs)} pack(s) of {shown}"
+
+
+def _print_packs(dr: DryRun, axes: list[str]) -> None:
+    """The packs of ``--dry-run``: size, members (their swept values), time and memory."""
+    sizes = sorted({pk.size for pk in dr.packs}, reverse=True)
+    table = Table(title=f"{len(dr.pending)} trial(s) in {len(dr.packs)} pack(s) of sizes "
+                        f"{', '.join(map(str, sizes))} ({dr.packing.describe()})")
+    table.add_column("pack", justify="right")
+    table.add_column("size", justify="right")
+    table.add_column("trials")
+    table.add_column("est. time", justify="right")
+    table.add_column("est. memory", justify="right")
+    for i, pk in enumerate(dr.packs):
+        members = "; ".join(
+            f"{t.point.trial_id} " + ",".join(json.dumps(t.point.params.get(a)) for a in axes)
+            for t in pk.trials)
+        table.add_row(str(i), str(pk.size), members,
+                      "?" if pk.seconds is None else fmt_seconds(pk.seconds),
+                      "?" if pk.memory_bytes is None else _fmt_bytes(pk.memory_bytes))
+    print_table(table, current().out, {}, None, False)
+
+
+def _fmt_bytes(n: int) -> str:
+    """1536 -> "1.5 KiB"."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
 def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: str,
                    columns: list[str] | None = None, wide: bool = False) -> None:
     """The trial table of ``--dry-run`` (or its JSON document) and the time estimate."""
@@ -223,6 +297,12 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
                 for p in dr.trials
             ],
             "probe": dr.probe,
+            "pack": dr.packing.max_size,
+            "packs": [
+                {"size": pk.size, "trials": [t.point.trial_id for t in pk.trials],
+                 "estimate_seconds": pk.seconds, "memory_bytes": pk.memory_bytes}
+                for pk in dr.packs
+            ],
         }
         ui.print_json(doc)
         return
@@ -242,6 +322,8 @@ def _print_dry_run(dr: DryRun, cfg: ExperimentConfig, json_out: bool, executor: 
                       action, "?" if p.weights is None else f"{p.weights:,}",
                       "" if p.seconds is None else fmt_seconds(p.seconds))
     print_table(table, ui.out, {"action": 0, **{a: 0 for a in axes if a != "seed"}}, columns, wide)
+    if any(pk.size > 1 for pk in dr.packs):
+        _print_packs(dr, axes)
     where = f"executor {executor}, " if executor != "local" else ""
     if not dr.pending:
         estimate = "nothing to run"

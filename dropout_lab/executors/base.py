@@ -1,18 +1,25 @@
-"""The executor contract: ``run(points, events) -> iterator of outcomes`` (Hydra's launcher).
+"""The executor contract: ``run(packs, events) -> iterator of outcomes`` (Hydra's launcher).
 
-An executor gets :class:`~dropout_lab.sweep.GridPoint` s (they pickle: a worker process or a
-Ray task gets the point itself) and yields one :class:`~dropout_lab.trial.TrialOutcome` per
-point, in completion order.
+An executor gets :class:`~dropout_lab.packs.plan.Pack` s, each a list of
+:class:`~dropout_lab.sweep.GridPoint` s trained as one task (a solo trial is a pack of one;
+packs pickle: a worker process or a Ray task gets the pack itself), and yields one
+:class:`~dropout_lab.trial.TrialOutcome` per point, in completion order. :func:`run_unit` is
+what every executor calls where the work runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
-from typing import Any, Protocol
+import traceback
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Any, Protocol
 
+from dropout_lab.packs.plan import Pack
 from dropout_lab.result import Result, Status
 from dropout_lab.sweep import GridPoint
-from dropout_lab.trial import TrialOutcome
+from dropout_lab.trial import EpochCallback, TrialOutcome, run_trial
+
+if TYPE_CHECKING:
+    from dropout_lab.packs.train import PackMember
 
 
 class Events(Protocol):
@@ -39,19 +46,77 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release what the executor holds (a Ray connection); safe to call twice."""
 
-    def run(self, points: list[GridPoint], events: Events
+    def run(self, packs: list[Pack], events: Events
             ) -> Generator[TrialOutcome, None, None]:
-        """Yield one outcome per point, in completion order. Closing the generator (or an
-        exception such as KeyboardInterrupt in the consumer) cancels what is still running."""
+        """Yield one outcome per point of every pack, in completion order. Closing the
+        generator (or an exception such as KeyboardInterrupt in the consumer) cancels what is
+        still running."""
 
 
-def lost_trial(point: GridPoint, reason: str, threads: int, workers: int) -> TrialOutcome:
+def run_unit(pack: Pack, threads: int | None, workers: int,
+             on_epoch: EpochCallback | None = None,
+             on_outcome: Callable[[TrialOutcome], None] | None = None,
+             on_checkpoint: Callable[[str, int, bytes], None] | None = None
+             ) -> list[TrialOutcome]:
+    """Train one pack where the executor put it; one outcome per member, in member order
+    (:func:`run_members` on the pack's points as plain data)."""
+    from dropout_lab.packs.train import PackMember
+
+    return run_members([PackMember(p.config_dict, p.trial_id, p.params) for p in pack.points],
+                       threads, workers, on_epoch, on_outcome,
+                       resume=pack.points[0].resume if pack.size == 1 else None,
+                       on_checkpoint=on_checkpoint)
+
+
+def run_members(members: list[PackMember], threads: int | None, workers: int,
+                on_epoch: EpochCallback | None = None,
+                on_outcome: Callable[[TrialOutcome], None] | None = None,
+                resume: bytes | None = None,
+                on_checkpoint: Callable[[str, int, bytes], None] | None = None
+                ) -> list[TrialOutcome]:
+    """Train the members of one pack (plain data: what a Ray task receives).
+
+    A pack of one is an ordinary trial (:func:`~dropout_lab.trial.run_trial`, no ``env.pack``):
+    ``--pack 1`` is the unpacked sweep exactly. A larger pack trains as one stacked network
+    (:func:`~dropout_lab.packs.train.run_pack`); should that raise rather than return (it
+    turns a member's exception into that member's failed outcome itself), every member fails
+    with the traceback, so the sweep goes on and a re-run retries them. ``on_outcome`` gets a
+    member's outcome as soon as it is final (an early-stopped or diverged member before its
+    pack ends), so a worker can send it at once; the returned list still holds every one.
+    ``resume`` and ``on_checkpoint`` (checkpoints) apply to a pack of one: a point with a
+    checkpoint is never packed (:func:`dropout_lab.packs.plan.group`)."""
+    if len(members) == 1:
+        m = members[0]
+        return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
+                          on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)]
+    from dropout_lab.packs.train import run_pack
+
+    try:
+        return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
+                        on_outcome=on_outcome)
+    except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
+        error = traceback.format_exc()
+        return [_failed(m.trial_id, m.params, m.config, error, threads, workers)
+                for m in members]
+
+
+def lost_trial(point: GridPoint, reason: str, threads: int | None, workers: int
+               ) -> TrialOutcome:
     """The outcome of a trial whose worker vanished (killed, out of memory, crashed): failed,
-    with the reason as its error, so the sweep goes on and a re-run retries the trial."""
+    with the reason as its error, so the sweep goes on and a re-run retries the trial. A
+    worker that dies mid-pack loses every member it had not returned yet."""
+    return _failed(point.trial_id, point.params, point.config_dict, reason + "\n", threads,
+                   workers)
+
+
+def _failed(trial_id: str, params: dict[str, Any], config: dict[str, Any], error: str,
+            threads: int | None, workers: int) -> TrialOutcome:
+    """A failed outcome with ``error`` (a reason or a traceback) as its error text; the
+    result's ``error`` is its last line, as for a trial that raised."""
     result: Result = {
-        "trial_id": point.trial_id, "status": Status.FAILED, "params": point.params,
-        "final": None, "error": reason, "timing": {},
-        "env": {"backend": point.config.backend, "device": None, "threads": threads,
-                "workers": workers, "dtype": point.config.dtype, "versions": {}},
+        "trial_id": trial_id, "status": Status.FAILED, "params": params,
+        "final": None, "error": error.strip().splitlines()[-1], "timing": {},
+        "env": {"backend": config.get("backend", ""), "device": None, "threads": threads,
+                "workers": workers, "dtype": config.get("dtype", ""), "versions": {}},
     }
-    return TrialOutcome(point.trial_id, Status.FAILED, result, [], reason + "\n")
+    return TrialOutcome(trial_id, Status.FAILED, result, [], error)

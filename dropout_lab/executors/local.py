@@ -1,9 +1,10 @@
-"""Run trials in a small pool of worker processes on this machine (``--workers N``).
+"""Run packs in a small pool of worker processes on this machine (``--workers N``).
 
 Why not ``concurrent.futures.ProcessPoolExecutor``: when one of its workers dies (SIGKILL, the
 out-of-memory killer) it marks *every* pending future broken. Here each worker is a
 ``multiprocessing.Process`` with its own pipe, the driver knows which trial each worker holds,
-and a dead worker costs exactly one trial (recorded as failed) and is replaced.
+and a dead worker costs exactly the pack it held (each member it had not returned is
+recorded as failed) and is replaced. A solo trial is a pack of one.
 
 * Workers are started once (``spawn``: a fresh interpreter, nothing inherited from the
   driver's threads) and run trial after trial, so each keeps its data sets in memory
@@ -15,8 +16,9 @@ and a dead worker costs exactly one trial (recorded as failed) and is replaced.
 * Workers ignore SIGINT: Ctrl-C reaches the whole process group, and only the driver decides
   what happens (it stops the workers; finished trials are already stored). A worker whose
   driver is gone (killed) exits quietly at its next message.
-* Messages are small: ``started``, ``epoch``, ``checkpoint`` (the trial's state, which the
-  driver writes: dropout_lab/checkpoint.py) and, at the end, the outcome.
+* Messages are small: ``started`` per member, ``epoch``, ``checkpoint`` (a solo trial's
+  state, which the driver writes: dropout_lab/checkpoint.py) and one outcome per member (as
+  soon as it is final).
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from dropout_lab.executors.base import Events, lost_trial
+from dropout_lab.executors.base import Events, lost_trial, run_unit
+from dropout_lab.packs.plan import Pack
 from dropout_lab.sweep import GridPoint
-from dropout_lab.trial import TrialOutcome, run_trial
+from dropout_lab.trial import TrialOutcome
 
 # Read once by each BLAS/OpenMP runtime when it loads: set in the worker's environment so the
 # runtime starts with the right pool size (threadpoolctl then enforces it as well).
@@ -48,8 +51,7 @@ STOP_GRACE_SECONDS = 3.0  # after SIGTERM, how long a worker gets before SIGKILL
 
 
 def _worker_main(conn: Connection, threads: int, workers: int) -> None:
-    """Body of a worker process: receive grid points, run them, send back events and
-    outcomes."""
+    """Body of a worker process: receive packs, run them, send back events and outcomes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver handles Ctrl-C
     limits = threadpool_limits(limits=threads)  # noqa: F841 (held for the process's lifetime)
 
@@ -59,14 +61,16 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
         except OSError:  # BrokenPipeError: the driver is gone (killed); nobody to tell
             os._exit(0)  # quietly: no traceback, no cleanup that could write anything
 
+    sent: set[str] = set()  # members of the current pack already sent to the driver
     while True:
         try:
-            point = conn.recv()
+            pack = conn.recv()
         except (EOFError, OSError):  # the driver is gone
             return
-        if point is None:
+        if pack is None:
             return
-        send(("started", point.trial_id))
+        for point in pack.points:
+            send(("started", point.trial_id))
 
         def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
@@ -74,10 +78,18 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
         def on_checkpoint(trial_id: str, epoch: int, data: bytes) -> None:
             send(("checkpoint", trial_id, epoch, data))  # after its epoch's row (one pipe)
 
-        outcome = run_trial(point.config_dict, point.trial_id, point.params, threads=threads,
-                            workers=workers, on_epoch=on_epoch, resume=point.resume,
-                            on_checkpoint=on_checkpoint)
-        send(("outcome", outcome))
+        sent.clear()
+
+        def on_outcome(outcome: TrialOutcome) -> None:
+            # A member final before its pack ends (early-stopped, diverged) goes to the
+            # driver at once, which stores it: a worker killed later does not lose it.
+            sent.add(outcome.trial_id)
+            send(("outcome", outcome))
+
+        for outcome in run_unit(pack, threads, workers, on_epoch=on_epoch,
+                                on_outcome=on_outcome, on_checkpoint=on_checkpoint):
+            if outcome.trial_id not in sent:
+                send(("outcome", outcome))
 
 
 @contextlib.contextmanager
@@ -134,12 +146,17 @@ def _main_module_hidden() -> Iterator[None]:
 
 @dataclass
 class _Slot:
-    """One worker process, its end of the pipe, and the point it runs (None when idle)."""
+    """One worker process, its end of the pipe, and the members of the pack it runs whose
+    outcomes have not come back yet (empty when idle)."""
 
     process: Any
     conn: Connection
-    point: GridPoint | None = None
+    owed: dict[str, GridPoint] = field(default_factory=dict)
     released: bool = False  # told to exit (nothing left to run)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.owed)
 
 
 def _death_reason(exitcode: int | None) -> str:
@@ -153,7 +170,7 @@ def _death_reason(exitcode: int | None) -> str:
 
 
 class LocalExecutor:
-    """``workers`` processes, each running one trial at a time with ``threads`` threads."""
+    """``workers`` processes, each running one pack at a time with ``threads`` threads."""
 
     name = "local"
 
@@ -177,7 +194,7 @@ class LocalExecutor:
         """Idle workers get a polite stop; busy ones (cancelled trials) SIGTERM, then SIGKILL."""
         for s in slots:
             if s.process.is_alive() and not s.released:
-                if s.point is None:
+                if not s.busy:
                     with contextlib.suppress(OSError, BrokenPipeError):
                         s.conn.send(None)
                 else:
@@ -193,41 +210,42 @@ class LocalExecutor:
         pass  # workers live only while run() does
 
     # -- the Executor protocol ----------------------------------------------------------------
-    def run(self, points: list[GridPoint], events: Events
+    def run(self, packs: list[Pack], events: Events
             ) -> Generator[TrialOutcome, None, None]:
-        queue = deque(points)
-        slots = [self._spawn() for _ in range(min(self.workers, len(points)))]
+        queue = deque(packs)
+        slots = [self._spawn() for _ in range(min(self.workers, len(packs)))]
         try:
-            while queue or any(s.point is not None for s in slots):
+            while queue or any(s.busy for s in slots):
                 for i, s in enumerate(slots):
-                    if s.point is None and queue:
+                    if not s.busy and queue:
                         if not s.process.is_alive():  # died while idle: replace it
                             s.conn.close()
                             slots[i] = s = self._spawn()
-                        s.point = queue.popleft()
+                        pack = queue.popleft()
+                        s.owed = {p.trial_id: p for p in pack.points}
                         try:
-                            s.conn.send(s.point)
+                            s.conn.send(pack)
                         except (BrokenPipeError, OSError):
                             pass  # it died just now: its sentinel reports it below
-                    elif s.point is None and not queue and not s.released:
+                    elif not s.busy and not queue and not s.released:
                         # Nothing left for it: let it exit now, while the others finish.
                         s.released = True
                         with contextlib.suppress(OSError):
                             s.conn.send(None)
-                busy = [s for s in slots if s.point is not None]
+                busy = [s for s in slots if s.busy]
                 ready = set(wait([s.conn for s in busy] + [s.process.sentinel for s in busy],
                                  timeout=POLL_SECONDS))
                 for i, s in enumerate(slots):
                     if s.conn in ready:
                         yield from self._read(s, events)
-                    if s.point is not None and (s.process.sentinel in ready
-                                              or not s.process.is_alive()):
+                    if s.busy and (s.process.sentinel in ready or not s.process.is_alive()):
                         yield from self._read(s, events)  # whatever it sent before dying
-                        if s.point is not None:
+                        if s.busy:  # every member it had not returned is lost
                             s.process.join()
-                            yield lost_trial(s.point, _death_reason(s.process.exitcode),
-                                             self.threads, self.workers)
-                            s.point = None
+                            reason = _death_reason(s.process.exitcode)
+                            lost, s.owed = list(s.owed.values()), {}
+                            for point in lost:
+                                yield lost_trial(point, reason, self.threads, self.workers)
                         s.conn.close()
                         slots[i] = self._spawn() if queue else _Slot(s.process, s.conn)
         finally:
@@ -251,5 +269,5 @@ class LocalExecutor:
             elif kind == "checkpoint":
                 events.checkpoint(msg[1], msg[2], msg[3])
             elif kind == "outcome":
-                slot.point = None
+                slot.owed.pop(msg[1].trial_id, None)
                 yield msg[1]

@@ -1,10 +1,12 @@
-"""Run trials as Ray tasks, on a local Ray instance or on a cluster (``--executor ray``).
+"""Run packs as Ray tasks, on a local Ray instance or on a cluster (``--executor ray``).
 
-Each trial is one task declaring its resources (``num_cpus`` = the trial's threads, and one
-GPU when its device is cuda). The task loads the data set itself (from the worker's cache
-or ``dataset.path``) and returns the :class:`TrialOutcome`; its epoch rows and checkpoints
-reach the driver through a Ray queue while it runs. Only the driver writes the runs
-directory, so the cluster needs no shared file system. Every node needs dropout-lab and its
+Each pack (a solo trial is a pack of one) is ONE task declaring its resources (``num_cpus`` =
+the pack's threads, and one GPU when its device is cuda). The task loads the data set itself
+(from the worker's cache or ``dataset.path``) and returns one :class:`TrialOutcome` per
+member; a solo trial's epoch rows and checkpoints reach the driver through a Ray queue while
+it runs. Only the driver writes the runs directory, so the cluster needs no shared file
+system. A task that is lost (its worker died, its node left) loses every member of its pack,
+recorded as failed, so a re-run retries them. Every node needs dropout-lab and its
 dependencies installed (the same version as the driver).
 
 Ray is an optional extra (``pip install "dropout-lab[ray]"``) and is imported only here.
@@ -19,9 +21,10 @@ from collections.abc import Generator
 from typing import Any
 
 from dropout_lab.errors import ExecutorError
-from dropout_lab.executors.base import Events, lost_trial
-from dropout_lab.sweep import GridPoint
-from dropout_lab.trial import TrialOutcome, run_trial
+from dropout_lab.executors.base import Events, lost_trial, run_members
+from dropout_lab.packs.plan import Pack
+from dropout_lab.packs.train import PackMember
+from dropout_lab.trial import TrialOutcome
 
 POLL_SECONDS = 0.5
 
@@ -37,13 +40,16 @@ def _import_ray() -> Any:
     return ray
 
 
-def _ray_trial(config: dict[str, Any], trial_id: str, params: dict[str, Any], threads: int,
-               workers: int, resume: bytes | None = None, channel: Any = None
-               ) -> TrialOutcome:
-    """The body of a Ray task: one trial, returned to the driver (no files written here).
-    It continues from ``resume`` (a checkpoint the driver found); its epoch rows and its
-    checkpoints go to the driver through ``channel`` (a Ray queue), which the driver drains
-    before it takes the task's outcome."""
+def _ray_pack(members: list[PackMember], threads: int, workers: int,
+              resume: bytes | None = None, channel: Any = None
+              ) -> tuple[str, list[TrialOutcome]]:
+    """The body of a Ray task: one pack, its outcomes returned to the driver (no files
+    written here), with this task's Ray id (the driver records which task ran which
+    members: :attr:`RayExecutor.tasks`). A solo trial continues from ``resume`` (a
+    checkpoint the driver found); epoch rows and checkpoints go to the driver through
+    ``channel`` (a Ray queue), which the driver drains before it takes the outcomes."""
+    import ray
+
     on_epoch = on_checkpoint = None
     if channel is not None:
         def on_epoch(tid: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
@@ -52,8 +58,9 @@ def _ray_trial(config: dict[str, Any], trial_id: str, params: dict[str, Any], th
         def on_checkpoint(tid: str, epoch: int, data: bytes) -> None:
             channel.put(("checkpoint", tid, epoch, data))
 
-    return run_trial(config, trial_id, params, threads=threads, workers=workers,
-                     on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)
+    task_id = ray.get_runtime_context().get_task_id() or ""
+    return task_id, run_members(members, threads, workers, on_epoch, resume=resume,
+                                on_checkpoint=on_checkpoint)
 
 
 def _drain(channel: Any, events: Events) -> None:
@@ -102,6 +109,8 @@ class RayExecutor:
         self.address = address
         self.workers = 1
         self.threads = 1
+        # (Ray task id, trial ids of its pack) for every task that came back, in order
+        self.tasks: list[tuple[str, list[str]]] = []
         self._started_here = not ray.is_initialized()
         if self._started_here:
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
@@ -124,7 +133,7 @@ class RayExecutor:
         return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
     def configure(self, workers: int, threads: int) -> None:
-        """``workers`` = how many trials are in flight at once; ``threads`` = CPUs per task."""
+        """``workers`` = how many packs are in flight at once; ``threads`` = CPUs per task."""
         self.workers, self.threads = workers, threads
 
     def close(self) -> None:
@@ -132,16 +141,16 @@ class RayExecutor:
         if self._started_here and ray.is_initialized():
             ray.shutdown()
 
-    def run(self, points: list[GridPoint], events: Events
+    def run(self, packs: list[Pack], events: Events
             ) -> Generator[TrialOutcome, None, None]:
         # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
         # pool with threadpoolctl as the local executor does: equal threads, equal bits.
         ray = _import_ray()
         from ray.util.queue import Queue
 
-        task = ray.remote(_ray_trial)
-        queue = deque(points)
-        inflight: dict[Any, GridPoint] = {}
+        task = ray.remote(_ray_pack)
+        queue = deque(packs)
+        inflight: dict[Any, Pack] = {}
         # Epoch rows and checkpoints travel from the tasks to the driver through one queue
         # actor (no CPU reserved: it only forwards), as the local executor's pipes carry them.
         channel = Queue(actor_options={"num_cpus": 0})
@@ -149,28 +158,34 @@ class RayExecutor:
             while queue or inflight:
                 # Keep at most `workers` tasks submitted, so "started" means running.
                 while queue and len(inflight) < self.workers:
-                    point = queue.popleft()
-                    # The task gets the config as plain data: Ray serializes it, a node
-                    # validates it again (run_trial).
+                    pack = queue.popleft()
+                    # The task gets each member's config as plain data: Ray serializes it, a
+                    # node validates it again (run_trial, run_pack).
+                    members = [PackMember(p.config_dict, p.trial_id, p.params)
+                               for p in pack.points]
                     ref = task.options(num_cpus=self.threads,
-                                       num_gpus=1 if _needs_gpu(point.config_dict) else 0,
+                                       num_gpus=1 if _needs_gpu(members[0].config) else 0,
                                        max_retries=0).remote(
-                        point.config_dict, point.trial_id, point.params, self.threads,
-                        self.workers, point.resume, channel)
-                    inflight[ref] = point
-                    events.started(point.trial_id)
+                        members, self.threads, self.workers,
+                        pack.points[0].resume if pack.size == 1 else None, channel)
+                    inflight[ref] = pack
+                    for point in pack.points:
+                        events.started(point.trial_id)
                 done, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_SECONDS)
                 # a finished task put everything before it returned: drain before its outcome
                 _drain(channel, events)
                 for ref in done:
-                    point = inflight.pop(ref)
+                    pack = inflight.pop(ref)
                     try:
-                        outcome = ray.get(ref)
+                        task_id, outcomes = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # worker died, node lost, ...
                         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                        outcome = lost_trial(point, f"ray task lost ({type(exc).__name__}): "
-                                             f"{first}", self.threads, self.workers)
-                    yield outcome
+                        reason = f"ray task lost ({type(exc).__name__}): {first}"
+                        outcomes = [lost_trial(p, reason, self.threads, self.workers)
+                                    for p in pack.points]
+                    else:
+                        self.tasks.append((task_id, [o.trial_id for o in outcomes]))
+                    yield from outcomes
         finally:
             for ref in inflight:  # Ctrl-C / --max-failures: cancel what is still running
                 try:

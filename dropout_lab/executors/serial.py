@@ -1,12 +1,13 @@
-"""Run trials one after another in this process (``--workers 1``)."""
+"""Run packs (a solo trial is a pack of one) one after another in this process
+(``--workers 1``)."""
 
 from __future__ import annotations
 
 from collections.abc import Generator
 
-from dropout_lab.executors.base import Events
-from dropout_lab.sweep import GridPoint
-from dropout_lab.trial import TrialOutcome, run_trial
+from dropout_lab.executors.base import Events, run_unit
+from dropout_lab.packs.plan import Pack
+from dropout_lab.trial import TrialOutcome
 
 
 class SerialExecutor:
@@ -19,10 +20,10 @@ class SerialExecutor:
     def close(self) -> None:
         pass
 
-    def run(self, points: list[GridPoint], events: Events
+    def run(self, packs: list[Pack], events: Events
             ) -> Generator[TrialOutcome, None, None]:
-        for point in points:
-            events.started(point.trial_id)
-            yield run_trial(point.config_dict, point.trial_id, point.params,
-                            threads=self.threads, workers=1, on_epoch=events.epoch,
-                            resume=point.resume, on_checkpoint=events.checkpoint)
+        for pack in packs:
+            for point in pack.points:
+                events.started(point.trial_id)
+            yield from run_unit(pack, self.threads, 1, on_epoch=events.epoch,
+                                on_checkpoint=events.checkpoint)

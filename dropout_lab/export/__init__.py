@@ -2,22 +2,26 @@
 
 One registry of targets; each target module imports its library lazily (it is an optional
 extra: ``pip install "dropout-lab[mlflow]"`` / ``"dropout-lab[tensorboard]"``), so the core
-install needs neither. A target reads the sweep through :func:`load_sweep` (built on the
-comparison's reader, :mod:`dropout_lab.comparison.source`) and returns a short summary of what
-it wrote.
+install needs neither. A target reads the sweep through :func:`load_sweep` (the Python API's
+:class:`~dropout_lab.api.Sweep`, built on the comparison's reader) and returns a short summary
+of what it wrote. Each trial carries its params, config, per-epoch rows, final numbers, every
+statistic (:func:`trial_statistics`) and its health flags (:func:`health_tags`).
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dropout_lab.comparison import source
+from dropout_lab.config.overrides import flatten_dotted
 from dropout_lab.errors import OutputError
-from dropout_lab.store import SweepStore, Warn
+from dropout_lab.health import FLAGS
+from dropout_lab.store import Warn
+
+if TYPE_CHECKING:
+    from dropout_lab.api import Sweep, Trial
 
 # target name -> (module, the extra that provides its library, the module to import)
 TARGETS: dict[str, tuple[str, str, str]] = {
@@ -26,44 +30,59 @@ TARGETS: dict[str, tuple[str, str, str]] = {
 }
 
 
-@dataclass
-class ExportedTrial:
-    """One stored trial as the exporters see it."""
+def load_sweep(sweep_dir: Path, warn: Warn | None = None) -> Sweep:
+    """The sweep as the Python API reads it (:func:`dropout_lab.api.load`): the exporters take
+    the same :class:`~dropout_lab.api.Trial` records, each trial's curve read on demand.
+    ``warn`` is called once per damaged file skipped (the store prints nothing)."""
+    from dropout_lab.api import load
 
-    trial_id: str
-    status: str
-    params: dict[str, Any]
-    config: dict[str, Any]
-    final: dict[str, Any]
-    rows: list[dict[str, Any]]
-    started_at: float | None
+    return load(sweep_dir, warn=warn)
 
 
-@dataclass
-class ExportedSweep:
-    name: str
-    root: Path
-    axes: dict[str, list[Any]]
-    config: dict[str, Any]
-    trials: list[ExportedTrial]
+def trial_config(trial: Trial) -> dict[str, Any]:
+    """A trial's resolved config as dotted keys: the sweep's base config with the trial's
+    params (what its config.yaml holds), without validating it again."""
+    return {**flatten_dotted(trial.base_config), **trial.params}
 
 
-def load_sweep(sweep_dir: Path, warn: Warn | None = None) -> ExportedSweep:
-    """The current grid's trials with their config, final metrics and per-epoch rows.
+# Sections of result.json whose every number is a per-trial statistic to export.
+STAT_SECTIONS = ("coadaptation", "uncertainty", "best_epoch", "timing")
 
-    The trials come from the one reader of a sweep, :func:`dropout_lab.comparison.source.load`;
-    what only an export needs is added here: each trial's config.yaml and its metrics.jsonl
-    rows, for every status (a failed trial's epochs are exported too, as they were logged)."""
-    data = source.load(sweep_dir, warn=warn)
-    store = SweepStore(sweep_dir, warn=warn)
-    trials = [ExportedTrial(rec.trial_id, rec.status, rec.params,
-                            store.view(rec.trial_id).config() or {},
-                            rec.result.get("final") or {}, store.load_metrics(rec.trial_id),
-                            (rec.result.get("timing") or {}).get("started_at"))
-              for rec in data.trials]
-    # the folder's name, not the config's: it names the MLflow experiment and the TensorBoard
-    # folder, as before
-    return ExportedSweep(Path(sweep_dir).name, data.sweep_dir, data.axes, data.base_config, trials)
+
+def trial_statistics(trial: Trial) -> dict[str, float]:
+    """Every finite number of the statistics sections of a trial's result, by a path name
+    that MLflow and TensorBoard both take: ``coadaptation/layers/1/mean_abs_corr`` (hidden
+    layers counted from 1, as ``corr[1]``), ``uncertainty/mc_acc``, ``health/test_acc`` (the
+    checks the flags were decided on), ``best_epoch/epoch``, ``timing/train_seconds``."""
+    out: dict[str, float] = {}
+    for section in STAT_SECTIONS:
+        _numbers(trial.result.get(section), section, out)
+    _numbers((trial.health or {}).get("checks"), "health", out)
+    return out
+
+
+def _numbers(node: Any, prefix: str, out: dict[str, float]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _numbers(value, f"{prefix}/{key}", out)
+    elif isinstance(node, list):
+        first = 1 if prefix.endswith("/layers") else 0  # layers as corr[l] counts them
+        for i, value in enumerate(node):
+            _numbers(value, f"{prefix}/{i + first}", out)
+    else:
+        value = numeric(node)
+        if value is not None:
+            out[prefix] = value
+
+
+def health_tags(trial: Trial) -> dict[str, str]:
+    """The health flags as tags: ``flags`` (comma-joined, ``none`` when healthy) and one
+    ``true``/``false`` per flag; empty for a trial that did not finish."""
+    if trial.health is None:
+        return {}
+    flags = list(trial.health.get("flags") or [])
+    return {"flags": ",".join(flags) or "none",
+            **{flag: str(flag in flags).lower() for flag in FLAGS}}
 
 
 def numeric(value: Any) -> float | None:

@@ -1,4 +1,9 @@
-"""TensorBoard: one run folder per trial, scalars per epoch (step = epoch), final values.
+"""TensorBoard: one run folder per trial, scalars per epoch (step = epoch), the final values
+(``final/*``), every statistic (``coadaptation/...``, ``uncertainty/...``, ``health/...``) and
+the health flags (``health/flag/<flag>``, 1.0 when raised) at the last epoch.
+
+Exporting again rewrites a trial's run folder (its earlier event files are removed), so
+TensorBoard shows each point once, not once per export.
 
 Written with TensorBoard's own event-file writer (no TensorFlow, no torch needed). This
 module is imported only by ``export --to tensorboard`` (the optional extra [tensorboard]).
@@ -16,8 +21,10 @@ from tensorboard.compat.proto.event_pb2 import Event
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
+from dropout_lab.api import Sweep
 from dropout_lab.errors import OutputError
-from dropout_lab.export import ExportedSweep, numeric
+from dropout_lab.export import health_tags, numeric, trial_statistics
+from dropout_lab.health import FLAGS
 
 
 def run_name(params: dict[str, Any], trial_id: str) -> str:
@@ -32,22 +39,31 @@ def _scalar(tag: str, value: float, step: int, wall_time: float) -> Event:
                  summary=Summary(value=[Summary.Value(tag=tag, simple_value=value)]))
 
 
-def export(sweep: ExportedSweep, dest: Path | None = None) -> dict[str, Any]:
+def _clear(run_dir: Path) -> None:
+    """Remove the event files an earlier export wrote here (only those: other files stay)."""
+    for old in run_dir.glob("events.out.tfevents.*"):
+        if old.is_file():
+            old.unlink()
+
+
+def export(sweep: Sweep, dest: Path | None = None) -> dict[str, Any]:
     """Write ``dest/<sweep>/<run>/events.out.tfevents.*``; point TensorBoard at ``dest``."""
     if dest is None:
         raise OutputError("export --to tensorboard needs the folder to write to: "
                           "dropout-lab export SWEEP --to tensorboard DIR")
-    root = Path(dest) / sweep.name
+    root = Path(dest) / sweep.path.name
     runs, points = 0, 0
     for trial in sweep.trials:
-        if not trial.rows and not trial.final:
+        rows = trial.curve()
+        if not rows and not trial.final:
             continue
         run_dir = root / run_name(trial.params, trial.trial_id)
         run_dir.mkdir(parents=True, exist_ok=True)
+        _clear(run_dir)
         writer = EventFileWriter(str(run_dir))
-        wall = trial.started_at or time.time()
+        wall = float((trial.result.get("timing") or {}).get("started_at") or time.time())
         try:
-            for row in trial.rows:
+            for row in rows:
                 step = int(row.get("epoch", 0))
                 wall += float(row.get("epoch_seconds") or 0.0)
                 for key, raw in row.items():
@@ -56,11 +72,15 @@ def export(sweep: ExportedSweep, dest: Path | None = None) -> dict[str, Any]:
                         continue
                     writer.add_event(_scalar(key, value, step, wall))
                     points += 1
-            last = int(trial.rows[-1].get("epoch", 0)) if trial.rows else 0
-            for key, raw in trial.final.items():
-                value = numeric(raw)
+            last = int(rows[-1].get("epoch", 0)) if rows else 0
+            at_end = {f"final/{k}": numeric(v) for k, v in (trial.final or {}).items()}
+            at_end.update(trial_statistics(trial))
+            if health_tags(trial):
+                flags = (trial.health or {}).get("flags") or []
+                at_end.update({f"health/flag/{f}": float(f in flags) for f in FLAGS})
+            for tag, value in at_end.items():
                 if value is not None:
-                    writer.add_event(_scalar(f"final/{key}", value, last, wall))
+                    writer.add_event(_scalar(tag, value, last, wall))
                     points += 1
         finally:
             writer.close()

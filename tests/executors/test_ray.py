@@ -114,6 +114,59 @@ def test_unreachable_ray_address_is_one_line(cli, tiny_config, tmp_path, monkeyp
     assert not (tmp_path / "runs").exists()
 
 
+# The driver of the pack test runs in its own process, as the CLI test's does: Ray reads
+# LOOPBACK_ENV when it starts, which this pytest process may have done before.
+PACK_DRIVER = """
+import copy, json, sys
+from pathlib import Path
+from dropout_lab.config import validate
+from dropout_lab.executors.ray_executor import RayExecutor
+from dropout_lab.packs.plan import Packing
+from dropout_lab.runner import run_sweep
+from tests.helpers.configs import TINY
+raw = copy.deepcopy(TINY)
+raw.update(backend="torch", device="cpu")
+executor = RayExecutor(sys.argv[1])
+try:
+    executor.configure(workers=2, threads=1)
+    swept = run_sweep(validate(raw), Path(sys.argv[2]), executor, packing=Packing(2, 2))
+finally:
+    executor.close()
+print(json.dumps({"all_done": swept.all_done, "tasks": executor.tasks}))
+"""
+
+
+@pytest.mark.slow
+def test_ray_ships_a_pack_as_one_task(ray_head, tmp_path):
+    """Two packs of two: two Ray tasks, each returning its pack's members; the driver stores
+    every member as its own trial."""
+    pytest.importorskip("torch", reason="packs train on the torch backend")
+    import copy
+
+    from dropout_lab.config import validate
+    from dropout_lab.sweep import expand
+    from tests.helpers.configs import TINY
+
+    raw = copy.deepcopy(TINY)
+    raw.update(backend="torch", device="cpu")
+    ids = [p.trial_id for p in expand(validate(raw))]
+    env = dict(os.environ, **LOOPBACK_ENV)
+    res = subprocess.run([sys.executable, "-c", PACK_DRIVER, ray_head, str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=180,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert res.returncode == 0, res.stderr[-3000:]
+    doc = json.loads(res.stdout.strip().splitlines()[-1])
+    assert doc["all_done"]
+    tasks = doc["tasks"]
+    assert len(tasks) == 2  # one task per pack, not per trial
+    assert len({task_id for task_id, _ in tasks}) == 2 and all(t for t, _ in tasks)
+    assert sorted(members for _, members in tasks) == sorted([ids[:2], ids[2:]])
+    for tid in ids:
+        trial = tmp_path / "tiny" / "trials" / tid
+        assert json.loads((trial / "result.json").read_text())["env"]["pack"]["size"] == 2
+        assert len((trial / "metrics.jsonl").read_text().splitlines()) == TINY["train"]["epochs"]
+
+
 @pytest.mark.slow
 def test_a_ray_sweep_killed_after_a_checkpoint_resumes_to_the_uninterrupted_result(
         ray_head, tmp_path):
