@@ -131,7 +131,8 @@ def _metric_panels(c: Comparison, panels: list[tuple[str, str]], title: str,
     legend = f"mean, band = {c.level * 100:g}% CI ({nseeds} seeds)"
     if bandless:
         legend += f"\n{BANDLESS_NOTE}"
-    axes[0].legend(title=legend, fontsize=8, title_fontsize=8)
+    if axes[0].get_legend_handles_labels()[0]:  # nothing plotted (every trial unreadable)
+        axes[0].legend(title=legend, fontsize=8, title_fontsize=8)
     fig.suptitle(f"{c.name}: {title}")
     return fig
 
