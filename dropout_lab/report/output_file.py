@@ -18,11 +18,11 @@ import contextlib
 import errno
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from dropout_lab.errors import EnvironmentFault, OutputError
 from dropout_lab.store import atomic_write_bytes
+from dropout_lab.store.files import probe_writable
 
 
 def _stat(path: Path) -> os.stat_result | None:
@@ -58,7 +58,7 @@ def check_output(path: Path, option: str, folder: bool = False) -> Path:
     if folder:
         if st is not None and not stat.S_ISDIR(st.st_mode):
             raise OutputError(f"{option} {path}: exists and is not a folder")
-        _probe(path if st is not None else parent, path)
+        probe_writable(path if st is not None else parent, path)
         return path
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
@@ -69,18 +69,8 @@ def check_output(path: Path, option: str, folder: bool = False) -> Path:
             raise OutputError(f"{option} {path}: not a regular file, a FIFO or a terminal "
                               "(a block device or a socket); name a file")
     target = Path(os.path.realpath(path)) if path.is_symlink() else path
-    _probe(target.parent, path)
+    probe_writable(target.parent, path)
     return path
-
-
-def _probe(folder: Path, named: Path) -> None:
-    """Create and remove a temporary file in ``folder``: a refusal costs no rendering first."""
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise EnvironmentFault.from_os_error(exc, "cannot write", named) from None
 
 
 def write_output(path: Path, data: bytes, option: str) -> Path:

@@ -78,14 +78,19 @@ def check_output_path(path: Path, option: str, folder: bool = False) -> Path:
     if not folder and path.is_dir():
         raise StoreError(f"{option} {path}: is a folder; name the file to write")
     # Probe now, so a folder the machine refuses costs no rendering first (exit 3).
-    probe_in = path if folder and path.is_dir() else parent
+    probe_writable(path if folder and path.is_dir() else parent, path)
+    return path
+
+
+def probe_writable(folder: Path, named: Path) -> None:
+    """Create and remove a temporary file in ``folder``, so that a folder the machine refuses
+    costs no work first; EnvironmentFault (exit 3) naming ``named`` when it cannot."""
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=probe_in)
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=folder)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise EnvironmentFault.from_os_error(exc, "cannot write", path) from None
-    return path
+        raise EnvironmentFault.from_os_error(exc, "cannot write", named) from None
 
 
 def _clean(value: Any) -> Any:
