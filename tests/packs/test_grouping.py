@@ -190,3 +190,22 @@ def test_a_point_continuing_from_a_checkpoint_runs_alone():
     points = grid({"seed": [0, 1, 2, 3]})
     points[1] = dataclasses.replace(points[1], resume=b"a checkpoint")
     assert sizes_and_positions(group(points, 8), points) == [[0, 2, 3], [1]]
+
+
+def test_points_continuing_from_a_packs_checkpoints_pack_by_epoch_and_stay_stacked():
+    """A pack's checkpoint (resume_in_pack: its epoch) packs only with points of its key
+    stopped at the same epoch; alone, or under --pack 1, it still trains on the pack's code
+    path (Pack.stacked: a pack of one), so that it ends bit for bit as its uninterrupted pack
+    (a member's numbers do not depend on its pack's size: test_pack_checkpoint.py)."""
+    import dataclasses
+
+    points = grid({"seed": [0, 1, 2, 3, 4, 5]})
+    for i, epoch in ((0, 3), (1, 3), (2, 2), (4, 3)):
+        points[i] = dataclasses.replace(points[i], resume=b"ck", resume_in_pack=epoch)
+    points[5] = dataclasses.replace(points[5], resume=b"solo ck")  # a solo trial's: alone
+    packs = group(points, 8)
+    assert sizes_and_positions(packs, points) == [[0, 1, 4], [2], [3], [5]]
+    assert [p.stacked for p in packs] == [True, True, False, False]
+    unpacked = group(points, 1)  # --pack 1: each alone, a pack's checkpoint on its path
+    assert sizes_and_positions(unpacked, points) == [[i] for i in range(6)]
+    assert [p.stacked for p in unpacked] == [True, True, True, False, True, False]
