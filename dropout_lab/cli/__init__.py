@@ -8,23 +8,24 @@ import sys
 import typer
 
 from dropout_lab.cli import (
-    browse,
     compare,
     datasets,
     export,
     gc,
+    ls,
     note,
     plot,
     report,
     rm,
     schema,
+    show,
     sweep,
     validate,
 )
 from dropout_lab.cli.app import app, run_app
 
 # One place registers every command (each module defines ``register(app)``).
-for _module in (sweep, validate, datasets, compare, plot, report, browse, note, rm, gc, export,
+for _module in (sweep, validate, datasets, compare, plot, report, ls, show, note, rm, gc, export,
                 schema):
     _module.register(app)
 

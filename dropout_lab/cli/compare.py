@@ -17,7 +17,6 @@ from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
 from dropout_lab.expect import evaluate
-from dropout_lab.report.fit import natural_width, parse_columns, print_table
 from dropout_lab.report.render import (
     FORMATS,
     json_text,
@@ -26,6 +25,7 @@ from dropout_lab.report.render import (
     seeds_for,
     to_json_doc,
 )
+from dropout_lab.report.terminal_width import natural_width, parse_columns, print_table
 from dropout_lab.safe_text import markup
 
 
@@ -201,8 +201,8 @@ def _priorities(c: Comparison, requested: list[str] | None = None) -> dict[str, 
 
 def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool,
                   requested: list[str] | None = None) -> None:
-    """Each block's table fitted to the terminal (report/fit.py: hidden columns are named
-    under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
+    """Each block's table fitted to the terminal (report/terminal_width.py: hidden columns are
+    named under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
     its natural width."""
     ui = current()
     priorities = _priorities(c, requested)
