@@ -227,3 +227,9 @@ def test_wide_fake_sweep_tables_fit(tmp_path):
     # A sweep written by the test helpers with every statistic: compare's widest default.
     sweep = write_sweep(tmp_path / "runs", stats=True)
     assert_fits(on_a_terminal(["compare", str(sweep), "--seeds-for", "0.01", "-m", "all"]))
+
+
+def test_compare_a_b_refuses_columns_rather_than_ignoring_them(small):
+    run = cli("compare", small["a"], small["b"], "--columns", "metric,A")
+    assert run.code == 2 and "--columns: not for two sweeps" in run.err, run.text
+    assert not run.out
