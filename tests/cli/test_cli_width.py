@@ -1,7 +1,8 @@
 """Output that fits an 80-column terminal (issue 22), checked on a real pseudo-terminal: the
 CLI runs as a subprocess whose stdout and stderr are a pty of 80 columns (set with
 TIOCSWINSZ, COLUMNS unset), and no line it prints is wider. One command per test, every
-table-printing command and every ``--help``.
+table-printing command and every ``--help``, a sweep while it trains (the live progress
+display) included.
 
 One small real sweep (digits, hidden [16], 2 epochs, p in {0, 0.5, 0.8} x seeds {0, 1}) and
 a second one of the same grid with another learning rate (for ``compare A B``) are built
@@ -25,6 +26,7 @@ import yaml
 
 from tests.helpers.fake_sweeps import write_sweep
 from tests.helpers.reliability import cli, env
+from tests.helpers.requires import requires
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 WIDTH = 80
@@ -86,11 +88,27 @@ def small(tmp_path_factory) -> dict[str, Path]:
     config = root / "small.yaml"
     config.write_text(yaml.safe_dump(SMALL))
     runs = root / "runs"
-    for extra in ([], ["--set", "name=small-lr", "--set", "train.lr=0.02"]):
-        done = cli("sweep", config, "--runs-dir", runs, "--workers", "1", *extra)
-        assert done.code == 0, done.text
+    # the first one trains on the terminal (its live progress display is checked below)
+    trained = on_a_terminal(["sweep", str(config), "--runs-dir", str(runs)], cwd=root)
+    (root / "sweep-on-a-terminal.txt").write_text(trained)
+    done = cli("sweep", config, "--runs-dir", runs, "--workers", "1",
+               "--set", "name=small-lr", "--set", "train.lr=0.02")
+    assert done.code == 0, done.text
     return {"root": root, "config": config, "runs": runs, "a": runs / "small",
             "b": runs / "small-lr"}
+
+
+def test_a_sweep_that_trains_fits_80_columns(small):
+    """The live progress display while trials train, and the table at the end."""
+    lines = assert_fits((small["root"] / "sweep-on-a-terminal.txt").read_text())
+    assert any(line.startswith("trials 6/6") for line in lines), lines
+    assert any(line.startswith("┃ dropout.p") for line in lines), lines
+
+
+@requires("tensorboard")
+def test_export_fits_80_columns(small, tmp_path):
+    assert_fits(on_a_terminal(["export", str(small["a"]), "--to", "tensorboard",
+                               str(tmp_path / "tb")]))
 
 
 def _trial(sweep: Path) -> Path:
