@@ -178,9 +178,10 @@ def test_the_measured_table_packs_small_and_mid_networks_on_the_cpu_and_not_1024
     mnist_256 = 784 * 256 + 256 * 256 + 256 * 10
     mnist_1024 = 784 * 1024 + 1024 * 1024 + 1024 * 10
     assert sizing.cpu_auto_size(digits_256, points=8, spread=2) == 8  # quickstart: 2 x 4
-    assert sizing.cpu_auto_size(mnist_256, points=25, spread=2) == 8  # mnist-quick: 7,6,6,6
+    # mnist-quick: 7,6,6,6 under a limit of 8 (1.18x at 6), 5,4,4,4,4,4 under 5 or 6 (1.02x)
+    assert sizing.cpu_auto_size(mnist_256, points=25, spread=2) == 1
     assert sizing.cpu_auto_size(mnist_256, points=20, spread=2) == 8  # 4 x 5: 1.33x
-    assert sizing.cpu_auto_size(mnist_256, points=8, spread=2) == 1  # packs of 4: 1.15x
+    assert sizing.cpu_auto_size(mnist_256, points=8, spread=2) == 1  # packs of 4: 1.02x
     assert sizing.cpu_auto_size(mnist_1024, points=20, spread=2) == 1  # <= 1.20x: in doubt
 
 
