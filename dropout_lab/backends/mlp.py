@@ -79,6 +79,9 @@ class MLP(ABC, Generic[T]):
     # writing dW_l to a scratch buffer that the optimizer then reads. Same formula; a
     # backend turns it on where its gemm takes beta at no extra cost.
     fuse_momentum = False
+    # True: under concrete dropout, _loss_and_grads hands the whole step to
+    # _concrete_loss_and_grads (the torch backend: autograd) instead of the backward below.
+    concrete_by_autograd = False
 
     def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig) -> None:
         self.spec = spec
@@ -374,6 +377,8 @@ class MLP(ABC, Generic[T]):
         the backend; with ``into_scratch`` every dW_l is written into this network's scratch
         buffer (valid until the next step)."""
         units, masks = noise or (None, None)
+        if self.concrete is not None and self.concrete_by_autograd:
+            return self._concrete_loss_and_grads(x, y, units)
         units, zs = self._relaxed(units)  # concrete dropout: r_l from the uniforms
         z, inputs, weights, hidden = self._forward_train(x, units, masks)
         loss, g = self._softmax_xent(z, y)  # g_{L-1} = (softmax - onehot) / N
@@ -417,6 +422,12 @@ class MLP(ABC, Generic[T]):
             loss = self._add_scalar_(loss, self._penalty(grads, dtheta))
             self._dtheta = self._to_backend(dtheta.astype(self.np_dtype))
         return loss, grads
+
+    def _concrete_loss_and_grads(self, x: T, y: T, units: list[T | None] | None
+                                 ) -> tuple[T, Grads[T]]:
+        """Concrete dropout's loss and gradients another way than the backward above (a
+        backend that sets :attr:`concrete_by_autograd` fills it; it also sets _dtheta)."""
+        raise NotImplementedError(f"{type(self).__name__} has no autograd path")
 
     def _host(self, t: T) -> np.ndarray:
         """A backend array as a NumPy array (no copy on the CPU)."""

@@ -163,8 +163,8 @@ def test_optimizer_steps_match_reference(name, optimizer, variant):
                                                    strict=True)):
         assert_close(w, rw, f"W_{layer} after 6 {optimizer} steps")
         assert_close(b, rb, f"b_{layer} after 6 {optimizer} steps")
-    assert_close(net.learned_p(), ref.learned_p(), f"learned p after 6 {optimizer} steps")
     if plan.concrete is not None:
+        assert_close(net.learned_p(), ref.learned_p(), f"learned p after 6 {optimizer} steps")
         assert ref.learned_p() != [INPUT_P, *HIDDEN_P], "p moved: the check can fail"
     assert capped > 0, "max_norm never bound: the test would not see a max-norm bug"
 
