@@ -31,6 +31,8 @@ SHORTEST_TEXT = 10  # a shortened free-text column keeps at least this many char
 SWEEP_PRIORITIES: dict[str, int] = {
     P_KEY: 0, "seeds": 1, "test_acc": 0, "health": 1, "gap_acc": 1, "train_acc": 2,
     "gap_loss": 3, "corr[1]": 4, "corr[2]": 5, "corr[3]": 5, "corr[4]": 5, "ablation_auc": 6,
+    # concrete dropout's learned p: what such a sweep is about, kept before the statistics
+    **{f"learned_p[{layer}]": 2 for layer in range(8)},
 }
 # ls: name and progress stay; the note is shortened before anything is hidden.
 LS_PRIORITIES: dict[str, int] = {

@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dropout_lab.comparison import Comparison, Row
-from dropout_lab.comparison.learned import learned_vs_swept
+from dropout_lab.comparison.learned import VARIANT_KEY, learned_vs_swept
 from dropout_lab.comparison.learned import to_json as learned_json
 from dropout_lab.comparison.selection import describe
 from dropout_lab.comparison.values import fmt_value
@@ -181,7 +181,8 @@ def render_learned_rich(c: Comparison) -> list[RenderableType]:
         where = f" ({_selectors_text(e.selectors)})" if e.selectors else ""
         opt = e.optimum
         if opt is None:
-            head = "no block of fixed p matches these concrete trials: no swept optimum"
+            head = ("no swept optimum: no trials of fixed p agree with these on the other "
+                    f"axes (sweep {VARIANT_KEY} as an axis, e.g. [inverted, concrete])")
         else:
             seed_best = sorted({fmt_value(v) for v in opt.seed_best.values()})
             head = (f"swept optimum: {c.by} = {fmt_value(opt.value)}, {e.metric} "
