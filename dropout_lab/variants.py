@@ -85,6 +85,12 @@ class Variant:
         completes with its learned p (concrete), not the noise r itself."""
         return False
 
+    @property
+    def packs(self) -> bool:
+        """Whether trials of this variant may train in a pack (dropout_lab/packs): not when
+        p is learned, a parameter the stacked network does not hold."""
+        return not self.relaxed
+
 
 @dataclass(frozen=True)
 class Bernoulli(Variant):

@@ -17,13 +17,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dropout_lab import variants
 from dropout_lab.comparison.metrics import metric
 from dropout_lab.comparison.model import Block, Comparison, Row
 from dropout_lab.comparison.values import canon, dotted
 from dropout_lab.stats import Paired, Summary, paired_difference, summarize
 
 VARIANT_KEY = "dropout.variant"
-LEARNED_VARIANT = "concrete"
 
 
 @dataclass
@@ -66,6 +66,12 @@ def variant_of(c: Comparison, block: Block) -> Any:
     return value if found else "inverted"
 
 
+def learns_p(c: Comparison, block: Block) -> bool:
+    """Whether the block's variant learns p (concrete dropout; the registry says)."""
+    name = variant_of(c, block)
+    return isinstance(name, str) and name in variants.names() and variants.get(name).relaxed
+
+
 def _others(block: Block) -> Any:
     return canon({k: v for k, v in block.selectors.items() if k != VARIANT_KEY})
 
@@ -74,8 +80,8 @@ def learned_vs_swept(c: Comparison) -> list[LearnedVsSwept]:
     """Every concrete block of ``c`` beside its swept optimum ([] without concrete trials)."""
     if c.by == VARIANT_KEY:
         return []
-    learned = [b for b in c.blocks if variant_of(c, b) == LEARNED_VARIANT]
-    swept = [b for b in c.blocks if variant_of(c, b) != LEARNED_VARIANT]
+    learned = [b for b in c.blocks if learns_p(c, b)]
+    swept = [b for b in c.blocks if not learns_p(c, b)]
     out = []
     for block in learned:
         match = [b for b in swept if _others(b) == _others(block)]

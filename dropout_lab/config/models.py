@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dropout_lab import variants
 from dropout_lab.backends import registry as backends
 from dropout_lab.concrete import regularizer_weights
 from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
@@ -160,7 +161,7 @@ class DropoutConfig(StrictModel):
 
     @model_validator(mode="after")
     def _concrete_fits_variant(self) -> DropoutConfig:
-        if self.concrete is not None and self.variant != "concrete":
+        if self.concrete is not None and not variants.get(self.variant).relaxed:
             raise ValueError(f"dropout.concrete sets the learned p of variant concrete; the "
                              f"variant is {self.variant!r} (remove dropout.concrete or set "
                              "dropout.variant: concrete)")

@@ -146,3 +146,19 @@ def test_training_learns_p_inside_0_1_per_layer(name):
     moved = np.abs(trace[-1] - [0.1, 0.3])
     assert (moved > 0).all() and moved.max() > 1e-2, trace[-1]
     assert prep.network.learned_p() == rows[-1]["learned_p"]
+
+
+def test_the_presets_validate_and_hold_both_arms():
+    from pathlib import Path
+
+    from dropout_lab.config import load_config
+    from dropout_lab.sweep import expand
+
+    root = Path(__file__).resolve().parents[2] / "configs"
+    points = expand(load_config(root / "learned-vs-swept-mnist.yaml"))
+    assert len(points) == 30
+    arms = [p.config.dropout.variant for p in points]
+    assert arms.count("concrete") == arms.count("inverted") == 15
+    assert {p.config.seed for p in points} == {0, 1, 2}
+    digits = expand(load_config(root / "concrete-digits.yaml"))
+    assert {p.config.dropout.variant for p in digits} == {"concrete"}
