@@ -435,7 +435,8 @@ class MLP(ABC, Generic[T]):
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, noise: Noise | None
                        ) -> tuple[float, Weights]:
-        """Mean cross-entropy and its gradients [(dW, db)], without updating anything."""
+        """Mean cross-entropy (plus the regulariser under concrete dropout: the objective the
+        optimizer minimises) and its gradients [(dW, db)], without updating anything."""
         loss, grads = self._loss_and_grads(self._to_backend(np.asarray(x)), self._labels(y),
                                            self._noise(noise), into_scratch=False)
         return self._item(loss), [(self._to_numpy(dW).copy(), self._to_numpy(db).copy())
