@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dropout_lab import variants
-from dropout_lab.comparison.metrics import metric
+from dropout_lab.comparison.metric_names import metric
 from dropout_lab.comparison.model import Block, Comparison, Row
 from dropout_lab.comparison.values import canon, dotted
 from dropout_lab.stats import Paired, Summary, paired_difference, summarize
