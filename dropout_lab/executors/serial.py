@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Generator
+from typing import Any
 
-from dropout_lab.executors.base import Events, run_unit
+from dropout_lab.errors import TrialPruned
+from dropout_lab.executors.base import Events, Feed, StopTest, run_unit
 from dropout_lab.packs.plan import Pack
 from dropout_lab.trial import TrialOutcome
 
@@ -20,10 +23,21 @@ class SerialExecutor:
     def close(self) -> None:
         pass
 
-    def run(self, packs: list[Pack], events: Events
-            ) -> Generator[TrialOutcome, None, None]:
-        for pack in packs:
+    def run(self, packs: list[Pack], events: Events, feed: Feed | None = None,
+            stop: StopTest | None = None) -> Generator[TrialOutcome, None, None]:
+        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+            events.epoch(trial_id, epoch, epochs, row)
+            if stop is not None and stop(trial_id):  # decided by the search just now
+                raise TrialPruned(trial_id)
+
+        queue = deque(packs)
+        while True:
+            if not queue and feed is not None:
+                queue.extend(feed())
+            if not queue:
+                return
+            pack = queue.popleft()
             for point in pack.points:
                 events.started(point.trial_id)
-            yield from run_unit(pack, self.threads, 1, on_epoch=events.epoch,
+            yield from run_unit(pack, self.threads, 1, on_epoch=on_epoch,
                                 on_checkpoint=events.checkpoint)
