@@ -12,6 +12,7 @@ from rich.table import Table
 
 from dropout_lab import executors
 from dropout_lab.cli.app import current, stdout_reserved
+from dropout_lab.comparison.metrics import clip
 from dropout_lab.comparison.values import fmt_value
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.errors import ConfigError, ExecutorError, StoreError
@@ -130,11 +131,11 @@ def summary_lines(out: Any) -> list[str]:
     if best is None or summary is None or summary.mean is None:
         lines.append("best: none yet (no suggestion completed)")
         return lines
-    where = ", ".join(f"{k} = {fmt_number(v) if isinstance(v, float) else v}"
-                      for k, v in best.params.items())
-    if summary.lo is not None:
-        ci = (f"{int(round(summary.level * 100))}% CI [{fmt_number(summary.lo)}, "
-              f"{fmt_number(summary.hi)}] over {summary.n} seeds")
+    where = ", ".join(f"{k} = {fmt_value(v)}" for k, v in best.params.items())
+    if summary.lo is not None and summary.hi is not None:
+        lo, hi = clip(out.metric, summary.lo, summary.hi)  # an accuracy's interval ends at 1
+        ci = (f"{int(round(summary.level * 100))}% CI [{fmt_number(lo)}, {fmt_number(hi)}] "
+              f"over {summary.n} seeds")
     else:
         ci = f"{summary.n} seed: no interval (add seeds to the seed axis)"
     lines.append(f"best: {where}: {out.metric} {fmt_number(summary.mean)} ({ci}); "

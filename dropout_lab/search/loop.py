@@ -331,14 +331,24 @@ class _Driver:
         if done and len(ids) == len(b.points):
             # complete, even when the pruner said stop after every seed had already finished
             # (several workers: the stop reaches a worker after the epoch it was decided at)
-            self.study.tell(b.trial, math.fsum(b.final.values()) / len(b.final))
+            self._tell(b.trial, math.fsum(b.final.values()) / len(b.final))
         elif b.pruned:
-            self.study.tell(b.trial, state=states.PRUNED)
+            self._tell(b.trial, state=states.PRUNED)
         else:
             b.trial.set_user_attr("failed", True)  # counts towards search.trials
-            self.study.tell(b.trial, state=states.FAIL)
+            self._tell(b.trial, state=states.FAIL)
         b.told = True
         self.counted += 1
+
+    def _tell(self, trial: Any, value: float | None = None, state: Any = None) -> None:
+        """``study.tell``. Optuna's GridSampler calls ``study.stop()`` when the grid is used
+        up, which raises outside ``optimize``; the tell is stored before that (Optuna stores
+        it in a ``finally``), and the budget ends this loop anyway."""
+        try:
+            self.study.tell(trial, value, state=state)
+        except RuntimeError as exc:
+            if "Study.stop" not in str(exc):
+                raise
 
     # -- the end ---------------------------------------------------------------------------
     def _finish(self) -> SearchOutcome:
