@@ -39,13 +39,16 @@ def register(app: typer.Typer) -> None:
 
 
 def _counts(results: list[dict[str, Any]]) -> dict[str, int]:
-    c = {"done": 0, "failed": 0, "pending": 0, "corrupt": 0, "total": len(results)}
+    c = {"done": 0, "failed": 0, "pending": 0, "corrupt": 0, "pruned": 0,
+         "total": len(results)}
     for r in results:
         st = r.get("status")
         c["done" if st == Status.DONE else "failed" if st in UNSUCCESSFUL
-          else "corrupt" if st == Status.CORRUPT else "pending"] += 1
-    if not c["corrupt"]:  # shown only when there is damage
-        del c["corrupt"]
+          else "corrupt" if st == Status.CORRUPT else "pruned" if st == Status.PRUNED
+          else "pending"] += 1
+    for key in ("corrupt", "pruned"):  # shown only when there are some (damage; a search)
+        if not c[key]:
+            del c[key]
     return c
 
 
@@ -209,8 +212,9 @@ def show(
               + (f"; {history['hidden']} not shown (another config value, replaced, or "
                  f"damaged: 'dropout-lab gc {markup(str(sweep_dir))}' lists them)"
                  if history["hidden"] else ""), highlight=False, soft_wrap=False)
-    table = Table(title=f"trials: {c['done']} done, {c['failed']} failed, {c['pending']} pending, "
-                        f"{c['total']} total", title_justify="left")
+    pruned = f", {c['pruned']} pruned" if "pruned" in c else ""
+    table = Table(title=f"trials: {c['done']} done, {c['failed']} failed{pruned}, "
+                        f"{c['pending']} pending, {c['total']} total", title_justify="left")
     table.add_column("trial")
     for k in axes:
         table.add_column(k, justify="right")
@@ -218,7 +222,7 @@ def show(
         table.add_column(col, justify="right")
     table.add_column("error")
     styles: dict[str, str] = {Status.DONE: "green", Status.FAILED: "red", Status.DIVERGED: "red",
-              Status.PENDING: "yellow", Status.CORRUPT: "red"}
+              Status.PENDING: "yellow", Status.CORRUPT: "red", Status.PRUNED: "yellow"}
     for r in results:
         final = r.get("final") or {}
         params = r.get("params") or {}

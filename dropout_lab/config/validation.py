@@ -100,13 +100,15 @@ def _check_range_ends(data: dict[str, Any], axis: str, low: float, high: float,
                       where: str) -> None:
     """A range's ends are values the key takes (dropout.p: both in [0, 1)): the config
     validated with the axis at each end, so the error is the key's own."""
-    from dropout_lab.config.overrides import set_dotted
-
     for end in (low, high):
         point = copy.deepcopy(data)
         point.pop("sweep", None)
         point.pop("search", None)
-        set_dotted(point, axis, end)
+        node = point  # set the dotted key (the config validated: every level is a mapping)
+        *parents, leaf = axis.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = end
         try:
             ExperimentConfig.model_validate(point)
         except ValidationError as exc:
