@@ -84,7 +84,8 @@ def sweep(
                                           help="exit 4 when every trial of the grid collapsed "
                                           "to chance accuracy (default: a warning, exit 0)"),
 ) -> None:
-    """Train an MLP at every point of CONFIG's grid; skip trials already done.
+    """Train an MLP at every point of CONFIG's grid; skip trials already done. A config with
+    a search: section runs an adaptive search instead (Optuna; see docs/search.md).
 
     Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input
     (or the sweep folder is in use), 3 when the machine refuses a write (disk full,

@@ -23,8 +23,9 @@ STUDY_LOCK_SUFFIX = ".lock"
 
 
 def journal_storage(store: SweepStore) -> Any:
-    """The Optuna storage of ``store``'s study (created on first use). A journal that is a
-    symlink or not a regular file is refused (never written through)."""
+    """The Optuna storage of ``store``'s study (created on first use); call it holding the
+    sweep lock. A journal that is a symlink or not a regular file is refused (never written
+    through)."""
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
@@ -32,7 +33,12 @@ def journal_storage(store: SweepStore) -> Any:
     kind = lstat_kind(path)
     if kind not in (None, "file"):
         raise StoreError(f"{path} is a {kind}, not the search's journal file; remove it")
-    lock = JournalFileOpenLock(str(path) + STUDY_LOCK_SUFFIX)
+    lock_path = store.root / (STUDY_FILE + STUDY_LOCK_SUFFIX)
+    if lstat_kind(lock_path) is not None:
+        # Optuna's lock left by a run killed mid-append: we hold the sweep lock, so nobody
+        # else can hold this one (Optuna would wait 30 s before calling it stale)
+        lock_path.unlink()
+    lock = JournalFileOpenLock(str(lock_path))
     return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 
