@@ -12,13 +12,13 @@ from rich.table import Table
 
 from dropout_lab import executors
 from dropout_lab.cli.app import current, stdout_reserved
-from dropout_lab.comparison.metrics import clip
+from dropout_lab.comparison.metric_names import clip
 from dropout_lab.comparison.values import fmt_value
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.errors import ConfigError, ExecutorError, StoreError
 from dropout_lab.report.cells import fmt_number
-from dropout_lab.report.fit import print_table
 from dropout_lab.report.progress import SweepProgress
+from dropout_lab.report.terminal_width import print_table
 from dropout_lab.result import UNSUCCESSFUL
 from dropout_lab.runner import SweepInterrupted
 from dropout_lab.safe_text import markup
