@@ -69,8 +69,8 @@ def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
     data = load_dataset(config.dataset, config.seed, config.dtype).astype(config.dtype)
     sizes = [data.n_features, *config.model.hidden, data.n_classes]
     plan = make_plan(config.dropout.variant, config.dropout.input_p, config.hidden_p(), sizes,
-                     config.dtype)
-    spec = NetSpec(tuple(sizes), config.model.activation, config.dtype, tuple(plan.test_scales()))
+                     config.dtype, *config.concrete_settings(len(data.y_train)))
+    spec = NetSpec.of_plan(sizes, config.model.activation, config.dtype, plan)
     weights = init_weights(sizes, config.model.activation, seeds.rng(config.seed, "init"))
     network = backend.build(spec, weights, config.train, device)
     return Prepared(config, data, spec, network, device, backend, plan)
@@ -203,6 +203,8 @@ def assemble_result(prep: Prepared, log: TrainingLog, result: Result) -> dict[st
     result["epochs_trained"] = rows[-1]["epoch"]
     result["stopped_by"] = log.stopped_by
     result["best_epoch"] = best_epoch(rows)
+    if "learned_p" in rows[-1]:  # concrete dropout: p per unit layer after the last epoch
+        result["learned_p"] = rows[-1]["learned_p"]
     result["health"] = health_of(prep, rows, final, log.stopped_by == "early_stopping")
     t_stats = time.perf_counter()
     stats = after_training_statistics(prep)
