@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # when pyproject.toml changes.
 STAMP := $(VENV)/.installed-stamp
 TEST_STAMP := $(VENV)/.installed-test-stamp
-TEST_EXTRAS := dev,torch,ray,mlflow,tensorboard,pandas
+TEST_EXTRAS := dev,torch,ray,mlflow,tensorboard,pandas,search
 
 .PHONY: demo test test-core lint typecheck bench clean
 

@@ -33,7 +33,7 @@ from dropout_lab.config import (
     MAX_TRIALS,
     ExperimentConfig,
     apply_overrides,
-    check_grid_size,
+    check_size,
     load_config,
     set_dotted,
     validate,
@@ -75,7 +75,7 @@ def _config_of(config: str | Path | Mapping[str, Any], overrides: Sequence[str] 
     if not raw.get("name"):
         raise ConfigError("config: a config dict needs a 'name' (it names the sweep folder)")
     cfg = validate(apply_overrides(raw, list(overrides or [])), where="config")
-    check_grid_size(cfg.sweep, max_trials)
+    check_size(cfg, max_trials)
     return cfg
 
 
@@ -111,6 +111,10 @@ def sweep(config: str | Path | Mapping[str, Any], overrides: Sequence[str] | Non
         return {k: v for k, v in options.items() if k in steps[step]}
 
     cfg = _config_of(config, overrides, max_trials)
+    if cfg.search is not None:
+        raise ConfigError("sweep(): a config with a search: section runs through "
+                          "'dropout-lab sweep' (the Python API runs grids; load() reads a "
+                          "search's folder like any sweep's)")
     executors.check(executor, ray_address)
     scheduled = schedule(cfg, Path(runs_dir), fresh, max_trials, **extra(schedule))
     store, grid, pending = scheduled

@@ -41,6 +41,11 @@ class DivergedError(Exception):
     """Training produced a NaN or infinite loss (recorded as status 'diverged', not a crash)."""
 
 
+class TrialPruned(Exception):  # noqa: N818 - named as Optuna names its own
+    """A search's pruner stopped the trial after an epoch (recorded as status 'pruned', not a
+    failure): raised from the epoch callback, caught by :func:`dropout_lab.trial.run_trial`."""
+
+
 class ExecutorError(DropoutLabError):
     """An executor cannot start: bad --workers/--threads, Ray not installed or unreachable."""
 

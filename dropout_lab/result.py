@@ -24,6 +24,9 @@ class Status(str, Enum):
     DONE = "done"  # trained to the end (or early-stopped): ``final`` holds its numbers
     FAILED = "failed"  # an exception, or its worker was lost: ``error`` says why
     DIVERGED = "diverged"  # a non-finite loss: ``reason`` names the epoch
+    # stopped early by a search's pruner (docs/search.md): ``final`` is None, ``pruned`` holds
+    # the epoch it stopped after and that epoch's numbers; shown, never pooled into means
+    PRUNED = "pruned"
     # Never written to result.json; readers report these for a trial of the grid:
     PENDING = "pending"  # no result.json yet (not run, or running now)
     CORRUPT = "corrupt"  # a result.json that cannot be read or does not fit the grid
@@ -138,6 +141,7 @@ class Result(_ResultAlways, total=False):
     learned_p: list[float | None]
     error: str  # failed: the last line of the traceback (error.txt holds all of it)
     resumed: dict[str, Any]  # continued from a checkpoint: from_epoch, train_seconds_before
+    pruned: dict[str, Any]  # pruned: epoch (the last one trained) and that epoch's row numbers
 
 
 # The keys of ``final``, in the order they are written (summary.csv's columns too).

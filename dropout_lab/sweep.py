@@ -20,6 +20,7 @@ from typing import Any
 from dropout_lab.config import (
     MAX_TRIALS,
     RESULT_NEUTRAL_KEYS,
+    ConfigError,
     ExperimentConfig,
     check_grid_size,
     set_dotted,
@@ -70,9 +71,10 @@ def _id_of_dump(dump: dict[str, Any]) -> str:
 
 
 def trial_content(dump: dict[str, Any]) -> dict[str, Any]:
-    """What identifies a trial in its config dump: all of it but the name and the keys that
-    never change its numbers (RESULT_NEUTRAL_KEYS: how often it checkpoints)."""
-    content = {k: v for k, v in dump.items() if k not in ("name", "sweep")}
+    """What identifies a trial in its config dump: all of it but the name, the axes, the
+    search section (how points are chosen, not what a point computes) and the keys that never
+    change its numbers (RESULT_NEUTRAL_KEYS: how often it checkpoints)."""
+    content = {k: v for k, v in dump.items() if k not in ("name", "sweep", "search")}
     for key in RESULT_NEUTRAL_KEYS:
         section, _, leaf = key.partition(".")
         if isinstance(content.get(section), dict) and leaf in content[section]:
@@ -90,8 +92,11 @@ def expand(config: ExperimentConfig, where: str = "config",
 
     The size is checked from the axis lengths before anything is built; then each grid point
     is validated exactly once (the error names the point) and dumped once."""
-    check_grid_size(config.sweep, max_trials, where)
-    axes = list(config.sweep.items())
+    if len(config.grid_axes()) != len(config.sweep):
+        raise ConfigError(f"{where}: a range axis without a step is drawn by a search "
+                          "(dropout_lab.search), not expanded to a grid")
+    check_grid_size(config.grid_axes(), max_trials, where)
+    axes = list(config.grid_axes().items())
     base = json.dumps(config.model_dump(mode="json", exclude={"sweep"}))
     points: list[GridPoint] = []
     seen: set[str] = set()

@@ -28,7 +28,7 @@ from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.data.fingerprint import fingerprint as data_fingerprint
 from dropout_lab.dropout import DropoutPlan, make_plan
 from dropout_lab.environment import code_version, trial_environment
-from dropout_lab.errors import DivergedError
+from dropout_lab.errors import DivergedError, TrialPruned
 from dropout_lab.health import assess, chance_accuracy, dead_fraction
 from dropout_lab.result import FINAL_KEYS, BestEpoch, Env, Final, Health, Result, Status
 from dropout_lab.training import LoopState, TrainingLog, train
@@ -40,7 +40,7 @@ EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
 @dataclass
 class TrialOutcome:
     trial_id: str
-    status: Status  # DONE, FAILED or DIVERGED
+    status: Status  # DONE, FAILED, DIVERGED or PRUNED
     result: Result
     metrics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # traceback text for failed trials
@@ -112,9 +112,11 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
         except DivergedError as exc:
             result["status"] = Status.DIVERGED
             result["reason"] = str(exc)
+        except TrialPruned:
+            pruned_result(result, log.rows)
         # a resumed trial: the seconds of its earlier runs too (the checkpoint kept them)
         train_seconds = seconds_before + time.perf_counter() - t_train
-        if result["status"] != Status.DIVERGED:
+        if result["status"] not in (Status.DIVERGED, Status.PRUNED):
             arrays = assemble_result(prep, log, result)
         timing = result["timing"]
         timing["setup_seconds"], timing["train_seconds"] = setup_seconds, train_seconds
@@ -147,6 +149,21 @@ def resume_from(prep: Prepared, resume: bytes | None, trial_id: str, log: Traini
         return None, 0.0
     result["resumed"] = {"from_epoch": state.epoch, "train_seconds_before": seconds}
     return state, seconds
+
+
+def pruned_result(result: Result, rows: list[dict[str, Any]]) -> None:
+    """A trial a search's pruner stopped after its last row: status ``pruned``, no ``final``
+    (a pruned trial is never pooled into a mean), ``pruned`` with the epoch it stopped after
+    and the numbers of its last evaluated row (what plots draw for it)."""
+    result["status"] = Status.PRUNED
+    result["final"] = None
+    result["epochs_trained"] = rows[-1]["epoch"] if rows else 0
+    result["stopped_by"] = "pruned"
+    evaluated = [r for r in rows if "test_acc" in r]
+    last = evaluated[-1] if evaluated else {}
+    keys = (*FINAL_KEYS, "val_loss", "val_acc")
+    result["pruned"] = {"epoch": result["epochs_trained"], "evaluated_epoch": last.get("epoch"),
+                        **{k: last[k] for k in keys if k in last}}
 
 
 def new_result(config: ExperimentConfig, trial_id: str, params: dict[str, Any],

@@ -10,7 +10,8 @@ import pytest
 import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
-EXTRAS = {"torch": "torch", "ray": "ray", "mlflow": "mlflow", "tensorboard": "tensorboard"}
+EXTRAS = {"torch": "torch", "ray": "ray", "mlflow": "mlflow", "tensorboard": "tensorboard",
+          "search": "optuna"}
 
 
 def test_torch_is_an_extra_not_a_core_dependency():

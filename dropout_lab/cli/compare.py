@@ -133,6 +133,9 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
     elif not quiet:
         if fmt == "rich":
             _print_fitted(c, columns, wide, requested=metric)
+            note = search_note(c)
+            if note:
+                ui.note(note)
         else:
             typer.echo(FORMATS[fmt](c), nl=False)
     for v in verdicts:
@@ -144,6 +147,20 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
         ui.err.print(f"{len(verdicts) - failed}/{len(verdicts)} expectation(s) hold",
                      highlight=False)
         raise typer.Exit(1 if failed else 0)
+
+
+def search_note(c: Comparison) -> str | None:
+    """What to do with a search's drawn values (each its own row, pruned suggestions with no
+    seeds in the means): None for a grid."""
+    search = c.base_config.get("search")
+    if not isinstance(search, dict) or len(c.values) < 2:
+        return None
+    return (f"{c.by}: the {len(c.values)} values a search drew, one row each (pruned trials "
+            "are not in the means). The search's best, with its interval over seeds, ends "
+            f"'dropout-lab sweep'; 'dropout-lab plot {c.sweep_dir}' draws every trial against "
+            f"{c.by} (search_vs_p.png). To compare values with paired seeds, sweep a grid over "
+            f"the best region: --set '{c.by}={{min: LO, max: HI, step: S}}' --set "
+            "name=NEW (docs/search.md)")
 
 
 def _compare_two(a: Path, b: Path, by: str, baseline: str | None, metric: list[str],

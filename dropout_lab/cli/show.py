@@ -59,7 +59,9 @@ def _error_line(store: SweepStore, result: dict[str, Any]) -> str:
 def _axes_with_earlier(axes: dict[str, list[Any]], results: list[dict[str, Any]]
                        ) -> dict[str, list[Any]]:
     """The sweep's axes with the values only trials of earlier grids have, appended."""
-    merged = {k: list(v) if isinstance(v, list) else [v] for k, v in axes.items()}
+    # a search's range axis ({min, max, ...}) has the values its trials drew
+    merged = {k: list(v) if isinstance(v, list) else [] if isinstance(v, dict) else [v]
+              for k, v in axes.items()}
     for r in results:
         for k, v in (r.get("params") or {}).items():
             if k in merged and v not in merged[k]:
@@ -110,8 +112,9 @@ def show(
               + (f"; {history['hidden']} not shown (another config value, replaced, or "
                  f"damaged: 'dropout-lab gc {markup(str(sweep_dir))}' lists them)"
                  if history["hidden"] else ""), highlight=False, soft_wrap=False)
-    table = Table(title=f"trials: {c['done']} done, {c['failed']} failed, {c['pending']} pending, "
-                        f"{c['total']} total", title_justify="left")
+    pruned = f", {c['pruned']} pruned" if "pruned" in c else ""
+    table = Table(title=f"trials: {c['done']} done, {c['failed']} failed{pruned}, "
+                        f"{c['pending']} pending, {c['total']} total", title_justify="left")
     table.add_column("trial")
     for k in axes:
         table.add_column(k, justify="right")
@@ -119,7 +122,7 @@ def show(
         table.add_column(col, justify="right")
     table.add_column("error")
     styles: dict[str, str] = {Status.DONE: "green", Status.FAILED: "red", Status.DIVERGED: "red",
-              Status.PENDING: "yellow", Status.CORRUPT: "red"}
+              Status.PENDING: "yellow", Status.CORRUPT: "red", Status.PRUNED: "yellow"}
     for r in results:
         final = r.get("final") or {}
         params = r.get("params") or {}

@@ -94,7 +94,8 @@ def sweep(
                                           help="exit 4 when every trial of the grid collapsed "
                                           "to chance accuracy (default: a warning, exit 0)"),
 ) -> None:
-    """Train an MLP at every point of CONFIG's grid; skip trials already done.
+    """Train an MLP at every point of CONFIG's grid; skip trials already done. A config with
+    a search: section runs an adaptive search instead (Optuna; see docs/search.md).
 
     Exit code: 0 when every trial is done, 1 when any failed or diverged, 2 for bad input
     (or the sweep folder is in use), 3 when the machine refuses a write (disk full,
@@ -103,6 +104,14 @@ def sweep(
     when stdout's reader went away (| head)."""
     ui = current()
     cfg = load_config(config, set_, max_trials)
+    if cfg.search is not None:  # an adaptive search (docs/search.md)
+        from dropout_lab.cli import search_run
+
+        if runs_dir.exists() and not runs_dir.is_dir():
+            raise StoreError(f"cannot write the runs directory {runs_dir}: it exists and is "
+                             "not a folder (--runs-dir)")
+        search_run.run(cfg, runs_dir, fresh, json_out, workers, threads, executor, pack, dry,
+                       wait, wide)
     # Output options before anything runs: a typo in --columns costs no training.
     wanted = _check_columns(parse_columns(columns), cfg, dry)
     if runs_dir.exists() and not runs_dir.is_dir():  # also for --dry-run, which writes nothing

@@ -147,6 +147,8 @@ class Comparison:
     # the code versions (environment.describe_code) of the finished trials, most trials first;
     # more than one: the comparison mixes code versions (a note says so)
     code_versions: dict[str, int] = field(default_factory=dict)
+    # every trial read, whatever its status (a search's figure marks the pruned ones)
+    trials: list[TrialRecord] = field(default_factory=list)
 
     def matching_blocks(self, selectors: dict[str, Any]) -> list[Block]:
         """Blocks whose selectors agree with ``selectors`` (a subset of the block axes)."""
@@ -265,7 +267,7 @@ def build(data: SweepData, by: str = P_KEY, baseline: str | Any | None = None,
                       blocks=blocks, values=values, present=present, at=at,
                       include_collapsed=include_collapsed, axes=data.axes,
                       base_config=base_config, power=power,
-                      code_versions=dict(versions.most_common()))
+                      code_versions=dict(versions.most_common()), trials=data.trials)
 
 
 def _env(result: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ def load(sweep_dir: Path, epochs: bool = False, weights: bool = False,
     called once per damaged file skipped (the store prints nothing)."""
     store = SweepStore(Path(sweep_dir), warn=warn)
     doc = store.read_sweep()  # read again by results(): a few KB, kept simple
-    axes = {k: list(v) if isinstance(v, list) else [v]
+    # a search's range axis ({min, max, ...}) has the values its trials drew
+    axes = {k: list(v) if isinstance(v, list) else [] if isinstance(v, dict) else [v]
             for k, v in dict(doc.get("sweep") or {}).items()}
     config = doc.get("config")
     base: dict[str, Any] = config if isinstance(config, dict) else {}
@@ -32,7 +33,7 @@ def load(sweep_dir: Path, epochs: bool = False, weights: bool = False,
             if k in axes and v not in axes[k]:
                 axes[k].append(v)
         rec = TrialRecord(tid, dict(result["params"]), result)
-        if epochs and rec.status == Status.DONE:
+        if epochs and rec.status in (Status.DONE, Status.PRUNED):
             rec.epochs = store.load_metrics(tid)
         if weights and rec.status == Status.DONE:
             rec.weights = store.load_weights(tid)

@@ -38,5 +38,20 @@ def load_config(path: str | Path, overrides: list[str] | None = None,
     raw.setdefault("name", path.stem)
     data = apply_overrides(raw, overrides or [])
     cfg = validate(data, where=str(path))
-    check_grid_size(cfg.sweep, max_trials, where=str(path))
+    check_size(cfg, max_trials, where=str(path))
     return cfg
+
+
+def check_size(cfg: ExperimentConfig, max_trials: int = MAX_TRIALS, where: str = "config"
+               ) -> int:
+    """:func:`check_grid_size` of a grid; for a search, its trials x the seeds of a block."""
+    if cfg.search is None:
+        return check_grid_size(cfg.grid_axes(), max_trials, where)
+    seeds = len(cfg.grid_axes().get("seed", [cfg.seed]))
+    grid = math.prod(len(v) for k, v in cfg.grid_axes().items() if k != "seed")
+    trials = cfg.search.trials or grid  # method grid: the grid's points by default
+    if trials * seeds > max_trials:
+        raise ConfigError(f"{where}: the search runs up to {trials * seeds:,} trials "
+                          f"({trials} suggestions x {seeds} seeds), more than the limit of "
+                          f"{max_trials:,}; pass --max-trials {trials * seeds} if you mean it")
+    return trials * seeds

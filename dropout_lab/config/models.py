@@ -11,12 +11,13 @@ import math
 import typing
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dropout_lab import variants
 from dropout_lab.backends import registry as backends
 from dropout_lab.concrete import regularizer_weights
 from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
+from dropout_lab.config.search import RangeAxis, SearchConfig, grid_values
 from dropout_lab.config.strict import StrictModel
 from dropout_lab.data import registry as datasets
 
@@ -315,7 +316,13 @@ class ExperimentConfig(StrictModel):
     dropout: DropoutConfig = Field(default_factory=DropoutConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
-    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    sweep: dict[str, list[Any] | RangeAxis] = Field(
+        default_factory=dict,
+        description="axes: a list of grid values, or a range {min, max, log, step} "
+        "(docs/search.md)")
+    search: SearchConfig | None = Field(
+        default=None, description="adaptive search over the axes (docs/search.md); none: "
+        "the grid")
 
     @field_validator("name")
     @classmethod
@@ -338,13 +345,70 @@ class ExperimentConfig(StrictModel):
         backends.get_spec(v)  # raises ConfigError with the known names
         return v
 
+    @field_validator("sweep", mode="before")
+    @classmethod
+    def _axis_forms(cls, v: Any) -> Any:
+        """Each axis a list of values or a range mapping, checked here so that a bad range
+        gives one message (not one per branch of the union)."""
+        if not isinstance(v, dict):
+            return v
+        out: dict[Any, Any] = {}
+        for key, values in v.items():
+            if isinstance(values, dict):
+                try:
+                    out[key] = RangeAxis.model_validate(values)
+                except ValidationError as exc:
+                    why = "; ".join(_range_error(e) for e in exc.errors())
+                    raise ValueError(f"axis {key!r}: {why} (a range is {{min: .., max: .., "
+                                     "log: true|false, step: ..})") from None
+            elif isinstance(values, (list, RangeAxis)):
+                out[key] = values
+            else:
+                raise ValueError(f"axis {key!r} needs a list of values or a range "
+                                 f"{{min: .., max: ..}}, got {values!r}")
+        return out
+
     @field_validator("sweep")
     @classmethod
-    def _axes_nonempty(cls, v: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def _axes_nonempty(cls, v: dict[str, list[Any] | RangeAxis]
+                       ) -> dict[str, list[Any] | RangeAxis]:
         for key, values in v.items():
-            if not values:
+            if isinstance(values, list) and not values:
                 raise ValueError(f"axis {key!r} has no values")
         return v
+
+    @model_validator(mode="after")
+    def _ranges_fit_search(self) -> ExperimentConfig:
+        """A range with a step is a grid unless a random/TPE search draws from it; a range
+        without one needs such a search (docs/search.md, "Range axes")."""
+        method = self.search.method if self.search is not None else None
+        for key, axis in list(self.sweep.items()):
+            if not isinstance(axis, RangeAxis):
+                continue
+            if key == "seed":
+                raise ValueError("sweep.seed must be a list: each suggestion of a search runs "
+                                 "over every seed (docs/search.md, \"Seeds\")")
+            if method in (None, "grid") and axis.step is not None:
+                self.sweep[key] = list(grid_values(axis))
+            elif method is None:
+                raise ValueError(f"sweep.{key} is a range without a step: give it a step "
+                                 "(a grid) or add a search: section with method random or tpe")
+            elif method == "grid":
+                raise ValueError(f"sweep.{key}: search.method grid needs a step on every "
+                                 "range (or method random / tpe to draw from it)")
+        search = self.search
+        if search is None:
+            return self
+        if search.method != "grid" and search.trials is None:
+            raise ValueError(f"search.trials: method {search.method} needs a number of trials")
+        if search.metric.startswith("val_") and self.dataset.val_fraction <= 0:
+            raise ValueError(f"search.metric {search.metric} needs a validation split: set "
+                             "dataset.val_fraction > 0 (e.g. 0.2); test_acc would choose p "
+                             "on the test set")
+        if not [k for k in self.sweep if k != "seed"]:
+            raise ValueError("a search needs an axis to search (e.g. sweep: {dropout.p: "
+                             "{min: 0.0, max: 0.9}})")
+        return self
 
     @model_validator(mode="after")
     def _early_stopping_has_validation(self) -> ExperimentConfig:
@@ -377,5 +441,18 @@ class ExperimentConfig(StrictModel):
                 dr if c.dropout_regularizer is None else c.dropout_regularizer)
 
     def trial_dict(self) -> dict[str, Any]:
-        """The resolved config of one trial: everything but the sweep axes."""
-        return self.model_dump(mode="json", exclude={"sweep"})
+        """The resolved config of one trial: everything but the sweep axes and the search."""
+        return self.model_dump(mode="json", exclude={"sweep", "search"})
+
+    def grid_axes(self) -> dict[str, list[Any]]:
+        """The axes that are lists (every axis of a grid; a search's ranges left out)."""
+        return {k: v for k, v in self.sweep.items() if isinstance(v, list)}
+
+
+def _range_error(err: Any) -> str:
+    """One pydantic error of a range mapping as 'key: message'."""
+    loc = ".".join(str(x) for x in err["loc"])
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (a range takes min, max, log, step)"
+    return f"{loc}: {msg}" if loc else msg

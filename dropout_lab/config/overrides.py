@@ -5,6 +5,7 @@ the ``--set`` argument."""
 from __future__ import annotations
 
 import copy
+import re
 import typing
 from typing import Any
 
@@ -22,6 +23,9 @@ def _override_error(message: str, key: str) -> ConfigError:
     exc = ConfigError(message)
     exc.key = key  # type: ignore[attr-defined]
     return exc
+
+
+_FUNCTION_SYNTAX = re.compile(r"^(range|interval|choice|glob|tag|shuffle|sort)\s*\(.*\)$")
 
 
 class CommaList(list[Any]):
@@ -59,6 +63,14 @@ def parse_override(text: str) -> tuple[str, Any]:
     if not key:
         raise ConfigError(f"--set {text!r}: the key is empty")
     stripped = raw.strip()
+    if _FUNCTION_SYNTAX.match(stripped):
+        # Hydra's sweeper syntax (range(0,0.9,0.1), interval(0,1), choice(a,b)): not ours;
+        # a range axis is YAML, with both ends included (docs/search.md)
+        raise _override_error(
+            f"--set {text}: {stripped.split('(')[0]}(...) is Hydra's sweeper syntax, not a "
+            f"value; write a range axis as YAML: --set '{key}={{min: 0.0, max: 0.9, step: 0.1}}'"
+            " (a grid from min to max, both ends included; without step, a search: section "
+            "draws from it) or list the values: --set " + f"{key}=0.0,0.1,0.2", key)
     try:
         parts = _top_level_split(stripped)
         if len(parts) > 1:
@@ -148,9 +160,15 @@ def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _is_range(value: dict[str, Any]) -> bool:
+    """A ``--set`` mapping that is a range axis: its keys are a range's (min and max)."""
+    return {"min", "max"} <= set(value)
+
+
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``--set`` overrides. ``sweep.AXIS=[...]`` sets an axis; setting a swept key
-    directly (``dropout.p=0.5``) fixes it and removes that axis from the grid."""
+    """Apply ``--set`` overrides. ``sweep.AXIS=[...]`` sets an axis, and so does a range
+    mapping (``dropout.p={min: 0, max: 0.9, step: 0.1}``); setting a swept key directly
+    (``dropout.p=0.5``) fixes it and removes that axis from the grid."""
     data = copy.deepcopy(raw)
     for text in overrides:
         key, value = parse_override(text)
@@ -163,9 +181,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             for v in value:
                 _check_override(text, key, v, data)
             key = f"sweep.{key}"  # KEY=a,b makes KEY an axis of the grid
+        if isinstance(value, dict) and not key.startswith("sweep.") and _is_range(value) \
+                and key not in NOT_AXES:
+            check_dotted_key(key, where=f"--set {text}")
+            key = f"sweep.{key}"  # KEY={min: .., max: ..} makes KEY a range axis
         if key.startswith("sweep."):
             axis = key[len("sweep.") :]
             check_dotted_key(axis, where="sweep")
+            if isinstance(value, dict):  # a range axis: the config's validation checks it
+                sweep = data.setdefault("sweep", {}) or {}
+                sweep[axis] = value
+                data["sweep"] = sweep
+                continue
             if not isinstance(value, list):
                 raise ConfigError(
                     f"--set {key}: a sweep axis needs a list of values, got {value!r}")

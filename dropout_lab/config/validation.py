@@ -3,6 +3,7 @@ the dotted key at fault, what was given, and a near-miss suggestion for an unkno
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 from typing import Any
@@ -84,10 +85,35 @@ def validate(data: dict[str, Any], where: str = "config") -> ExperimentConfig:
         raise ConfigError(_format_validation_error(exc, where)) from None
     except ConfigError as exc:  # raised by a registry lookup inside a validator
         raise ConfigError(f"{where}: {exc}") from None
+    written_sweep = data.get("sweep")
+    raw_axes: dict[str, Any] = written_sweep if isinstance(written_sweep, dict) else {}
     for axis, values in cfg.sweep.items():
         check_dotted_key(axis, where=f"{where}: sweep")
-        check_axis(axis, values, where=f"{where}: sweep")
+        check_axis(axis, values if isinstance(values, list) else [], where=f"{where}: sweep")
+        written = raw_axes.get(axis)
+        if isinstance(written, dict):  # a range (a grid now, when it had a step): its ends
+            _check_range_ends(data, axis, written["min"], written["max"], where)
     return cfg
+
+
+def _check_range_ends(data: dict[str, Any], axis: str, low: float, high: float,
+                      where: str) -> None:
+    """A range's ends are values the key takes (dropout.p: both in [0, 1)): the config
+    validated with the axis at each end, so the error is the key's own."""
+    for end in (low, high):
+        point = copy.deepcopy(data)
+        point.pop("sweep", None)
+        point.pop("search", None)
+        node = point  # set the dotted key (the config validated: every level is a mapping)
+        *parents, leaf = axis.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = end
+        try:
+            ExperimentConfig.model_validate(point)
+        except ValidationError as exc:
+            raise ConfigError(_format_validation_error(
+                exc, f"{where}: sweep.{axis} range end {end}")) from None
 
 
 # Keys that are not parameters of a trial: the run folder's name, the grid itself.

@@ -38,6 +38,15 @@ class Events(Protocol):
         """The trial ended with ``status`` (its outcome is already written to the store)."""
 
 
+# A search's supply of work (dropout_lab/search): called when a worker is idle and the queue
+# is empty; returns the next packs to run ([] when there is nothing more for now; the run ends
+# when it returns [] and nothing is running).
+Feed = Callable[[], list[Pack]]
+# A search's stop test: True once a pruner has stopped this trial; the executor then stops it
+# after its current epoch (it ends as status ``pruned``).
+StopTest = Callable[[str], bool]
+
+
 class Executor(Protocol):
     name: str
     workers: int
@@ -46,11 +55,12 @@ class Executor(Protocol):
     def close(self) -> None:
         """Release what the executor holds (a Ray connection); safe to call twice."""
 
-    def run(self, packs: list[Pack], events: Events
-            ) -> Generator[TrialOutcome, None, None]:
+    def run(self, packs: list[Pack], events: Events, feed: Feed | None = None,
+            stop: StopTest | None = None) -> Generator[TrialOutcome, None, None]:
         """Yield one outcome per point of every pack, in completion order. Closing the
         generator (or an exception such as KeyboardInterrupt in the consumer) cancels what is
-        still running."""
+        still running. ``feed`` and ``stop`` (a search) are taken by the serial and local
+        executors; Ray refuses them."""
 
 
 def run_unit(pack: Pack, threads: int | None, workers: int,

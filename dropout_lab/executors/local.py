@@ -36,7 +36,8 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
-from dropout_lab.executors.base import Events, lost_trial, run_unit
+from dropout_lab.errors import TrialPruned
+from dropout_lab.executors.base import Events, Feed, StopTest, lost_trial, run_unit
 from dropout_lab.packs.plan import Pack
 from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import TrialOutcome
@@ -69,11 +70,19 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
             return
         if pack is None:
             return
+        if isinstance(pack, tuple):  # ("stop", id) for a trial that has ended since: late
+            continue
         for point in pack.points:
             send(("started", point.trial_id))
 
         def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
             send(("epoch", trial_id, epoch, epochs, row))
+            # A search's pruner may have stopped this trial (the driver decides from the rows
+            # it gets; the message reaches us after this epoch or a later one).
+            while conn.poll():
+                message = conn.recv()
+                if isinstance(message, tuple) and message == ("stop", trial_id):
+                    raise TrialPruned(trial_id)
 
         def on_checkpoint(trial_id: str, epoch: int, data: bytes) -> None:
             send(("checkpoint", trial_id, epoch, data))  # after its epoch's row (one pipe)
@@ -153,6 +162,7 @@ class _Slot:
     conn: Connection
     owed: dict[str, GridPoint] = field(default_factory=dict)
     released: bool = False  # told to exit (nothing left to run)
+    stopped: set[str] = field(default_factory=set)  # trials told to stop (a search's pruner)
 
     @property
     def busy(self) -> bool:
@@ -210,12 +220,23 @@ class LocalExecutor:
         pass  # workers live only while run() does
 
     # -- the Executor protocol ----------------------------------------------------------------
-    def run(self, packs: list[Pack], events: Events
-            ) -> Generator[TrialOutcome, None, None]:
+    def run(self, packs: list[Pack], events: Events, feed: Feed | None = None,
+            stop: StopTest | None = None) -> Generator[TrialOutcome, None, None]:
         queue = deque(packs)
         slots = [self._spawn() for _ in range(min(self.workers, len(packs)))]
         try:
-            while queue or any(s.busy for s in slots):
+            while True:
+                if feed is not None:  # a search: ask for work while a worker would be idle
+                    while len(queue) < sum(not s.busy for s in slots) + self.workers \
+                            - len(slots):
+                        more = feed()
+                        if not more:
+                            break
+                        queue.extend(more)
+                    while len(slots) < min(self.workers, len(queue) + sum(s.busy for s in slots)):
+                        slots.append(self._spawn())
+                if not (queue or any(s.busy for s in slots)):
+                    break
                 for i, s in enumerate(slots):
                     if not s.busy and queue:
                         if not s.process.is_alive():  # died while idle: replace it
@@ -227,8 +248,9 @@ class LocalExecutor:
                             s.conn.send(pack)
                         except (BrokenPipeError, OSError):
                             pass  # it died just now: its sentinel reports it below
-                    elif not s.busy and not queue and not s.released:
-                        # Nothing left for it: let it exit now, while the others finish.
+                    elif not s.busy and not queue and not s.released and feed is None:
+                        # Nothing left for it: let it exit now, while the others finish (a
+                        # search's worker waits: the feed may have more once a trial ends).
                         s.released = True
                         with contextlib.suppress(OSError):
                             s.conn.send(None)
@@ -237,9 +259,9 @@ class LocalExecutor:
                                  timeout=POLL_SECONDS))
                 for i, s in enumerate(slots):
                     if s.conn in ready:
-                        yield from self._read(s, events)
+                        yield from self._read(s, events, stop)
                     if s.busy and (s.process.sentinel in ready or not s.process.is_alive()):
-                        yield from self._read(s, events)  # whatever it sent before dying
+                        yield from self._read(s, events, stop)  # what it sent before dying
                         if s.busy:  # every member it had not returned is lost
                             s.process.join()
                             reason = _death_reason(s.process.exitcode)
@@ -247,13 +269,16 @@ class LocalExecutor:
                             for point in lost:
                                 yield lost_trial(point, reason, self.threads, self.workers)
                         s.conn.close()
-                        slots[i] = self._spawn() if queue else _Slot(s.process, s.conn)
+                        slots[i] = (self._spawn() if queue or feed is not None
+                                    else _Slot(s.process, s.conn))
         finally:
             self._stop(slots)
 
     @staticmethod
-    def _read(slot: _Slot, events: Events) -> Iterator[TrialOutcome]:
-        """Handle every message waiting on a worker's pipe; yield the outcome if one came."""
+    def _read(slot: _Slot, events: Events, stop: StopTest | None = None
+              ) -> Iterator[TrialOutcome]:
+        """Handle every message waiting on a worker's pipe; yield the outcome if one came.
+        After an epoch, a trial ``stop`` says is pruned gets one ("stop", id) message."""
         while not slot.conn.closed:
             try:
                 if not slot.conn.poll():
@@ -266,6 +291,10 @@ class LocalExecutor:
                 events.started(msg[1])
             elif kind == "epoch":
                 events.epoch(msg[1], msg[2], msg[3], msg[4])
+                if stop is not None and msg[1] not in slot.stopped and stop(msg[1]):
+                    slot.stopped.add(msg[1])
+                    with contextlib.suppress(OSError):
+                        slot.conn.send(("stop", msg[1]))
             elif kind == "checkpoint":
                 events.checkpoint(msg[1], msg[2], msg[3])
             elif kind == "outcome":

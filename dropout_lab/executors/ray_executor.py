@@ -21,7 +21,7 @@ from collections.abc import Generator
 from typing import Any
 
 from dropout_lab.errors import ExecutorError
-from dropout_lab.executors.base import Events, lost_trial, pack_members, run_members
+from dropout_lab.executors.base import Events, Feed, StopTest, lost_trial, pack_members, run_members
 from dropout_lab.packs.plan import Pack
 from dropout_lab.packs.train import PackMember
 from dropout_lab.trial import TrialOutcome
@@ -142,8 +142,10 @@ class RayExecutor:
         if self._started_here and ray.is_initialized():
             ray.shutdown()
 
-    def run(self, packs: list[Pack], events: Events
-            ) -> Generator[TrialOutcome, None, None]:
+    def run(self, packs: list[Pack], events: Events, feed: Feed | None = None,
+            stop: StopTest | None = None) -> Generator[TrialOutcome, None, None]:
+        if feed is not None or stop is not None:  # the CLI refuses a search on Ray before
+            raise ExecutorError("a search runs on the local executor only (--executor local)")
         # Ray sets OMP_NUM_THREADS from num_cpus in its workers, and run_trial limits the BLAS
         # pool with threadpoolctl as the local executor does: equal threads, equal bits.
         ray = _import_ray()

@@ -14,10 +14,12 @@ from __future__ import annotations
 import queue
 import threading
 import traceback
+from collections import deque
 from collections.abc import Generator
 from typing import Any
 
-from dropout_lab.executors.base import Events, lost_trial, run_unit
+from dropout_lab.errors import TrialPruned
+from dropout_lab.executors.base import Events, Feed, StopTest, lost_trial, run_unit
 from dropout_lab.packs.plan import Pack
 from dropout_lab.trial import TrialOutcome
 
@@ -39,13 +41,24 @@ class SerialExecutor:
     def close(self) -> None:
         pass
 
-    def run(self, packs: list[Pack], events: Events
-            ) -> Generator[TrialOutcome, None, None]:
-        for pack in packs:
+    def run(self, packs: list[Pack], events: Events, feed: Feed | None = None,
+            stop: StopTest | None = None) -> Generator[TrialOutcome, None, None]:
+        def on_epoch(trial_id: str, epoch: int, epochs: int, row: dict[str, Any]) -> None:
+            events.epoch(trial_id, epoch, epochs, row)
+            if stop is not None and stop(trial_id):  # decided by the search just now
+                raise TrialPruned(trial_id)
+
+        pending = deque(packs)
+        while True:
+            if not pending and feed is not None:
+                pending.extend(feed())
+            if not pending:
+                return
+            pack = pending.popleft()
             for point in pack.points:
                 events.started(point.trial_id)
             if not pack.stacked:
-                yield from run_unit(pack, self.threads, 1, on_epoch=events.epoch,
+                yield from run_unit(pack, self.threads, 1, on_epoch=on_epoch,
                                     on_checkpoint=events.checkpoint)
             else:
                 yield from self._stacked(pack, events)

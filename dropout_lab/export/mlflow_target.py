@@ -57,8 +57,10 @@ from dropout_lab.store import (
 BATCH = 900  # MLflow takes at most 1000 metrics per log_batch call
 PARAM_BATCH = 100  # and at most 100 params
 PARAM_CHARS = 6000  # MLflow's limit on a param value
-# MLflow run status of each trial status; anything else: FAILED
-STATUS: dict[str, str] = {Status.DONE: "FINISHED", Status.PENDING: "SCHEDULED"}
+# MLflow run status of each trial status; anything else: FAILED. A pruned trial (stopped by a
+# search) is KILLED, MLflow's word for a run ended on purpose before its end.
+STATUS: dict[str, str] = {Status.DONE: "FINISHED", Status.PENDING: "SCHEDULED",
+                          Status.PRUNED: "KILLED"}
 SWEEP_TAG = "dropout_lab.sweep_dir"
 FINGERPRINT_TAG = "dropout_lab.fingerprint"
 CONFIG_TAG = "dropout_lab.config_hash"

@@ -416,6 +416,105 @@ def weights_figure(c: Comparison) -> Figure | None:
 
 
 # The registry of figures: file stem -> (title, builder).
+@dataclass(frozen=True)
+class SearchPoints:
+    """A search's trials against its first numeric searched axis: (x, metric value) of every
+    done and every pruned trial, the suggestions' means over seeds, and the best region."""
+
+    axis: str
+    metric: str
+    done: list[tuple[float, float]]
+    pruned: list[tuple[float, float]]
+    means: list[tuple[float, float, int]]  # (x, mean over the seeds, seeds) per complete point
+    best: tuple[float, float] | None  # the best point's (x, mean)
+    region: tuple[float, float] | None  # x range of the points whose mean is in the best CI
+
+
+def _trial_metric(rec: Any, metric: str) -> float | None:
+    """The metric's last value in a trial's rows (the value it was pruned at, for a pruned
+    one); from result.json when the rows were not read."""
+    for row in reversed(rec.epochs or []):
+        if isinstance(row.get(metric), (int, float)):
+            return float(row[metric])
+    section = rec.result.get("final") or rec.result.get("pruned") or {}
+    value = section.get(metric) if isinstance(section, dict) else None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def search_points(c: Comparison) -> SearchPoints | None:
+    """None when the sweep is no search or its searched axis is not numeric."""
+    from dropout_lab.stats import summarize
+
+    search = c.base_config.get("search")
+    if not isinstance(search, dict):
+        return None
+    metric = str(search.get("metric") or "val_acc")
+    maximize = (search.get("goal") or ("minimize" if "loss" in metric or "gap" in metric
+                                       else "maximize")) == "maximize"
+    axis = P_KEY if P_KEY in c.axes else next((a for a in c.axes if a != "seed"), None)
+    if axis is None:
+        return None
+    done: list[tuple[float, float]] = []
+    pruned: list[tuple[float, float]] = []
+    groups: dict[float, list[float]] = {}
+    for rec in c.trials:
+        x = rec.params.get(axis)
+        if not isinstance(x, (int, float)) or isinstance(x, bool):
+            return None
+        y = _trial_metric(rec, metric)
+        if y is None or rec.status not in ("done", "pruned"):
+            continue
+        (done if rec.status == "done" else pruned).append((float(x), y))
+        if rec.status == "done":
+            groups.setdefault(float(x), []).append(y)
+    seeds = max((len(v) for v in groups.values()), default=0)
+    full = {x: v for x, v in groups.items() if len(v) == seeds}  # every seed of the block done
+    means = sorted((x, sum(v) / len(v), len(v)) for x, v in full.items())
+    if not means:
+        return SearchPoints(axis, metric, done, pruned, [], None, None)
+    best = (max if maximize else min)(means, key=lambda m: m[1])
+    summary = summarize(full[best[0]])
+    region = None
+    if summary.lo is not None and summary.hi is not None and not summary.no_spread:
+        inside = [x for x, m, _ in means if summary.lo <= m <= summary.hi]
+        region = (min(inside), max(inside))
+    return SearchPoints(axis, metric, done, pruned, means, (best[0], best[1]), region)
+
+
+def search_figure(c: Comparison) -> Figure | None:
+    """A search: the metric of every trial against the searched axis (pruned ones marked x at
+    the value they were stopped at), the suggestions' means, and the best region shaded: the
+    points whose mean lies inside the best point's confidence interval over its seeds."""
+    sp = search_points(c)
+    if sp is None or not (sp.done or sp.pruned):
+        return None
+    fig = Figure(figsize=(7.0, 4.2))
+    ax = fig.add_subplot(1, 1, 1)
+    if sp.region is not None:
+        lo, hi = sp.region
+        pad = 0.005 if hi == lo else 0.0
+        ax.axvspan(lo - pad, hi + pad, color="tab:green", alpha=0.15,
+                   label="best region (mean inside the best point's CI)")
+    if sp.done:
+        ax.scatter([x for x, _ in sp.done], [y for _, y in sp.done], s=16, color="tab:blue",
+                   alpha=0.6, label="trial (done)")
+    if sp.pruned:
+        ax.scatter([x for x, _ in sp.pruned], [y for _, y in sp.pruned], s=22, marker="x",
+                   color="tab:red", label="trial (pruned: value when stopped)")
+    if sp.means:
+        ax.scatter([m[0] for m in sp.means], [m[1] for m in sp.means], s=40,
+                   facecolors="none", edgecolors="black", label="mean over seeds")
+    if sp.best is not None:
+        ax.scatter([sp.best[0]], [sp.best[1]], s=140, marker="*", color="gold",
+                   edgecolors="black", zorder=5, label=f"best {sp.axis} = {sp.best[0]:.4g}")
+    ax.set_xlabel("p = probability of dropping a unit" if sp.axis == P_KEY else sp.axis)
+    ax.set_ylabel(sp.metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.suptitle(f"{c.name}: search, {sp.metric} of every trial")
+    return fig
+
+
 FIGURES: dict[str, tuple[str, Callable[[Comparison], Figure | None]]] = {
     "accuracy_vs_p": ("Test accuracy and generalization gap", accuracy_figure),
     "learning_curves": ("Learning curves", learning_curves_figure),
@@ -425,6 +524,7 @@ FIGURES: dict[str, tuple[str, Callable[[Comparison], Figure | None]]] = {
     "weights": ("First-layer weights", weights_figure),
     "ablation_curves": ("Ablation curves", ablation_figure),
     "reliability": ("MC-dropout reliability diagram", reliability_figure),
+    "search_vs_p": ("Search: every trial against p", search_figure),
 }
 
 _ABSENT = {
@@ -437,6 +537,7 @@ _ABSENT = {
     "ablation_curves": "no ablation curves in the results (eval.coadaptation)",
     "reliability": "no uncertainty statistics in the results (eval.uncertainty)",
     "accuracy_vs_p": "no finished trials",
+    "search_vs_p": "not a search (no search: section), or its searched axis is not a number",
 }
 
 
@@ -451,6 +552,8 @@ def render_all(c: Comparison) -> tuple[list[Plot], list[str]]:
             notes.append(f"{name}: skipped, unexpected data in the results ({exc!r})")
             continue
         if fig is None:
+            if name == "search_vs_p" and not isinstance(c.base_config.get("search"), dict):
+                continue  # a grid: nothing to say
             notes.append(f"{name}: skipped, {_ABSENT[name]}")
             continue
         plots.append(Plot(name, title, _png(fig)))

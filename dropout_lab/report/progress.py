@@ -62,6 +62,7 @@ class SweepProgress:
         self.last_row: dict[str, dict[str, Any]] = {}  # latest epoch row of a running trial
         self.done = 0
         self.failed = 0
+        self.pruned = 0  # stopped by a search's pruner (not a failure)
         self.t0 = time.monotonic()
         self._durations: list[float] = []
         self._starts: dict[str, float] = {}
@@ -98,10 +99,13 @@ class SweepProgress:
             self._durations.append(time.monotonic() - start)
         if status == Status.DONE:
             self.done += 1
+        elif status == Status.PRUNED:
+            self.pruned += 1
         else:
             self.failed += 1
         if not self.live:
-            self._line(f"{status:<6} {trial_id}  [{self.done + self.failed}/{self.total}] "
+            ended = self.done + self.failed + self.pruned
+            self._line(f"{status:<6} {trial_id}  [{ended}/{self.total}] "
                        f"{self._eta_text()}")
         self._refresh()
 
@@ -124,11 +128,13 @@ class SweepProgress:
 
     def render(self) -> Text:
         t = Text()
-        t.append(f"trials {self.done + self.failed}/{self.total}", style="bold")
+        t.append(f"trials {self.done + self.failed + self.pruned}/{self.total}", style="bold")
         t.append(f"  queued {self.queued}  running {len(self.running)}  ")
         t.append(f"done {self.done}", style="green")
         t.append("  ")
         t.append(f"failed {self.failed}", style="red" if self.failed else "")
+        if self.pruned:
+            t.append(f"  pruned {self.pruned}", style="yellow")
         if self.skipped:
             t.append(f"  (reused {self.skipped})", style="dim")
         t.append(f"  {self._eta_text()}\n", style="dim")

@@ -157,12 +157,13 @@ class SweepStore:
         """Trial folders that are real folders (never a symlink's target)."""
         return [self.trial_dir(n) for n, kind in self.trial_entries().items() if kind == "dir"]
 
-    def check_compatible(self, base: dict[str, Any], axes: dict[str, list[Any]]) -> None:
+    def check_compatible(self, base: dict[str, Any], axes: Mapping[str, Any]) -> None:
         """Refuse to reuse this folder for another experiment: the stored base config must be
         the current one, except for keys that are sweep axes (adding an axis is allowed) and
         :data:`EXECUTION_KEYS` (``--set backend=torch``: the same experiment computed another
         way; the other backend's trials stay on disk, shown again when it is chosen again,
-        and counted as not shown meanwhile)."""
+        and counted as not shown meanwhile) and the ``search`` section (raising
+        ``search.trials`` extends a search)."""
         try:
             doc = self.read_sweep()
         except StoreError:
@@ -174,7 +175,8 @@ class SweepStore:
         old, new = flatten_dotted(stored), flatten_dotted(base)
         # Keys on one side only (a field a newer version added) are not a difference.
         differ = sorted(k for k in set(old) & set(new)
-                        if k != "name" and k not in swept and k not in EXECUTION_KEYS
+                        if k != "name" and k not in swept and not k.startswith("search.")
+                        and k not in EXECUTION_KEYS
                         and k not in RESULT_NEUTRAL_KEYS
                         and not any(k.startswith(a + ".") for a in swept)
                         and old[k] != new[k])
@@ -196,7 +198,7 @@ class SweepStore:
         for name in (SUMMARY_FILE,):
             (self.root / name).unlink(missing_ok=True)
 
-    def write_sweep(self, base: dict[str, Any], axes: dict[str, list[Any]],
+    def write_sweep(self, base: dict[str, Any], axes: Mapping[str, Any],
                     trials: list[tuple[str, dict[str, Any]]], fresh: bool = False) -> None:
         """The current grid, and the trials of earlier grids kept beside it (``earlier``;
         none after ``--fresh``)."""

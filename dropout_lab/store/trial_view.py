@@ -52,7 +52,7 @@ ERROR_FILE = "error.txt"
 WEIGHTS_FILE = "weights.npz"
 
 # A result.json may say any status but these two (which readers report, never write).
-_WRITTEN = (Status.DONE, Status.FAILED, Status.DIVERGED)
+_WRITTEN = (Status.DONE, Status.FAILED, Status.DIVERGED, Status.PRUNED)
 
 Warn = Callable[[str], None]
 
@@ -179,6 +179,10 @@ def result_problem(r: Any, trial_id: str, params: dict[str, Any] | None) -> str 
     timing = r.get("timing")
     if isinstance(timing, dict):
         problem = _numbers("timing", timing)
+        if problem:
+            return problem
+    if r.get("pruned") is not None:
+        problem = _numbers("pruned", r["pruned"])
         if problem:
             return problem
     checks: list[tuple[str, Callable[[Any], str | None]]] = [

@@ -35,7 +35,8 @@ LANGUAGES = {"bash", "console", "sh", "shell"}
 NO_RUN = re.compile(r"<!--\s*no-run(:.*)?-->")
 EXIT = re.compile(r"<!--\s*exit:\s*(\d+)\s*-->")
 # the extra a command needs, by a word it contains
-EXTRAS = {"torch": "torch", "mlflow": "mlflow", "tensorboard": "tensorboard", "ray": "ray"}
+EXTRAS = {"torch": "torch", "mlflow": "mlflow", "tensorboard": "tensorboard", "ray": "ray",
+          "search": "optuna"}
 TIMEOUT = 300  # seconds per command (the quickstart sweep takes ~20 s on a quiet 2-core box)
 
 pytestmark = pytest.mark.slow

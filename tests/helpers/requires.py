@@ -13,7 +13,8 @@ import pytest
 from dropout_lab.backends import registry
 
 # The extra that provides each optional package (pyproject.toml [project.optional-dependencies]).
-EXTRA_OF = {"torch": "torch", "ray": "ray", "mlflow": "mlflow", "tensorboard": "tensorboard"}
+EXTRA_OF = {"torch": "torch", "ray": "ray", "mlflow": "mlflow", "tensorboard": "tensorboard",
+            "optuna": "search"}
 
 
 def installed(package: str) -> bool:

@@ -48,8 +48,9 @@ def test_a_status_read_from_an_old_file_compares_equal():
     assert "done" != Status.FAILED
 
 
-def test_the_statuses_are_the_five_the_code_knows():
-    assert [s.value for s in Status] == ["done", "failed", "diverged", "pending", "corrupt"]
+def test_the_statuses_are_the_six_the_code_knows():
+    assert [s.value for s in Status] == ["done", "failed", "diverged", "pruned", "pending",
+                                         "corrupt"]
 
 
 # -- result.json: the keys a real trial writes are the documented ones -----------------------
@@ -67,7 +68,7 @@ _TINY = {
 ROOT = Path(dropout_lab.__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "results.md"
 # Keys written only for one status (every other optional key: done trials only).
-ONLY_WHEN = {"reason": Status.DIVERGED, "error": Status.FAILED}
+ONLY_WHEN = {"reason": Status.DIVERGED, "error": Status.FAILED, "pruned": Status.PRUNED}
 ONLY_RESUMED = {"resumed"}  # a trial continued from a checkpoint (training/test_checkpoint.py)
 ONLY_CONCRETE = {"learned_p"}  # dropout.variant: concrete (backends/test_concrete.py)
 
@@ -116,6 +117,8 @@ def _expected_keys(status: Status, statistics: bool = True) -> set[str]:
     keys = set(get_type_hints(Result)) - ONLY_RESUMED - ONLY_CONCRETE
     if status != Status.DONE:
         keys = set(Result.__required_keys__) | {"final", "timing", "env"}
+    if status == Status.PRUNED:  # stopped by a search's pruner: how far it got
+        keys |= {"epochs_trained", "stopped_by"}
     keys = {k for k in keys if ONLY_WHEN.get(k, status) == status}
     if not statistics:
         keys -= {"coadaptation", "uncertainty"}
@@ -146,6 +149,26 @@ def test_failed_and_diverged_trials_have_their_own_keys(tmp_path):
     diverged = _stored(tmp_path / "d", train={"lr": 1e30, "optimizer": "sgd"})
     assert diverged["status"] == "diverged"
     assert set(diverged) == _expected_keys(Status.DIVERGED) and _conforms(diverged, Result)
+
+
+def test_a_pruned_trials_result_json_has_its_own_keys(tmp_path):
+    from dropout_lab.errors import TrialPruned
+
+    (point,) = expand(validate(copy.deepcopy(_TINY)))
+
+    def prune_after_first(trial_id, epoch, epochs, row):
+        raise TrialPruned(trial_id)  # what an executor raises when a search's pruner says stop
+
+    out = run_trial(point.config_dict, point.trial_id, point.params, on_epoch=prune_after_first)
+    store = SweepStore(tmp_path)
+    store.write_outcome(point.trial_id, out.result, out.metrics, out.error, out.arrays)
+    result = json.loads((store.trial_dir(point.trial_id) / "result.json").read_text())
+    assert result["status"] == "pruned" and set(result) == _expected_keys(Status.PRUNED)
+    assert _conforms(result, Result), result
+    assert result["final"] is None and result["epochs_trained"] == 1 == len(out.metrics)
+    assert result["stopped_by"] == "pruned"
+    assert result["pruned"]["val_acc"] == out.metrics[0]["val_acc"]
+    assert store.load_result(point.trial_id) is not None  # readers accept it (not corrupt)
 
 
 def test_without_statistics_a_done_trial_has_no_statistics_sections(tmp_path):
