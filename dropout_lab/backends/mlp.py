@@ -50,8 +50,8 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from dropout_lab.backends.base import FLUSH_BELOW, FLUSH_EVERY, NetSpec, Weights
-from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import Noise
+from dropout_lab.specs.backends import OptimizerSpec
 
 T = TypeVar("T")  # the backend's array type: np.ndarray, torch.Tensor
 
@@ -71,7 +71,7 @@ class MLP(ABC, Generic[T]):
     # backend turns it on where its gemm takes beta at no extra cost.
     fuse_momentum = False
 
-    def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig) -> None:
+    def __init__(self, spec: NetSpec, weights: Weights, train: OptimizerSpec) -> None:
         self.spec = spec
         self.np_dtype = np.dtype(spec.dtype)
         # Copies: the caller's NumPy weights are never aliased (nor mutated by training).

@@ -39,7 +39,13 @@ from dropout_lab.config.models import (
     MomentumSchedule,
     TrainConfig,
 )
-from dropout_lab.config.overrides import CommaList, apply_overrides, parse_override, set_dotted
+from dropout_lab.config.overrides import (
+    CommaList,
+    apply_overrides,
+    flatten_dotted,
+    parse_override,
+    set_dotted,
+)
 from dropout_lab.config.validation import validate
 from dropout_lab.config.yaml_io import load_yaml_text, read_yaml
 from dropout_lab.errors import ConfigError
@@ -48,6 +54,6 @@ __all__ = [
     "MAX_CONFIG_BYTES", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_TRIALS", "MAX_WIDTH", "MAX_YAML_NODES",
     "P_KEY", "RESULT_NEUTRAL_KEYS", "VARIANTS", "CommaList", "ConfigError", "DatasetConfig",
     "DropoutConfig", "EarlyStopping", "EvalConfig", "ExperimentConfig", "LRSchedule", "ModelConfig",
-    "MomentumSchedule", "TrainConfig", "apply_overrides", "check_grid_size", "load_config",
-    "load_yaml_text", "parse_override", "read_yaml", "set_dotted", "validate",
+    "MomentumSchedule", "TrainConfig", "apply_overrides", "check_grid_size", "flatten_dotted",
+    "load_config", "load_yaml_text", "parse_override", "read_yaml", "set_dotted", "validate",
 ]

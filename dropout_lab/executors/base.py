@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dropout_lab.executors.threads import thread_budget
 from dropout_lab.packs.plan import Pack
 from dropout_lab.result import Result, Status
 from dropout_lab.sweep import GridPoint
@@ -85,19 +86,20 @@ def run_members(members: list[PackMember], threads: int | None, workers: int,
     pack ends), so a worker can send it at once; the returned list still holds every one.
     ``resume`` and ``on_checkpoint`` (checkpoints) apply to a pack of one: a point with a
     checkpoint is never packed (:func:`dropout_lab.packs.plan.group`)."""
-    if len(members) == 1:
-        m = members[0]
-        return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
-                          on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)]
-    from dropout_lab.packs.train import run_pack
+    with thread_budget(threads):  # this process's threads, whichever executor runs it
+        if len(members) == 1:
+            m = members[0]
+            return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
+                              on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)]
+        from dropout_lab.packs.train import run_pack
 
-    try:
-        return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
-                        on_outcome=on_outcome)
-    except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
-        error = traceback.format_exc()
-        return [_failed(m.trial_id, m.params, m.config, error, threads, workers)
-                for m in members]
+        try:
+            return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
+                            on_outcome=on_outcome)
+        except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
+            error = traceback.format_exc()
+            return [_failed(m.trial_id, m.params, m.config, error, threads, workers)
+                    for m in members]
 
 
 def lost_trial(point: GridPoint, reason: str, threads: int | None, workers: int

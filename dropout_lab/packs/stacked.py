@@ -178,7 +178,8 @@ class Pack:
         preps = [m.prep for m in self.live]
         first = preps[0]
         net = TorchPackNetwork(
-            first.spec, [p.network.get_weights() for p in preps], [p.config.train for p in preps],
+            first.spec, [p.network.get_weights() for p in preps],
+            [p.config.train.optimizer_spec() for p in preps],
             [list(p.spec.test_scales) or [1.0] * (len(first.spec.sizes) - 1) for p in preps],
             first.device)
         for p in preps:

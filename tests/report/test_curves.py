@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+from rich.console import Console
 
 from dropout_lab.config import validate
 from dropout_lab.executors.local import LocalExecutor
@@ -76,7 +77,7 @@ def test_progress_shows_the_latest_loss_and_test_accuracy():
         "  loss 0.3120  test acc 0.9012"
     assert epoch_numbers(None) == ""
     assert epoch_numbers({"fit_loss": 1.2345e36}) == "  loss 1.234e+36"  # never 37 digits
-    p = SweepProgress(total=2, skipped=0, stream=io.StringIO(), live=False)
+    p = SweepProgress(total=2, skipped=0, console=Console(file=io.StringIO()), live=False)
     p.started("abc")
     p.epoch("abc", 2, 5, {"fit_loss": 0.5, "test_acc": 0.75, "epoch": 2})
     text = p.render().plain
