@@ -16,7 +16,6 @@ from dropout_lab.report.progress import SweepProgress, epoch_numbers, fmt_number
 from dropout_lab.runner import run_sweep
 from dropout_lab.store import SweepStore
 from tests.helpers.configs import TINY
-from tests.helpers.fake_sweeps import write_sweep
 
 
 class Watcher:
@@ -97,14 +96,12 @@ def test_epoch_band_known_answer():
     assert epoch_band(runs, "absent") is None
 
 
-def test_plot_and_report_include_the_epoch_curves(cli, tmp_path):
-    sweep = write_sweep(tmp_path, epochs=4)
-    code, out, err = cli("plot", sweep, "--json")
+def test_plot_and_report_include_the_epoch_curves(rendered):
+    # the session's plot set and report (tests/conftest.py), rendered once
+    code, out, err = rendered.plot
     assert code == 0, err
-    assert str(sweep / "plots" / "epoch_curves.png") in json.loads(out)["plots"]
-    code, out, err = cli("report", sweep)
-    assert code == 0, err
-    html = (sweep / "report.html").read_text()
+    assert str(rendered.sweep / "plots" / "epoch_curves.png") in json.loads(out)["plots"]
+    html = rendered.report_path.read_text()
     assert 'alt="Loss, accuracy and gap over epochs"' in html
 
 
