@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dropout_lab.comparison.metrics import metric, present_metrics
+from dropout_lab.comparison.metric_names import metric, present_metrics
 from dropout_lab.comparison.model import SweepData, TrialRecord
 from dropout_lab.config import (
     MAX_TRIALS,

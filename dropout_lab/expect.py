@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dropout_lab.comparison import Block, Comparison
-from dropout_lab.comparison.metrics import is_metric, metric
+from dropout_lab.comparison.metric_names import is_metric, metric
 from dropout_lab.comparison.values import canon, fmt_value, parse_value
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError, ExpectationError

@@ -8,34 +8,45 @@ import sys
 import typer
 
 from dropout_lab.cli import (
-    browse,
     compare,
     datasets,
     export,
     gc,
+    ls,
     note,
     plot,
     report,
     rm,
     schema,
+    show,
     sweep,
     validate,
 )
 from dropout_lab.cli.app import app, run_app
 
 # One place registers every command (each module defines ``register(app)``).
-for _module in (sweep, validate, datasets, compare, plot, report, browse, note, rm, gc, export,
+for _module in (sweep, validate, datasets, compare, plot, report, ls, show, note, rm, gc, export,
                 schema):
     _module.register(app)
 
 
 def _one_line_summaries() -> None:
-    """The command list shows each command's first paragraph as written, line breaks and all
-    (a summary broken mid-sentence): give each command that paragraph on one line."""
-    for info in app.registered_commands:
-        if info.short_help is None and info.callback is not None:
-            doc = inspect.getdoc(info.callback) or ""
-            info.short_help = " ".join(doc.split("\n\n")[0].split())
+    """Help shows a docstring's paragraphs with their line breaks, so a paragraph wrapped at
+    100 characters in the source breaks mid-sentence on an 80-column terminal: give each
+    command (and each command of a group, ``datasets list``) its paragraphs on one line each,
+    which rich then wraps at the terminal's width. The command list shows the first."""
+    infos = [*app.registered_commands,
+             *[c for g in app.registered_groups if g.typer_instance is not None
+               for c in g.typer_instance.registered_commands]]
+    for info in infos:
+        if info.callback is None:
+            continue
+        paragraphs = [" ".join(p.split()) for p in
+                      (inspect.getdoc(info.callback) or "").split("\n\n") if p.strip()]
+        if info.help is None and paragraphs:
+            info.help = "\n\n".join(paragraphs)
+        if info.short_help is None and paragraphs:
+            info.short_help = paragraphs[0]
 
 
 _one_line_summaries()

@@ -84,6 +84,10 @@ class Application:
         # file=None: each console writes to the sys.stdout / sys.stderr of the moment
         self.out: Console = _Console(soft_wrap=True)  # results (stdout)
         self.err: Console = _Console(stderr=True, soft_wrap=True)  # messages, progress (stderr)
+        for console in (self.out, self.err):
+            # A pipe or a file gets each line whole (scripts, grep); a terminal gets lines
+            # wrapped at its width by rich, between words, rather than by the terminal.
+            console.soft_wrap = not console.is_terminal
         self.json_mode = json_mode
         self.warnings: list[str] = []
         self.json_printed = False

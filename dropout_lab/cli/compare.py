@@ -17,7 +17,6 @@ from dropout_lab.comparison import Comparison, build_comparison, parse_at
 from dropout_lab.config import P_KEY
 from dropout_lab.errors import CompareError
 from dropout_lab.expect import evaluate
-from dropout_lab.report.fit import natural_width, parse_columns, print_table
 from dropout_lab.report.render import (
     FORMATS,
     json_text,
@@ -25,6 +24,12 @@ from dropout_lab.report.render import (
     render_seeds_for,
     seeds_for,
     to_json_doc,
+)
+from dropout_lab.report.terminal_width import (
+    fit_table,
+    natural_width,
+    parse_columns,
+    print_table,
 )
 from dropout_lab.safe_text import markup
 
@@ -91,7 +96,7 @@ def compare(
     Expectation verdicts go to stderr (and into the JSON document with --format json)."""
     if other is not None:
         _compare_two(sweep_dir, other, by, baseline, metric, best_by, at, include_collapsed,
-                     fmt, expect, confidence, seeds_for_delta)
+                     fmt, expect, confidence, seeds_for_delta, columns, wide)
         return
     _compare(sweep_dir, by, baseline, metric, best_by, at, include_collapsed, fmt, expect,
              confidence, power, seeds_for_delta, quiet, parse_columns(columns), wide)
@@ -143,16 +148,26 @@ def _compare(sweep_dir: Path, by: str, baseline: str | None, metric: list[str], 
 
 def _compare_two(a: Path, b: Path, by: str, baseline: str | None, metric: list[str],
                  best_by: str, at: str, include_collapsed: bool, fmt: str, expect: list[str],
-                 confidence: float, seeds_for_delta: float | None) -> None:
+                 confidence: float, seeds_for_delta: float | None, columns: str | None = None,
+                 wide: bool = False) -> None:
     """``compare A B``: options of the one-sweep comparison that have no meaning here are
-    refused rather than ignored."""
+    refused rather than ignored. On a terminal narrower than the table, the narrow layout
+    (report/sweep_pair.py) shows every number in 80 columns; ``--wide`` and a pipe get the
+    table at its natural width."""
     from dropout_lab.comparison.pairing import pair_sweeps
     from dropout_lab.comparison.source import load
-    from dropout_lab.report.sweep_pair import PAIR_FORMATS, render_csv, render_json, render_rich
+    from dropout_lab.report.sweep_pair import (
+        PAIR_FORMATS,
+        render_csv,
+        render_json,
+        render_rich,
+        render_rich_narrow,
+    )
 
     unused = [name for name, given in (("--by", by != P_KEY), ("--baseline", baseline),
                                        ("--best-by", best_by != "test_acc"), ("--expect", expect),
-                                       ("--seeds-for", seeds_for_delta is not None)) if given]
+                                       ("--seeds-for", seeds_for_delta is not None),
+                                       ("--columns", columns is not None)) if given]
     if unused:
         raise CompareError(f"{', '.join(unused)}: not for two sweeps (compare A B matches grid "
                            "points and prints B - A)")
@@ -169,7 +184,13 @@ def _compare_two(a: Path, b: Path, by: str, baseline: str | None, metric: list[s
     elif fmt == "csv":
         typer.echo(render_csv(pair), nl=False)
     else:
-        current().print_whole(render_rich(pair))
+        ui = current()
+        whole = render_rich(pair)
+        table = next(r for r in whole.renderables if isinstance(r, Table))
+        if ui.out.is_terminal and not wide and natural_width(table, ui.out) > ui.out.width:
+            ui.out.print(render_rich_narrow(pair), soft_wrap=False)  # notes wrap at the width
+        else:
+            ui.print_whole(whole)
 
 
 def _print_seeds_for(c: Comparison, doc: dict[str, Any]) -> None:
@@ -189,11 +210,12 @@ def _print_seeds_for(c: Comparison, doc: dict[str, Any]) -> None:
 def _priorities(c: Comparison, requested: list[str] | None = None) -> dict[str, int]:
     """Which columns a narrow terminal hides first: the metrics after the --best-by one, in
     the order shown; the axis, the --best-by metric, the seeds and every metric named with
-    -m stay (a metric the user asked for is never hidden: its table wraps instead)."""
+    -m (all of them with -m all) stay (a metric the user asked for is never hidden: the table
+    is transposed instead, see :func:`_print_fitted`)."""
     order = {c.by: 0, "seeds": 1, c.best_by: 0, "epoch": 2}
     for name in requested or []:
-        if name != "all":
-            order[name] = 0
+        for named in (c.metrics if name == "all" else [name]):  # -m all names every one
+            order[named] = 0
     for i, name in enumerate(m for m in c.metrics if m != c.best_by):
         order.setdefault(name, 3 + i)
     return order
@@ -201,13 +223,25 @@ def _priorities(c: Comparison, requested: list[str] | None = None) -> dict[str, 
 
 def _print_fitted(c: Comparison, columns: list[str] | None, wide: bool,
                   requested: list[str] | None = None) -> None:
-    """Each block's table fitted to the terminal (report/fit.py: hidden columns are named
-    under it); the legend and notes wrap at the terminal's width. A pipe gets everything at
-    its natural width."""
+    """Each block's table fitted to the terminal (report/terminal_width.py: hidden columns are
+    named under it); the legend and notes wrap at the terminal's width. When the columns that
+    must stay (the axis, the --best-by metric, every metric named with -m) are still wider
+    than the terminal, the tables are transposed (a row per metric) instead of squeezed. A
+    pipe gets everything at its natural width."""
     ui = current()
     priorities = _priorities(c, requested)
-    for part in render_rich(c).renderables:
-        if isinstance(part, Table):
+    group = render_rich(c)
+    transposed = False
+    if ui.out.is_terminal and not wide and not columns:
+        width = ui.out.width
+        transposed = any(natural_width(fit_table(t, width, ui.out, priorities).table, ui.out)
+                         > width for t in group.renderables if isinstance(t, Table))
+        if transposed:
+            group = render_rich(c, transpose=True)
+    for part in group.renderables:
+        if isinstance(part, Table) and transposed:
+            ui.out.print(part)
+        elif isinstance(part, Table):
             print_table(part, ui.out, priorities, columns, wide)
         elif isinstance(part, Text):
             ui.out.print(part, soft_wrap=not ui.out.is_terminal or wide)

@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from dropout_lab.backends import registry as backend_registry
-from dropout_lab.cli.app import guard
+from dropout_lab.cli.app import current, guard
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.data import registry as dataset_registry
 from dropout_lab.report.output_file import check_output, write_output
@@ -48,11 +48,20 @@ def schema(
     """Print the JSON Schema of a config file, so an editor can check and complete the YAML.
 
     For example, with the YAML language server, write the schema to a file and put
-    '# yaml-language-server: $schema=dropout-lab.schema.json' at the top of the config."""
+    '# yaml-language-server: $schema=dropout-lab.schema.json' at the top of the config.
+
+    On a terminal, long lines wrap at its width; a pipe and --output get the JSON as is."""
     if output is not None:
         check_output(output, "--output")
     text = json.dumps(config_schema(), indent=2) + "\n"
-    if output is None:
+    ui = current()
+    if output is None and ui.out.is_terminal:
+        # For a person at a terminal: long descriptions wrap at its width (a pipe and -o get
+        # the JSON byte for byte, one string per line).
+        from rich.json import JSON
+
+        ui.out.print(JSON(text, indent=2), soft_wrap=False)
+    elif output is None:
         typer.echo(text, nl=False)
     else:
         write_output(output, text.encode("utf-8"), "--output")

@@ -13,16 +13,16 @@ from rich.table import Table
 from dropout_lab import executors
 from dropout_lab.cli.app import EXIT_ALL_COLLAPSED, current, guard, stdout_reserved
 from dropout_lab.cli.store_warnings import print_warnings
-from dropout_lab.comparison.metrics import is_metric
-from dropout_lab.config import MAX_TRIALS, ExperimentConfig, load_config
+from dropout_lab.comparison.metric_names import is_metric
+from dropout_lab.config import MAX_TRIALS, P_KEY, ExperimentConfig, load_config
 from dropout_lab.errors import OutputError, StoreError
 from dropout_lab.estimate import DryRun, dry_run, largest_weights
 from dropout_lab.executors import budget as budgets
 from dropout_lab.packs import sizing
 from dropout_lab.packs.plan import Packing
-from dropout_lab.report.fit import SWEEP_PRIORITIES, parse_columns, print_table
 from dropout_lab.report.progress import SweepProgress, fmt_seconds
 from dropout_lab.report.table import results_table
+from dropout_lab.report.terminal_width import parse_columns, print_table
 from dropout_lab.result import UNSUCCESSFUL
 from dropout_lab.runner import (
     SweepInterrupted,
@@ -37,6 +37,14 @@ from dropout_lab.sweep import GridPoint
 # Far above any machine, far below an overflow: --workers 1e23 is a typo, refused (exit 2).
 MAX_WORKERS = 4096
 MAX_THREADS = 1024
+# Column priorities of the end-of-sweep table when it is wider than the terminal
+# (report/terminal_width.py: 0 = never hidden, higher = hidden sooner): the axes (0, added
+# where the table is printed) and test accuracy stay; the statistics that need most
+# explanation go first.
+PRIORITIES: dict[str, int] = {
+    P_KEY: 0, "seeds": 1, "test_acc": 0, "health": 1, "gap_acc": 1, "train_acc": 2,
+    "gap_loss": 3, "corr[1]": 4, "corr[2]": 5, "corr[3]": 5, "corr[4]": 5, "ablation_auc": 6,
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -151,7 +159,7 @@ def sweep(
         ui.print_json({**_json_doc(swept), "interrupted": False})
     else:
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
-        priorities = {**SWEEP_PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
+        priorities = {**PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
         table = results_table(swept.results(), list(cfg.sweep),
                               title=f"{markup(cfg.name)}: {len(trials)} trial(s)",
                               base_config=cfg.model_dump(mode="json", exclude={"sweep"}))

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dropout_lab.comparison.metrics import METRICS, choose_metrics, metric, present_metrics
+from dropout_lab.comparison.metric_names import METRICS, choose_metrics, metric, present_metrics
 from dropout_lab.comparison.selection import At, select
 from dropout_lab.comparison.values import canon, dotted, fmt_value, order_key, parse_value
 from dropout_lab.config import P_KEY

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dropout_lab.comparison.metrics import choose_metrics, metric, present_metrics
+from dropout_lab.comparison.metric_names import choose_metrics, metric, present_metrics
 from dropout_lab.comparison.model import SweepData, TrialRecord
 from dropout_lab.comparison.selection import At, select
 from dropout_lab.comparison.values import canon, dotted, order_key

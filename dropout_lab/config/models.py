@@ -138,7 +138,7 @@ class DropoutConfig(StrictModel):
 
 
 class LRSchedule(StrictModel):
-    """The learning rate of each epoch (formulas in dropout_lab/schedules.py and the README).
+    """The learning rate of each epoch (formulas in dropout_lab/schedules.py and docs/config.md).
 
     ``constant``: lr. ``step``: lr x gamma^(number of milestones before the epoch).
     ``exponential``: lr x gamma^(epoch - 1). ``cosine``: from lr down to ``min_lr`` over the

@@ -11,7 +11,9 @@ from dropout_lab.trial import TrialOutcome
 
 
 class SerialExecutor:
-    name = "serial"
+    # Users see one executor, ``local`` (``--executor local``, the progress header "executor
+    # local: 1 worker x 2 threads"); with one worker it runs the packs in this process.
+    name = "local"
 
     def __init__(self, threads: int):
         self.workers = 1

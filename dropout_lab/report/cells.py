@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dropout_lab.comparison import Comparison, Row
-from dropout_lab.comparison.metrics import clip
+from dropout_lab.comparison.metric_names import clip
 from dropout_lab.stats import Summary
 
 NO_SPREAD = "n/a (no spread)"

@@ -26,7 +26,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from dropout_lab.comparison import Block, Comparison  # noqa: E402
-from dropout_lab.comparison.metrics import clip  # noqa: E402
+from dropout_lab.comparison.metric_names import clip  # noqa: E402
 from dropout_lab.comparison.selection import describe  # noqa: E402
 from dropout_lab.comparison.values import fmt_value  # noqa: E402
 from dropout_lab.config import P_KEY  # noqa: E402

@@ -127,8 +127,12 @@ def power_line(c: Comparison) -> str | None:
 
 
 # -- rich ------------------------------------------------------------------------------------
-def render_rich(c: Comparison) -> Group:
-    """One rich table per block; each cell: mean ± CI, then Δ vs baseline on a second line."""
+def render_rich(c: Comparison, transpose: bool = False) -> Group:
+    """One rich table per block; each cell: mean ± CI, then Δ vs baseline on a second line.
+    ``transpose``: a row per value of the axis and metric instead (:func:`_transposed`), for
+    a terminal too narrow for a column per metric."""
+    if transpose:
+        return _transposed(c)
     table = CellTable(c)
     tables: list[RenderableType] = []
     for block in c.blocks:
@@ -161,6 +165,50 @@ def render_rich(c: Comparison) -> Group:
                                style="bold" if sig else "dim")
                 cells.append(txt)
             t.add_row(*cells)
+        tables.append(t)
+    tables.append(Text(printable(legend(c)), style="dim"))
+    for note in footnotes(c):
+        tables.append(Text(printable(note), style="yellow" if note.startswith("†") else "dim"))
+    return Group(*tables)
+
+
+def _row_label(c: Comparison, row: Row) -> Text:
+    label = Text(printable(fmt_value(row.value)) + value_mark(row),
+                 style="bold green" if row.best else ("green" if row.tie else ""))
+    label.append(f"  seeds {seeds_text(row)}", style="" if row.used == row.total else "red")
+    if c.at != "last":
+        label.append(f"  epoch {_epochs_text(row)}")
+    return label
+
+
+def _transposed(c: Comparison) -> Group:
+    """The same cells as :func:`render_rich`, a row per value of the axis (its marks and
+    seeds) followed by a row per metric: three columns whatever the number of metrics, so
+    every metric named with ``-m`` is shown whole on an 80-column terminal."""
+    table = CellTable(c)
+    tables: list[RenderableType] = []
+    for block in c.blocks:
+        head = f"{title(c)}: {block.label}" if c.block_axes else title(c)
+        t = Table(title=markup(head), title_justify="left")
+        t.add_column(markup(f"{c.by} / metric"))
+        t.add_column("mean", justify="right")
+        t.add_column("Δ vs baseline", justify="right")
+        for i, row in enumerate(block.rows):
+            if i:
+                t.add_section()
+            t.add_row(_row_label(c, row), "", "")
+            views = table.of(row)
+            for name in c.metrics:
+                view = views[name]
+                if view.baseline:
+                    delta = Text("baseline", style="dim")
+                elif view.delta is not None:
+                    sig = view.significant
+                    delta = Text(f"Δ {view.delta.text(signed=True)}" + (" *" if sig else ""),
+                                 style="bold" if sig else "dim")
+                else:
+                    delta = Text("")
+                t.add_row(Text("  " + printable(name)), Text(view.value.text()), delta)
         tables.append(t)
     tables.append(Text(printable(legend(c)), style="dim"))
     for note in footnotes(c):

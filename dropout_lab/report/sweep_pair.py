@@ -58,7 +58,8 @@ def notes(pair: SweepPair) -> list[str]:
 
 
 def render_rich(pair: SweepPair) -> Group:
-    """One table: a line per point and metric."""
+    """One table: a line per point and metric (its natural width is about 105 columns with
+    one matched axis; :func:`render_rich_narrow` is the same numbers for 80)."""
     table = Table(title=f"{pair.a.name} (A) vs {pair.b.name} (B)")
     for key in pair.matched_on:
         table.add_column(key, justify="right")
@@ -71,6 +72,40 @@ def render_rich(pair: SweepPair) -> Group:
                           _test(cell.diff))
     return Group(*[Text(line) for line in header_lines(pair)], table,
                  *[Text(n, style="dim") for n in notes(pair)])
+
+
+def _point_label(pair: SweepPair, params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={fmt_value(params[k])}" for k in pair.matched_on) or "the one point"
+
+
+def render_rich_narrow(pair: SweepPair) -> Group:
+    """The same rows for a narrow terminal (80 columns): every point is a row of its own
+    naming its axes, A and B share a cell (two lines), the difference's interval goes under
+    its mean, and the test is a note when every difference used the same one. No metric is
+    left out: metrics are rows, and rows are never hidden."""
+    tests = {_test(c.diff) for p in pair.points for c in p.metrics.values()}
+    one_test = tests.pop() if len(tests) == 1 else None
+    table = Table(title=f"{pair.a.name} (A) vs {pair.b.name} (B)")
+    table.add_column("point / metric")
+    table.add_column("A / B", justify="right")
+    table.add_column("B - A", justify="right")
+    for i, p in enumerate(pair.points):
+        if i:
+            table.add_section()
+        table.add_row(Text(_point_label(pair, p.params), style="bold"), "", "")
+        for name, cell in p.metrics.items():
+            d = cell.diff
+            lines = ["-" if d.mean is None else fmt(d.mean, True) + (" *" if d.excludes_zero
+                                                                    else "")]
+            if d.lo is not None:
+                lines.append(f"[{fmt(d.lo, True)}, {fmt(d.hi, True)}]")
+            if one_test is None:
+                lines.append(_test(d))
+            table.add_row(Text("  " + name), Text(f"A {pm(cell.a)}\nB {pm(cell.b)}"),
+                          Text("\n".join(lines)))
+    extra = [f"every difference: {one_test}"] if one_test else []
+    return Group(*[Text(line) for line in header_lines(pair)], table,
+                 *[Text(n, style="dim") for n in [*notes(pair), *extra]])
 
 
 CSV_COLUMNS = ["metric", "a_n", "a_mean", "a_sd", "b_n", "b_mean", "b_sd", "test", "diff_mean",

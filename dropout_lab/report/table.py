@@ -4,7 +4,7 @@ The rows are those of the comparison model (:mod:`dropout_lab.comparison.model`)
 the sweep's results with ``compare``'s defaults: the same trials enter the same means, so the
 table and ``compare`` cannot disagree (collapsed trials are left out of both; the seeds column
 says how many trials a mean is over). Columns are metric names of
-:mod:`dropout_lab.comparison.metrics` (the same words as ``compare``): the core numbers, the
+:mod:`dropout_lab.comparison.metric_names` (the same words as ``compare``): the core numbers, the
 correlation of every hidden layer, the ablation AUC, and the health flags of the row's
 trials."""
 
@@ -19,7 +19,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from dropout_lab.comparison.metrics import present_metrics
+from dropout_lab.comparison.metric_names import present_metrics
 from dropout_lab.comparison.model import Comparison, SweepData, TrialRecord, build
 from dropout_lab.config import P_KEY
 from dropout_lab.report.cells import fmt_number

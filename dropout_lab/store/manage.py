@@ -129,6 +129,19 @@ def _update_meta(root: Path, note: str | None, add_tags: list[str] | None,
 
 # -- ls: filter and sort ----------------------------------------------------------------------
 
+def status_counts(results: list[dict[str, Any]]) -> dict[str, int]:
+    """Trials by status (done, failed = failed or diverged, pending; corrupt only when there
+    is one) and the total, for ``ls`` and ``show``."""
+    c = {"done": 0, "failed": 0, "pending": 0, "corrupt": 0, "total": len(results)}
+    for r in results:
+        st = r.get("status")
+        c["done" if st == Status.DONE else "failed" if st in UNSUCCESSFUL
+          else "corrupt" if st == Status.CORRUPT else "pending"] += 1
+    if not c["corrupt"]:  # shown only when there is damage
+        del c["corrupt"]
+    return c
+
+
 SORT_KEYS = ("name", "modified", "done", "failed", "total", "on_disk")
 
 

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from dropout_lab.comparison.metrics import metric
+from dropout_lab.comparison.metric_names import metric
 from dropout_lab.metrics.coadaptation import covariance, decov_standardized, live_units
 from dropout_lab.stats import min_detectable_difference, paired_power, seeds_needed
 from tests.helpers.fake_sweeps import write_sweep

@@ -220,3 +220,18 @@ def test_trial_config_written_by_driver_matches_yaml(cli, tiny_config, tmp_path)
         result = json.loads((d / "result.json").read_text())
         assert (result["env"]["workers"], result["env"]["threads"]) == (2, 1)
         assert yaml.safe_load((d / "config.yaml").read_text())["dataset"]["name"] == "synthetic"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_progress_header_names_the_executor_the_user_chose(workers):
+    # Issue 24, item 9: one worker runs in this process (SerialExecutor), but the user chose
+    # --executor local, and the header says so ("executor local: 1 worker x 1 thread").
+    from dropout_lab import executors
+
+    selected = executors.create("local", pending=4, grid=4, workers=workers, threads=1)
+    try:
+        assert selected.describe().startswith(f"executor local: {workers} worker"), \
+            selected.describe()
+        assert selected.executor.name == "local"
+    finally:
+        selected.executor.close()

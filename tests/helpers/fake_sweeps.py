@@ -1,6 +1,6 @@
 """Hand-made sweep folders in the real runs layout, with numbers chosen so answers are known.
 
-Used by the compare / expect / plot / report / browse tests; nothing here trains a model.
+Used by the compare / expect / plot / report / ls / show tests; nothing here trains a model.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from dropout_lab.errors import OutputError
-from dropout_lab.report.fit import fit_table, print_table, select_columns
+from dropout_lab.report.terminal_width import fit_table, print_table, select_columns
 from tests.helpers.fake_sweeps import write_sweep
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")

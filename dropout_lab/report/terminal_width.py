@@ -1,4 +1,5 @@
-"""Fit a rich table to the terminal: drop or shorten columns by priority and say which.
+"""Fit a rich table to the width of the terminal: drop or shorten columns by priority and
+say which. (Formerly ``report/terminal_width.py``: it fits tables, not models.)
 
 A table wider than the terminal is not squeezed by rich into ellipses or wrapped into
 unreadable rows: whole columns are hidden, least important first, and a footnote names them.
@@ -6,7 +7,8 @@ unreadable rows: whole columns are hidden, least important first, and a footnote
 column at its natural width, for scripts and files.
 
 Priorities are a small mapping from a column's title to a number (0 = never hidden, higher =
-hidden sooner), so the tables themselves (report/table.py, ...) stay free of terminal logic.
+hidden sooner), kept beside the command that prints the table (``PRIORITIES`` in
+cli/sweep.py, cli/ls.py, cli/show.py), so the tables themselves stay free of terminal logic.
 A column not in the mapping gets :data:`DEFAULT_PRIORITY`.
 """
 
@@ -20,28 +22,12 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
-from dropout_lab.config import P_KEY
 from dropout_lab.errors import OutputError
 
 DEFAULT_PRIORITY = 5
+WIDE_HELP = "show every column at full width, even wider than the terminal"
 SHORTEST_TEXT = 10  # a shortened free-text column keeps at least this many characters
 
-# End-of-sweep table (report/table.py): the axes and test accuracy stay; the statistics that
-# need most explanation go first.
-SWEEP_PRIORITIES: dict[str, int] = {
-    P_KEY: 0, "seeds": 1, "test_acc": 0, "health": 1, "gap_acc": 1, "train_acc": 2,
-    "gap_loss": 3, "corr[1]": 4, "corr[2]": 5, "corr[3]": 5, "corr[4]": 5, "ablation_auc": 6,
-}
-# ls: name and progress stay; the note is shortened before anything is hidden.
-LS_PRIORITIES: dict[str, int] = {
-    "name": 0, "done": 0, "failed": 1, "total": 1, "on disk": 3, "last modified": 4,
-    "tags": 2, "note": 6,
-}
-# show: the trial id, the axes (set by the caller), the status and test accuracy stay; the
-# seed tells rows apart, so it goes after the timing and the error text.
-SHOW_PRIORITIES: dict[str, int] = {
-    "trial": 0, "status": 0, "test_acc": 0, "gap_acc": 1, "seed": 2, "train s": 4, "error": 3,
-}
 # Free-text columns: shortened (with an ellipsis) before other columns are hidden.
 TEXT_COLUMNS = frozenset({"error", "note", "tags"})
 

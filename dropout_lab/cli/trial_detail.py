@@ -1,5 +1,7 @@
-"""``dropout-lab show runs/<sweep>/trials/<id>``: one trial folder, read as it is on disk
-through the store's one reader (:class:`~dropout_lab.store.TrialView`)."""
+"""The detail page of one trial, which ``dropout-lab show runs/<sweep>/trials/<id>`` prints
+(cli/show.py): the folder read as it is on disk through the store's one reader
+(:class:`~dropout_lab.store.TrialView`). Not a command of its own (formerly
+``cli/show_trial.py``)."""
 
 from __future__ import annotations
 
