@@ -22,6 +22,7 @@ from dropout_lab.config.limits import (
     MAX_LAYERS,
     MAX_TRIALS,
     MAX_WIDTH,
+    MAX_YAML_DEPTH,
     MAX_YAML_NODES,
 )
 from dropout_lab.config.load import check_grid_size, load_config
@@ -47,13 +48,15 @@ from dropout_lab.config.overrides import (
     set_dotted,
 )
 from dropout_lab.config.validation import validate
-from dropout_lab.config.yaml_io import load_yaml_text, read_yaml
+from dropout_lab.config.yaml_io import flow_depth, load_yaml_text, read_yaml
 from dropout_lab.errors import ConfigError
 
 __all__ = [
-    "MAX_CONFIG_BYTES", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_TRIALS", "MAX_WIDTH", "MAX_YAML_NODES",
+    "MAX_CONFIG_BYTES", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_TRIALS", "MAX_WIDTH", "MAX_YAML_DEPTH",
+    "MAX_YAML_NODES",
     "P_KEY", "RESULT_NEUTRAL_KEYS", "VARIANTS", "CommaList", "ConfigError", "DatasetConfig",
     "DropoutConfig", "EarlyStopping", "EvalConfig", "ExperimentConfig", "LRSchedule", "ModelConfig",
     "MomentumSchedule", "TrainConfig", "apply_overrides", "check_grid_size", "flatten_dotted",
-    "load_config", "load_yaml_text", "parse_override", "read_yaml", "set_dotted", "validate",
+    "flow_depth", "load_config", "load_yaml_text", "parse_override", "read_yaml", "set_dotted",
+    "validate",
 ]
