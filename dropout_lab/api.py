@@ -377,9 +377,15 @@ class Sweep:
     def compare(self, other: Sweep | str | Path | None = None, *, by: str | None = None,
                 at: str | int = "last", metrics: Sequence[str] | None = None,
                 baseline: Any = None, best_by: str = "test_acc", level: float = 0.95,
-                include_collapsed: bool = False, power: float = 0.8) -> DataFrame:
+                include_collapsed: bool = False, power: float = 0.8,
+                learned: bool = False) -> DataFrame:
         """The comparison as a DataFrame, one row per (block, value, metric), with exactly the
         numbers ``compare -f json`` prints (built from the same JSON document).
+
+        ``learned=True``: instead, learned vs swept (concrete dropout beside the swept optimum,
+        ``learned_vs_swept`` of the JSON document): one row per concrete block and starting p,
+        with the learned p per unit layer, the metric, the swept optimum and the paired
+        difference (:func:`learned_frame`; empty without concrete trials).
 
         With ``other`` (a Sweep or a folder): ``compare A B`` instead, one row per (point,
         metric), B - A with ``other`` as B (see :mod:`dropout_lab.comparison.pairing`)."""
@@ -397,7 +403,10 @@ class Sweep:
                             metrics=list(metrics) if metrics else None, best_by=best_by,
                             level=level, at=when, include_collapsed=include_collapsed,
                             power=power)
-        return comparison_frame(json.loads(json_text(to_json_doc(c))))
+        doc = json.loads(json_text(to_json_doc(c)))
+        if learned:
+            return learned_frame(doc)
+        return comparison_frame(doc)
 
     def _compare_two(self, other: Sweep | str | Path, at: Any, metrics: Sequence[str] | None,
                      level: float, include_collapsed: bool) -> DataFrame:
@@ -411,6 +420,39 @@ class Sweep:
                                       list(metrics) if metrics else None, level, at,
                                       include_collapsed)
         return pair_frame(json.loads(json_text(to_json_doc(pair))))
+
+
+def learned_frame(doc: dict[str, Any]) -> DataFrame:
+    """``learned_vs_swept`` of a compare JSON document as a DataFrame: one row per concrete
+    block and starting p: its selectors, ``start``, ``seeds``, ``learned_p[l]`` with
+    ``learned_p[l]_ci_low``/``_ci_high`` per unit layer, the ``metric`` name, ``mean``,
+    ``ci_low``, ``ci_high``, the swept optimum (``optimum``, ``optimum_mean``,
+    ``optimum_ci_low``, ``optimum_ci_high``) and the paired ``diff``, ``diff_ci_low``,
+    ``diff_ci_high``, ``diff_n``."""
+    pd = _pandas()
+    rows = []
+    for entry in doc.get("learned_vs_swept") or []:
+        opt = entry["swept_optimum"]
+        for r in entry["rows"]:
+            row: dict[str, Any] = {**entry["selectors"], "start": r["start"],
+                                   "seeds": len(r["seeds"]), "metric": entry["metric"]}
+            for layer, s in enumerate(r["learned_p"]):
+                if s is not None:
+                    ci = s.get("ci") or [None, None]
+                    row[f"learned_p[{layer}]"] = s["mean"]
+                    row[f"learned_p[{layer}]_ci_low"], row[f"learned_p[{layer}]_ci_high"] = ci
+            m = r["metric"]
+            row["mean"] = m["mean"]
+            row["ci_low"], row["ci_high"] = m.get("ci") or [None, None]
+            row["optimum"] = None if opt is None else opt["value"]
+            om = {} if opt is None else opt["metric"]
+            row["optimum_mean"] = om.get("mean")
+            row["optimum_ci_low"], row["optimum_ci_high"] = om.get("ci") or [None, None]
+            d = r["diff"] or {}
+            row["diff"], row["diff_n"] = d.get("mean"), d.get("n", 0)
+            row["diff_ci_low"], row["diff_ci_high"] = d.get("ci") or [None, None]
+            rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _flat_row(t: Trial, axes: list[str]) -> dict[str, Any]:

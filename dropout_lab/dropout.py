@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dropout_lab import variants
+from dropout_lab.concrete import DEFAULT_TEMPERATURE, ConcreteSpec
 from dropout_lab.variants import HostOps
 
 
@@ -36,11 +37,14 @@ class DropoutPlan:
     """Rates per layer and the variant; samples :class:`Noise` from an explicit Generator.
 
     ``sizes`` are the layer widths [inputs, hidden..., classes]; ``rates`` has one drop
-    probability per unit layer [input_p, p_1, ..., p_H].
+    probability per unit layer [input_p, p_1, ..., p_H]. Under ``concrete`` the rates are
+    where each layer's learned p starts (0: the layer drops nothing and learns nothing), and
+    :attr:`concrete` is what the network needs to learn them (temperature, regularisers).
     """
 
     def __init__(self, variant: str, rates: list[float], sizes: list[int],
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", temperature: float = DEFAULT_TEMPERATURE,
+                 weight_regularizer: float = 0.0, dropout_regularizer: float = 0.0) -> None:
         if len(rates) != len(sizes) - 1:
             raise ValueError("one rate per unit layer (input + hidden layers)")
         self.variant = variant
@@ -50,6 +54,10 @@ class DropoutPlan:
         self.dtype = np.dtype(dtype)
         self._ops: HostOps | None = None
         self._ops_rng: np.random.Generator | None = None
+        self.concrete: ConcreteSpec | None = None
+        if self.kind.relaxed and self.active:
+            self.concrete = ConcreteSpec(tuple(r > 0 for r in self.rates), tuple(self.rates),
+                                         temperature, weight_regularizer, dropout_regularizer)
 
     @property
     def active(self) -> bool:
@@ -92,6 +100,10 @@ class DropoutPlan:
 
 
 def make_plan(variant: str, input_p: float, hidden_p: list[float], sizes: list[int],
-              dtype: str = "float32") -> DropoutPlan:
-    """Plan with input rate ``input_p`` and one rate per hidden layer."""
-    return DropoutPlan(variant, [input_p, *hidden_p], sizes, dtype)
+              dtype: str = "float32", temperature: float = DEFAULT_TEMPERATURE,
+              weight_regularizer: float = 0.0, dropout_regularizer: float = 0.0
+              ) -> DropoutPlan:
+    """Plan with input rate ``input_p`` and one rate per hidden layer (concrete: the initial
+    p of each, its temperature and regulariser weights; dropout_lab/concrete.py)."""
+    return DropoutPlan(variant, [input_p, *hidden_p], sizes, dtype, temperature,
+                       weight_regularizer, dropout_regularizer)

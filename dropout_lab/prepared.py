@@ -39,8 +39,8 @@ def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
     data = load_dataset(config.dataset, config.seed, config.dtype).astype(config.dtype)
     sizes = [data.n_features, *config.model.hidden, data.n_classes]
     plan = make_plan(config.dropout.variant, config.dropout.input_p, config.hidden_p(), sizes,
-                     config.dtype)
-    spec = NetSpec(tuple(sizes), config.model.activation, config.dtype, tuple(plan.test_scales()))
+                     config.dtype, *config.concrete_settings(len(data.y_train)))
+    spec = NetSpec.of_plan(sizes, config.model.activation, config.dtype, plan)
     weights = init_weights(sizes, config.model.activation, seeds.rng(config.seed, "init"))
     network = backend.build(spec, weights, config.train.optimizer_spec(), device)
     return Prepared(config, data, spec, network, device, backend, plan)

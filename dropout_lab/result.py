@@ -133,6 +133,9 @@ class Result(_ResultAlways, total=False):
     health: Health
     coadaptation: dict[str, Any]  # when eval.coadaptation (docs/metrics.md)
     uncertainty: dict[str, Any]  # when eval.uncertainty (docs/metrics.md)
+    # dropout.variant concrete: the learned p of each unit layer after the last epoch
+    # (0 = the input, 1.. the hidden layers; None where p is not learned)
+    learned_p: list[float | None]
     error: str  # failed: the last line of the traceback (error.txt holds all of it)
     resumed: dict[str, Any]  # continued from a checkpoint: from_epoch, train_seconds_before
 

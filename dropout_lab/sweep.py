@@ -46,6 +46,11 @@ class GridPoint:
         return self.config.trial_dict()
 
 
+# Optional keys added after runs directories existed: left out of a trial's id while null, so
+# every trial stored before them keeps its id (and is reused by a re-run).
+ABSENT_WHEN_NULL = ("dropout.concrete",)
+
+
 def trial_id_of(config: ExperimentConfig) -> str:
     """A short hash of the resolved trial config (name and sweep excluded).
 
@@ -67,6 +72,10 @@ def trial_content(dump: dict[str, Any]) -> dict[str, Any]:
     for key in RESULT_NEUTRAL_KEYS:
         section, _, leaf = key.partition(".")
         if isinstance(content.get(section), dict) and leaf in content[section]:
+            content[section] = {k: v for k, v in content[section].items() if k != leaf}
+    for key in ABSENT_WHEN_NULL:  # keys added later: trials from before keep their ids
+        section, _, leaf = key.partition(".")
+        if isinstance(content.get(section), dict) and content[section].get(leaf, 0) is None:
             content[section] = {k: v for k, v in content[section].items() if k != leaf}
     return content
 

@@ -94,6 +94,8 @@ class EpochLoop:
             raise DivergedError(f"non-finite training loss at epoch {epoch}")
         row = self._row
         row["fit_loss"] = fit_loss
+        if self.prep.plan.concrete is not None:  # concrete dropout: p per unit layer, learned
+            row["learned_p"] = self.prep.network.learned_p()
         if stopping is not None:
             # the config refuses early stopping without a validation split
             assert data.x_val is not None and data.y_val is not None

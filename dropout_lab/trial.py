@@ -155,6 +155,8 @@ def assemble_result(prep: Prepared, log: TrainingLog, result: Result) -> dict[st
     result["epochs_trained"] = rows[-1]["epoch"]
     result["stopped_by"] = log.stopped_by
     result["best_epoch"] = best_epoch(rows)
+    if "learned_p" in rows[-1]:  # concrete dropout: p per unit layer after the last epoch
+        result["learned_p"] = rows[-1]["learned_p"]
     result["health"] = health_of(prep, rows, final, log.stopped_by == "early_stopping")
     t_stats = time.perf_counter()
     stats = after_training_statistics(prep)

@@ -15,11 +15,16 @@ standard                0 w.p. p, else 1                              a' = (1-p)
 gaussian                r ~ N(1, p/(1-p))  (same mean/var as inverted) a' = a
 dropconnect             on each WEIGHT: 0 w.p. p, else 1/(1-p)        W' = W
 unscaled (a mistake)    0 w.p. p, else 1                              a' = a  (no rescale)
+concrete (p learned)    (1 - z) / (1 - p), z = sigmoid((logit p +     a' = a
+                        log u - log(1 - u)) / t), u ~ U[0, 1)
 ======================  ===========================================  ====================
 
 ``p`` may be one float, or (for a pack, dropout_lab/packs) an array of one p per member: the
-noise then has the members on its leading axis and the ops broadcast p over the rest. A new
-variant (e.g. concrete dropout's relaxed mask, whose p is learned) is one more object here.
+noise then has the members on its leading axis and the ops broadcast p over the rest.
+
+Concrete dropout (:mod:`dropout_lab.concrete`, the formulas) is the one variant whose noise
+is not yet r: its p is a parameter of the network, so the noise drawn here is the uniforms
+u, and the network turns them into its relaxed mask with its current p (``relaxed``).
 """
 
 from __future__ import annotations
@@ -74,6 +79,18 @@ class Variant:
         """The factor on a unit layer at test time (1 unless the variant scales there)."""
         return 1.0
 
+    @property
+    def relaxed(self) -> bool:
+        """True when :meth:`sample` draws the raw uniforms of a relaxed mask that the network
+        completes with its learned p (concrete), not the noise r itself."""
+        return False
+
+    @property
+    def packs(self) -> bool:
+        """Whether trials of this variant may train in a pack (dropout_lab/packs): not when
+        p is learned, a parameter the stacked network does not hold."""
+        return not self.relaxed
+
 
 @dataclass(frozen=True)
 class Bernoulli(Variant):
@@ -101,6 +118,20 @@ class Gaussian(Variant):
         r = ops.normal(shape)
         ops.scale_(r, np.sqrt(p / (1.0 - p)))
         return ops.shift_(r, 1.0)
+
+
+@dataclass(frozen=True)
+class Concrete(Variant):
+    """Concrete dropout (Gal et al. 2017): u ~ U[0, 1); the network makes r = (1 - z) / (1 - p)
+    with z = sigmoid((logit p + log u - log(1 - u)) / t) from its learned p
+    (dropout_lab/concrete.py). ``p`` here is only whether the layer drops at all."""
+
+    def sample(self, ops: NoiseOps[T], shape: tuple[int, ...], p: Rate) -> T:
+        return ops.uniform(shape)
+
+    @property
+    def relaxed(self) -> bool:
+        return True
 
 
 _REGISTRY: dict[str, Variant] = {}
@@ -134,6 +165,8 @@ register(Gaussian("gaussian", "units", "r ~ N(1, p/(1-p)); nothing at test time"
 register(Bernoulli("dropconnect", "weights", "each weight 0 w.p. p, else 1/(1-p), per batch"))
 register(Bernoulli("unscaled", "units", "0 w.p. p, else 1, no rescale (a mistake, on purpose)",
                    rescale=False))
+register(Concrete("concrete", "units", "relaxed mask (1-z)/(1-p) with p learned per layer "
+                  "(Gal et al. 2017); nothing at test time"))
 
 
 # -- the host's primitives (NumPy) ------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from dropout_lab.concrete import ConcreteSpec
 from dropout_lab.dropout import DropoutPlan, Noise
 from dropout_lab.specs.backends import OptimizerSpec
 
@@ -37,6 +38,14 @@ class NetSpec:
     activation: str = "relu"
     dtype: str = "float32"
     test_scales: tuple[float, ...] = ()  # per unit layer (input + hidden); () means all 1.0
+    concrete: ConcreteSpec | None = None  # learned p (dropout_lab/concrete.py); None: fixed p
+
+    @classmethod
+    def of_plan(cls, sizes: list[int] | tuple[int, ...], activation: str, dtype: str,
+                plan: DropoutPlan) -> NetSpec:
+        """The spec of a network trained under ``plan``: its test-time scales and, under
+        concrete dropout, what it needs to learn p."""
+        return cls(tuple(sizes), activation, dtype, tuple(plan.test_scales()), plan.concrete)
 
     @property
     def n_hidden(self) -> int:
@@ -84,6 +93,10 @@ class Network(Protocol):
 
     def get_weights(self) -> Weights:
         """Copies of the current weights as NumPy arrays."""
+
+    def learned_p(self) -> list[float | None]:
+        """Concrete dropout: the learned p of every unit layer (0 = the input; None where
+        p is not learned); [] under any other variant."""
 
     # -- checkpoints (dropout_lab/checkpoint.py; backends/mlp.py fills them for every backend)
     def export_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -39,7 +39,15 @@ one step counter t (Adam's bias corrections and the flush period both read it):
                W <- W - lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps)
     max-norm:  W[:, j] <- W[:, j] * cap / |W[:, j]|  where |W[:, j]| > cap
 
-Noise comes from :mod:`dropout_lab.dropout`; the network only multiplies.
+Noise comes from :mod:`dropout_lab.dropout`; the network only multiplies. Under concrete
+dropout (:mod:`dropout_lab.concrete`, the formulas) the network also holds a learned logit
+theta_l per unit layer (one array ``theta``, a parameter after the biases: no weight decay, no
+max-norm) and completes each layer's noise from the uniforms u it is given,
+r_l = (1 - z_l) / (1 - p_l) with z_l = sigmoid((theta_l + log u - log(1 - u)) / t); the loss
+gains the regulariser R = sum_l R_l, and backward adds, by hand:
+
+    dW_l += 2 wr W_l / (1 - p_l)
+    dtheta_l = sum (g_l @ W'_l^T) * a_l * (p_l - z_l / t) + dR_l/dtheta_l
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from dropout_lab import concrete
 from dropout_lab.backends.base import FLUSH_BELOW, FLUSH_EVERY, NetSpec, Weights
 from dropout_lab.dropout import Noise
 from dropout_lab.specs.backends import OptimizerSpec
@@ -70,6 +79,9 @@ class MLP(ABC, Generic[T]):
     # writing dW_l to a scratch buffer that the optimizer then reads. Same formula; a
     # backend turns it on where its gemm takes beta at no extra cost.
     fuse_momentum = False
+    # True: under concrete dropout, _loss_and_grads hands the whole step to
+    # _concrete_loss_and_grads (the torch backend: autograd) instead of the backward below.
+    concrete_by_autograd = False
 
     def __init__(self, spec: NetSpec, weights: Weights, train: OptimizerSpec) -> None:
         self.spec = spec
@@ -83,11 +95,19 @@ class MLP(ABC, Generic[T]):
         self.lr, self.momentum = float(train.lr), float(train.momentum)
         self.test_scales = list(spec.test_scales) or [1.0] * (len(spec.sizes) - 1)
         self.relu = spec.activation == "relu"
-        # Optimizer state for parameter i (weights 0..L-1, then biases): momentum's velocity,
-        # or Adam's first (_m) and second (_v) moments.
-        self._m: list[T] = [self._zeros_like(p) for p in self.W + self.b]
+        # Concrete dropout: the learned logit of every unit layer (0 where none is learned)
+        # and its gradient of the last step.
+        self.concrete = spec.concrete
+        self.theta: T | None = None
+        if self.concrete is not None:
+            self.theta = self._to_backend(
+                self.concrete.init_logits().astype(self.np_dtype))
+            self._dtheta: T = self._zeros_like(self.theta)
+        # Optimizer state for parameter i (weights 0..L-1, then biases, then theta):
+        # momentum's velocity, or Adam's first (_m) and second (_v) moments.
+        self._m: list[T] = [self._zeros_like(p) for p in self._params()]
         adam = train.optimizer == "adam"
-        self._v: list[T] = [self._zeros_like(p) for p in self.W + self.b] if adam else []
+        self._v: list[T] = [self._zeros_like(p) for p in self._params()] if adam else []
         # Scratch buffers the weight gradients dW_l of a training step are written into.
         self._dW: list[T] = [self._zeros_like(W) for W in self.W]
         self.t = 0  # optimizer steps taken: Adam's t, and the clock of the periodic flush
@@ -98,6 +118,10 @@ class MLP(ABC, Generic[T]):
     def n_layers(self) -> int:
         """L, the number of weight matrices."""
         return len(self.W)
+
+    def _params(self) -> list[T]:
+        """Every trained array: W_0..W_{L-1}, b_0..b_{L-1}, then theta (concrete dropout)."""
+        return self.W + self.b + ([] if self.theta is None else [self.theta])
 
     # -- primitives every backend fills (same names in every backend) -------------------------
     @abstractmethod
@@ -207,6 +231,81 @@ class MLP(ABC, Generic[T]):
         masks = [None if m is None else self._to_backend(m) for m in noise.weights]
         return units, masks
 
+    # -- concrete dropout (dropout_lab/concrete.py) --------------------------------------------
+    def _logits(self) -> np.ndarray:
+        """theta of every unit layer, on the host in float64."""
+        assert self.theta is not None
+        return np.asarray(self._to_numpy(self.theta), dtype=np.float64)
+
+    def _relax(self, layer: int, u: T) -> tuple[T, T]:
+        """(r, z) of unit layer ``layer`` from its uniforms u: z = sigmoid((theta + log(u + eps)
+        - log(1 - u + eps)) / t), r = (1 - z) / (1 - p), by concrete.relax on the host (a
+        backend may compute the same where its arrays are)."""
+        assert self.concrete is not None
+        r, z = concrete.relax(np.asarray(self._to_numpy(u)), float(self._logits()[layer]),
+                              self.concrete.temperature)
+        return self._to_backend(r), self._to_backend(z)
+
+    def _relaxed(self, units: list[T | None] | None
+                 ) -> tuple[list[T | None] | None, list[T | None]]:
+        """Concrete dropout: the noise r_l of every unit layer from the uniforms it was given,
+        and the z_l backward needs; any other variant: ``units`` as they are."""
+        spec = self.concrete
+        zs: list[T | None] = [None] * self.n_layers
+        if spec is None or units is None:
+            return units, zs
+        rs: list[T | None] = []
+        for l, u in enumerate(units):
+            if u is None or not spec.learned[l]:
+                rs.append(u)
+                continue
+            r, zs[l] = self._relax(l, u)
+            rs.append(r)
+        return rs, zs
+
+    def learned_p(self) -> list[float | None]:
+        """p_l = sigmoid(theta_l) of every unit layer l (0 = the input, 1..H the hidden
+        layers), None where p is not learned; [] for a network without concrete dropout."""
+        if self.concrete is None:
+            return []
+        p = concrete.probability(self._logits())
+        return [float(p[l]) if on else None for l, on in enumerate(self.concrete.learned)]
+
+    def set_logits(self, theta: np.ndarray) -> None:
+        """Replace theta (one logit per unit layer), e.g. to move it in a finite difference."""
+        assert self.theta is not None, "no learned p: the variant is not concrete"
+        self.theta = self._to_backend(np.array(theta, dtype=self.np_dtype))
+
+    def loss_and_logit_grad(self, x: np.ndarray, y: np.ndarray, noise: Noise | None
+                            ) -> tuple[float, np.ndarray]:
+        """The loss (cross-entropy + regulariser) and dloss/dtheta, one per unit layer
+        (0 where none is learned), without updating anything."""
+        assert self.theta is not None, "no learned p: the variant is not concrete"
+        loss, _ = self._loss_and_grads(self._to_backend(np.asarray(x)), self._labels(y),
+                                       self._noise(noise), into_scratch=False)
+        return self._item(loss), np.asarray(self._to_numpy(self._dtheta), dtype=np.float64)
+
+    def _penalty(self, grads: Grads[T], dtheta: np.ndarray) -> float:
+        """R = sum_l R_l over the learned layers, with dR_l/dW_l added to ``grads`` (a fused
+        velocity as well: mu v + a^T g + dR/dW) and dR_l/dtheta_l to ``dtheta``."""
+        spec = self.concrete
+        assert spec is not None
+        theta = self._logits()
+        p = concrete.probability(theta)
+        wr, dr = spec.weight_regularizer, spec.dropout_regularizer
+        total = 0.0
+        for l, on in enumerate(spec.learned):
+            if not on:
+                continue
+            w = np.asarray(self._to_numpy(self.W[l]))
+            w_sq = float(np.einsum("ij,ij->", w, w, dtype=np.float64))  # |W_l|^2
+            width = self.spec.sizes[l]  # K_l, the input dimension of W_l
+            total += concrete.penalty(w_sq, float(theta[l]), width, wr, dr)
+            dtheta[l] += concrete.penalty_logit_grad(w_sq, float(theta[l]), width, wr, dr)
+            if wr:
+                self._add_(grads[l][0], self.W[l], 2.0 * wr / (1.0 - float(p[l])))
+        return total
+
     def _effective_weight(self, l: int, masks: list[T | None] | None) -> T:
         """W'_l = W_l * M_l under dropconnect, else W_l."""
         M = None if masks is None else masks[l]
@@ -246,6 +345,7 @@ class MLP(ABC, Generic[T]):
         a = self._to_backend(np.asarray(x))
         eval_mode = noise is None
         units, masks = self._noise(noise) or (None, None)
+        units = self._relaxed(units)[0]  # concrete dropout: r_l from the uniforms
         if eval_mode:
             a = self._test_scale(a, 0)  # standard dropout: a_0 = (1 - p_in) x at test time
         elif units is not None and units[0] is not None:
@@ -277,9 +377,14 @@ class MLP(ABC, Generic[T]):
         the backend; with ``into_scratch`` every dW_l is written into this network's scratch
         buffer (valid until the next step)."""
         units, masks = noise or (None, None)
+        if self.concrete is not None and self.concrete_by_autograd:
+            return self._concrete_loss_and_grads(x, y, units)
+        units, zs = self._relaxed(units)  # concrete dropout: r_l from the uniforms
         z, inputs, weights, hidden = self._forward_train(x, units, masks)
         loss, g = self._softmax_xent(z, y)  # g_{L-1} = (softmax - onehot) / N
         grads: Grads[T] = [None] * self.n_layers  # type: ignore[list-item]
+        spec = self.concrete
+        dtheta = np.zeros(self.n_layers)
         fuse = into_scratch and self.fuse_momentum and self.train.optimizer == "momentum"
         self._fused = [False] * self.n_layers
         for l in range(self.n_layers - 1, -1, -1):
@@ -296,18 +401,42 @@ class MLP(ABC, Generic[T]):
             if M is not None:
                 self._mul_(dW, M)  # dW_l = dW'_l * M_l
             grads[l] = (dW, self._sum_rows(g))  # db_l = sum_n g_l
+            z_l = zs[l]
             if l == 0:
+                if z_l is not None and spec is not None:  # the input's p: dL/da_0 needed too
+                    dtheta[0] += concrete.logit_grad(
+                        self._host(self._matmul_nt(g, weights[0])), self._host(inputs[0]),
+                        self._host(z_l), float(self._logits()[0]), spec.temperature)
                 break
             g = self._matmul_nt(g, weights[l])  # g_{l-1} = (g_l @ W'_l^T) * r_l * f'(z_{l-1})
+            if z_l is not None and spec is not None:
+                # dtheta_l = sum dL/da_l * a_l * (p_l - z_l / t), dL/da_l = g_l @ W'_l^T
+                dtheta[l] += concrete.logit_grad(self._host(g), self._host(inputs[l]),
+                                                 self._host(z_l), float(self._logits()[l]),
+                                                 spec.temperature)
             r = None if units is None else units[l]
             if r is not None:
                 self._mul_(g, r)
             g = self._act_grad_(g, hidden[l - 1])
+        if spec is not None:  # the regulariser: loss + R, dR/dW_l, dR/dtheta_l
+            loss = self._add_scalar_(loss, self._penalty(grads, dtheta))
+            self._dtheta = self._to_backend(dtheta.astype(self.np_dtype))
         return loss, grads
+
+    def _concrete_loss_and_grads(self, x: T, y: T, units: list[T | None] | None
+                                 ) -> tuple[T, Grads[T]]:
+        """Concrete dropout's loss and gradients another way than the backward above (a
+        backend that sets :attr:`concrete_by_autograd` fills it; it also sets _dtheta)."""
+        raise NotImplementedError(f"{type(self).__name__} has no autograd path")
+
+    def _host(self, t: T) -> np.ndarray:
+        """A backend array as a NumPy array (no copy on the CPU)."""
+        return np.asarray(self._to_numpy(t))
 
     def loss_and_grads(self, x: np.ndarray, y: np.ndarray, noise: Noise | None
                        ) -> tuple[float, Weights]:
-        """Mean cross-entropy and its gradients [(dW, db)], without updating anything."""
+        """Mean cross-entropy (plus the regulariser under concrete dropout: the objective the
+        optimizer minimises) and its gradients [(dW, db)], without updating anything."""
         loss, grads = self._loss_and_grads(self._to_backend(np.asarray(x)), self._labels(y),
                                            self._noise(noise), into_scratch=False)
         return self._item(loss), [(self._to_numpy(dW).copy(), self._to_numpy(db).copy())
@@ -352,10 +481,17 @@ class MLP(ABC, Generic[T]):
         for l, (dW, db) in enumerate(grads):
             self._update(l, self.W[l], dW, fused=self._fused[l])
             self._update(L + l, self.b[l], db)
+        self._update_logits()
+
+    def _update_logits(self) -> None:
+        """Concrete dropout: theta's step, by the weights' optimizer (parameter 2L: no weight
+        decay, no max-norm)."""
+        if self.theta is not None:
+            self._update(2 * self.n_layers, self.theta, self._dtheta)
 
     def _update(self, i: int, p: T, g: T, fused: bool = False) -> None:
         """SGD / momentum / Adam with coupled L2 weight decay for parameter i (weights
-        0..L-1, then biases). ``g`` is this step's own array, so it is updated in place.
+        0..L-1, then biases, then theta). ``g`` is this step's own array, so it is updated in place.
         ``fused``: momentum only, ``g`` is the velocity, already mu v + a^T g."""
         opt, wd, lr = self.train.optimizer, self.train.weight_decay, self.lr
         if fused:
@@ -408,7 +544,10 @@ class MLP(ABC, Generic[T]):
         """Every array the next step depends on, by name: weights ``W``, biases ``b`` and the
         optimizer's moments ``m`` (momentum's velocity, Adam's first moment) and ``v`` (Adam's
         second). The scratch buffers are not state: every step overwrites them."""
-        return {"W": self.W, "b": self.b, "m": self._m, "v": self._v}
+        lists = {"W": self.W, "b": self.b, "m": self._m, "v": self._v}
+        if self.theta is not None:  # concrete dropout's learned logits
+            lists["theta"] = [self.theta]
+        return lists
 
     def export_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Copies of :meth:`state_lists` as NumPy arrays named ``W0``, ``b0``, ``m0``, ...,
@@ -434,6 +573,8 @@ class MLP(ABC, Generic[T]):
         for name, state in lists.items():
             for i in range(len(state)):  # the lists stay the same objects; elements replaced
                 state[i] = self._to_backend(np.array(arrays[f"{name}{i}"], dtype=self.np_dtype))
+        if "theta" in lists:  # (a list made for the occasion: the attribute takes its element)
+            self.theta = lists["theta"][0]
         self.t = int(scalars["t"])
         self.set_hyperparameters(float(scalars["lr"]), float(scalars["momentum"]))
 

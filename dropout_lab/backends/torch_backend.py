@@ -27,6 +27,7 @@ from dropout_lab.backends.base import NetSpec, Weights, host_epoch
 from dropout_lab.backends.mlp import MLP, Grads
 from dropout_lab.backends.torch_device import DeviceEpochs
 from dropout_lab.backends.torch_foreach import foreach_optimizer_step
+from dropout_lab.concrete import EPS
 from dropout_lab.dropout import DropoutPlan, Noise
 from dropout_lab.errors import BackendError
 from dropout_lab.specs.backends import OptimizerSpec
@@ -118,6 +119,49 @@ class TorchNetwork(MLP[torch.Tensor]):
                      ) -> torch.Tensor:
         """One optimizer step on a mini-batch and noise already on the device."""
         return self._step(x, y, noise)
+
+    # -- concrete dropout: the same formulas in torch, its gradients by autograd --------------
+    def _relax(self, layer: int, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.concrete is not None and self.theta is not None
+        return relax(u, self.theta[layer], self.concrete.temperature)
+
+    # Under concrete dropout the loss is written out in torch and autograd differentiates it:
+    # an implementation apart from the NumPy reference's gradients by hand, which the
+    # conformance suite compares it to.
+    concrete_by_autograd = True
+
+    def _concrete_loss_and_grads(self, x: torch.Tensor, y: torch.Tensor,
+                                 units: list[torch.Tensor | None] | None
+                                 ) -> tuple[torch.Tensor, Grads[torch.Tensor]]:
+        """loss = mean cross-entropy + sum over learned layers l of
+        wr |W_l|^2 / (1 - p_l) + dr K_l (p_l log p_l + (1 - p_l) log(1 - p_l)), with
+        a_l = h_l * (1 - z_l) / (1 - p_l); every gradient (W, b, theta) by autograd."""
+        spec = self.concrete
+        assert spec is not None and self.theta is not None
+        L = self.n_layers
+        with torch.enable_grad():
+            W = [w.detach().requires_grad_() for w in self.W]
+            b = [v.detach().requires_grad_() for v in self.b]
+            theta = self.theta.detach().requires_grad_()
+            reg = torch.zeros((), dtype=self.dtype, device=self.device)
+            a, z = x, x
+            for l in range(L):
+                u = None if units is None else units[l]
+                if u is not None and spec.learned[l]:
+                    a = a * relax(u, theta[l], spec.temperature)[0]
+                if spec.learned[l]:
+                    p = torch.sigmoid(theta[l])
+                    reg = reg + spec.weight_regularizer * W[l].square().sum() / (1 - p)
+                    reg = reg + spec.dropout_regularizer * self.spec.sizes[l] * (
+                        p * torch.log(p) + (1 - p) * torch.log1p(-p))
+                z = torch.addmm(b[l], a, W[l])
+                if l < L - 1:
+                    a = torch.relu(z) if self.relu else torch.tanh(z)
+            loss = torch.nn.functional.cross_entropy(z, y) + reg
+            grads = torch.autograd.grad(loss, [*W, *b, theta])
+        self._fused = [False] * L
+        self._dtheta = grads[-1]
+        return loss.detach(), [(grads[l], grads[L + l]) for l in range(L)]
 
     # -- speed path: the multi-tensor optimizer (torch_foreach.py) ----------------------------
     def _optimizer_step(self, grads: Grads[torch.Tensor]) -> None:
@@ -226,6 +270,15 @@ class TorchNetwork(MLP[torch.Tensor]):
     def _rescale_columns_(self, W: torch.Tensor, norms: torch.Tensor, cap: float) -> None:
         # No data-dependent branch (that would be a host synchronisation on a GPU).
         W.mul_(torch.where(norms > cap, cap / norms, torch.ones_like(norms)))
+
+
+def relax(u: torch.Tensor, theta: torch.Tensor, temperature: float
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concrete dropout's relaxed mask in torch (dropout_lab/concrete.py has the formulas):
+    z = sigmoid((theta + log(u + eps) - log(1 - u + eps)) / t), r = (1 - z) / (1 - p)."""
+    s = torch.log(u + EPS) - torch.log(1 - u + EPS)
+    z = torch.sigmoid((theta + s) / temperature)
+    return (1 - z) / (1 - torch.sigmoid(theta)), z
 
 
 class TorchBackend:

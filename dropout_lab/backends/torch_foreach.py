@@ -28,24 +28,27 @@ def foreach_optimizer_step(net: TorchNetwork, grads: Grads[torch.Tensor]) -> Non
     params = net.W + net.b
     gs = [g for g, _ in grads] + [g for _, g in grads]
     L = net.n_layers
+    # the moments of W and b (concrete dropout's theta, parameter 2L, steps after them)
+    m, v = net._m[: 2 * L], net._v[: 2 * L]
     if wd:  # g <- g + wd W: the gradient of (wd/2)|W|^2, never of the biases
         torch._foreach_add_(gs[:L], net.W, alpha=wd)
     if opt == "sgd":
         torch._foreach_add_(params, gs, alpha=-lr)  # W <- W - lr g
     elif opt == "momentum":
-        torch._foreach_mul_(net._m, net.momentum)
-        torch._foreach_add_(net._m, gs)  # v <- mu v + g
-        torch._foreach_add_(params, net._m, alpha=-lr)  # W <- W - lr v
+        torch._foreach_mul_(m, net.momentum)
+        torch._foreach_add_(m, gs)  # v <- mu v + g
+        torch._foreach_add_(params, m, alpha=-lr)  # W <- W - lr v
     else:
         b1, b2 = ADAM_BETAS
         c1 = 1.0 - b1**net.t
         c2_sqrt = (1.0 - b2**net.t) ** 0.5
-        torch._foreach_mul_(net._m, b1)
-        torch._foreach_add_(net._m, gs, alpha=1 - b1)  # m <- b1 m + (1 - b1) g
-        torch._foreach_mul_(net._v, b2)
-        torch._foreach_addcmul_(net._v, gs, gs, value=1 - b2)  # v <- b2 v + (1 - b2) g^2
-        denom = torch._foreach_sqrt(net._v)
+        torch._foreach_mul_(m, b1)
+        torch._foreach_add_(m, gs, alpha=1 - b1)  # m <- b1 m + (1 - b1) g
+        torch._foreach_mul_(v, b2)
+        torch._foreach_addcmul_(v, gs, gs, value=1 - b2)  # v <- b2 v + (1 - b2) g^2
+        denom = torch._foreach_sqrt(v)
         torch._foreach_div_(denom, c2_sqrt)
         torch._foreach_add_(denom, ADAM_EPS)  # sqrt(v / (1 - b2^t)) + eps
         # W <- W - lr/(1 - b1^t) * m / denom
-        torch._foreach_addcdiv_(params, net._m, denom, value=-lr / c1)
+        torch._foreach_addcdiv_(params, m, denom, value=-lr / c1)
+    net._update_logits()  # concrete dropout's theta: MLP._update, the same formulas

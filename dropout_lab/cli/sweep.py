@@ -44,6 +44,8 @@ MAX_THREADS = 1024
 PRIORITIES: dict[str, int] = {
     P_KEY: 0, "seeds": 1, "test_acc": 0, "health": 1, "gap_acc": 1, "train_acc": 2,
     "gap_loss": 3, "corr[1]": 4, "corr[2]": 5, "corr[3]": 5, "corr[4]": 5, "ablation_auc": 6,
+    # concrete dropout's learned p: what such a sweep is about, kept before the statistics
+    **{f"learned_p[{layer}]": 2 for layer in range(8)},
 }
 
 

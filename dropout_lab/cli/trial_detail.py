@@ -54,6 +54,15 @@ def curve_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def learned_p_of(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[Any] | None:
+    """Concrete dropout's learned p per unit layer (0 = the input): result.json's, or the
+    last epoch's row of a trial still running; None under any other variant."""
+    learned = result.get("learned_p")
+    if not isinstance(learned, list) and rows and isinstance(rows[-1].get("learned_p"), list):
+        learned = rows[-1]["learned_p"]
+    return learned if isinstance(learned, list) else None
+
+
 def show_trial(trial_dir: Path, json_out: bool) -> None:
     """Config, final metrics, health (when the trial recorded it), timing, env, curves."""
     ui = current()
@@ -71,7 +80,8 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
     doc = {
         "trial_dir": str(trial_dir), "trial_id": result.get("trial_id", trial_dir.name),
         "status": result.get("status"), "params": result.get("params"), "config": config,
-        "final": result.get("final"), "health": result.get("health"),
+        "final": result.get("final"), "learned_p": learned_p_of(result, rows),
+        "health": result.get("health"),
         "timing": result.get("timing"), "env": result.get("env"),
         "curves": curve_summary(rows), "unreadable_metric_lines": bad,
         "error": error,
@@ -90,6 +100,11 @@ def show_trial(trial_dir: Path, json_out: bool) -> None:
         ui.out.print("[bold]final[/]  " + markup("  ".join(
             f"{k} {_fmt(v)}" for k, v in doc["final"].items())), highlight=False,
             soft_wrap=False)
+    if doc["learned_p"]:
+        ui.out.print("[bold]learned p[/]  " + markup("  ".join(
+            f"{'input' if layer == 0 else f'layer {layer}'} {_fmt(p)}"
+            for layer, p in enumerate(doc["learned_p"]) if p is not None)) + "  (concrete)",
+            highlight=False, soft_wrap=False)
     if doc["health"]:
         ui.out.print("[bold]health[/]")
         for k, v in doc["health"].items():

@@ -3,7 +3,8 @@
 Every table, ``--metric``, ``--best-by`` and ``--expect`` use these names. Per-layer
 statistics are named ``family[l]`` with the hidden layer l counted from 1 (``corr[1]`` is the
 mean |correlation| among the units of the first hidden layer); ``family_last`` names the last
-hidden layer whatever the depth.
+hidden layer whatever the depth. ``learned_p[l]`` (concrete dropout) counts unit layers the same
+way, with 0 for the input.
 """
 
 from __future__ import annotations
@@ -111,6 +112,18 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 
 
+# Concrete dropout's learned p of unit layer l (0 = the input, 1.. the hidden layers), stored
+# in result.json as ``learned_p``, a list indexed by l.
+LEARNED_P = "learned_p"
+
+
+def learned_p_metric(layer: int) -> Metric:
+    """``learned_p[l]``: the drop probability concrete dropout learned for unit layer l."""
+    where = "the input" if layer == 0 else f"hidden layer {layer}"
+    return Metric(f"{LEARNED_P}[{layer}]", (LEARNED_P, layer),
+                  f"drop probability learned by concrete dropout, {where}")
+
+
 def clip(name: str, lo: float, hi: float) -> tuple[float, float]:
     """[lo, hi] clipped to the range metric ``name`` can take (unchanged when unbounded)."""
     a, b = RANGES.get(name, (-math.inf, math.inf))
@@ -128,7 +141,9 @@ def metric(name: str) -> Metric:
     m = _LAYER_NAME.match(name)
     if m and m.group(1) in LAYER_FAMILIES and int(m.group(2)) >= 1:
         return LAYER_FAMILIES[m.group(1)].at(name, int(m.group(2)))
-    known = [*METRICS, *(f"{f}[l]" for f in LAYER_FAMILIES)]
+    if m and m.group(1) == LEARNED_P and name == f"{LEARNED_P}[{int(m.group(2))}]":
+        return learned_p_metric(int(m.group(2)))
+    known = [*METRICS, *(f"{f}[l]" for f in LAYER_FAMILIES), f"{LEARNED_P}[l]"]
     close = difflib.get_close_matches(name, known, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else f"; known: {', '.join(known)}"
     raise CompareError(f"unknown metric '{name}'{hint}")
@@ -154,6 +169,10 @@ def present_metrics(results: Iterable[dict[str, Any]]) -> list[str]:
             name = f"{family}[{layer}]"
             if any(metric(name).extract(r) is not None for r in results):
                 names.append(name)
+    units = max((len(r.get(LEARNED_P) or []) for r in results), default=0)
+    for layer in range(units):
+        if any(learned_p_metric(layer).extract(r) is not None for r in results):
+            names.append(f"{LEARNED_P}[{layer}]")
     return names
 
 

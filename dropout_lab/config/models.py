@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from dropout_lab import variants
+from dropout_lab.concrete import regularizer_weights
 from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
 from dropout_lab.config.strict import StrictModel
 from dropout_lab.specs import backends, datasets
@@ -21,7 +23,7 @@ from dropout_lab.specs.datasets import SYNTHETIC_DEFAULTS
 
 # the dropout variants (the registry with their formulas: dropout_lab/variants.py; a test keeps
 # the two in step); the tuple is the Literal's values
-Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled"]
+Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled", "concrete"]
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
 NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS; the name is the run folder)
@@ -110,6 +112,22 @@ def _check_p(value: float, what: str) -> float:
     return value
 
 
+class ConcreteConfig(StrictModel):
+    """Concrete dropout's settings (dropout_lab/concrete.py has the formulas). The regulariser
+    weights default to the paper's derivation for N training examples: wr = l^2 / (2 N),
+    dr = 1 / N."""
+
+    temperature: float = Field(default=0.1, gt=0, le=100,
+                               description="temperature t of the relaxed mask")
+    length_scale: float = Field(default=1e-4, gt=0, le=1e6,
+                                description="prior length-scale l of the default weight "
+                                "regulariser l^2 / (2 N)")
+    weight_regularizer: float | None = Field(
+        default=None, ge=0, description="wr of wr |W|^2 / (1 - p) (null: l^2 / (2 N))")
+    dropout_regularizer: float | None = Field(
+        default=None, ge=0, description="dr of dr K (p log p + (1 - p) log(1 - p)) (null: 1 / N)")
+
+
 class DropoutConfig(StrictModel):
     p: float | list[float] = Field(default=0.5, description="probability of DROPPING a hidden unit")
     input_p: float = Field(default=0.0, description="probability of dropping an input feature")
@@ -118,6 +136,10 @@ class DropoutConfig(StrictModel):
         default="host",
         description="where the torch backend draws dropout noise: host (NumPy, the same "
         "masks as the numpy backend) or device (a torch.Generator on the device, no copies)")
+    concrete: ConcreteConfig | None = Field(
+        default=None,
+        description="variant concrete only: temperature and regularisers of the learned p "
+        "(null: the defaults); dropout.p and input_p are where p starts")
 
     @field_validator("p")
     @classmethod
@@ -135,6 +157,14 @@ class DropoutConfig(StrictModel):
     @classmethod
     def _input_p_range(cls, v: float) -> float:
         return _check_p(v, "input_p")
+
+    @model_validator(mode="after")
+    def _concrete_fits_variant(self) -> DropoutConfig:
+        if self.concrete is not None and not variants.get(self.variant).relaxed:
+            raise ValueError(f"dropout.concrete sets the learned p of variant concrete; the "
+                             f"variant is {self.variant!r} (remove dropout.concrete or set "
+                             "dropout.variant: concrete)")
+        return self
 
 
 class LRSchedule(StrictModel):
@@ -341,6 +371,14 @@ class ExperimentConfig(StrictModel):
         """The drop probability of each hidden layer."""
         p = self.dropout.p
         return list(p) if isinstance(p, list) else [float(p)] * len(self.model.hidden)
+
+    def concrete_settings(self, n_train: int) -> tuple[float, float, float]:
+        """Concrete dropout's (temperature, wr, dr) for ``n_train`` training examples: the
+        configured values, or the defaults l^2 / (2 N) and 1 / N."""
+        c = self.dropout.concrete or ConcreteConfig()
+        wr, dr = regularizer_weights(n_train, c.length_scale)
+        return (c.temperature, wr if c.weight_regularizer is None else c.weight_regularizer,
+                dr if c.dropout_regularizer is None else c.dropout_regularizer)
 
     def trial_dict(self) -> dict[str, Any]:
         """The resolved config of one trial: everything but the sweep axes."""

@@ -45,8 +45,25 @@ def trial_config(trial: Trial) -> dict[str, Any]:
     return {**flatten_dotted(trial.base_config), **trial.params}
 
 
-# Sections of result.json whose every number is a per-trial statistic to export.
-STAT_SECTIONS = ("coadaptation", "uncertainty", "best_epoch", "timing")
+# Sections of result.json whose every number is a per-trial statistic to export
+# (learned_p: concrete dropout's p per unit layer, learned_p/0 the input, learned_p/1 ...).
+STAT_SECTIONS = ("coadaptation", "uncertainty", "best_epoch", "timing", "learned_p")
+
+
+def epoch_values(row: dict[str, Any]) -> dict[str, float]:
+    """The numbers of one metrics.jsonl row to log at its epoch (not ``epoch`` and
+    ``epoch_seconds``): each number by its key, and each number of a list by ``key/i``
+    (concrete dropout's ``learned_p``: ``learned_p/1`` is hidden layer 1, as ``corr[1]``)."""
+    out: dict[str, float] = {}
+    for key, raw in row.items():
+        if key in ("epoch", "epoch_seconds"):
+            continue
+        items = enumerate(raw) if isinstance(raw, list) else [(None, raw)]
+        for i, item in items:
+            value = numeric(item)
+            if value is not None:
+                out[key if i is None else f"{key}/{i}"] = value
+    return out
 
 
 def trial_statistics(trial: Trial) -> dict[str, float]:

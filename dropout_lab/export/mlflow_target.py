@@ -37,7 +37,13 @@ from dropout_lab import __version__
 from dropout_lab.api import Sweep, Trial
 from dropout_lab.config import flatten_dotted
 from dropout_lab.errors import OutputError
-from dropout_lab.export import health_tags, numeric, trial_config, trial_statistics
+from dropout_lab.export import (
+    epoch_values,
+    health_tags,
+    numeric,
+    trial_config,
+    trial_statistics,
+)
 from dropout_lab.result import Status
 from dropout_lab.store import (
     METRICS_FILE,
@@ -183,10 +189,8 @@ def _child(client: MlflowClient, exp_id: str, parent_id: str, sweep: Sweep, tria
     for row in rows:
         step = int(row.get("epoch", 0))
         elapsed += float(row.get("epoch_seconds") or 0.0)
-        for key, raw in row.items():
-            value = numeric(raw)
-            if key not in ("epoch", "epoch_seconds") and value is not None:
-                metrics.append(Metric(key, value, start + int(elapsed * 1000), step))
+        for key, number in epoch_values(row).items():
+            metrics.append(Metric(key, number, start + int(elapsed * 1000), step))
     last = int(rows[-1].get("epoch", 0)) if rows else 0
     end = start + int(elapsed * 1000)
     for key, raw in (trial.final or {}).items():

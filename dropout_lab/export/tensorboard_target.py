@@ -23,7 +23,7 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
 from dropout_lab.api import Sweep
 from dropout_lab.errors import OutputError
-from dropout_lab.export import health_tags, numeric, trial_statistics
+from dropout_lab.export import epoch_values, health_tags, numeric, trial_statistics
 from dropout_lab.health import FLAGS
 
 
@@ -66,11 +66,8 @@ def export(sweep: Sweep, dest: Path | None = None) -> dict[str, Any]:
             for row in rows:
                 step = int(row.get("epoch", 0))
                 wall += float(row.get("epoch_seconds") or 0.0)
-                for key, raw in row.items():
-                    value = numeric(raw)
-                    if key in ("epoch", "epoch_seconds") or value is None:
-                        continue
-                    writer.add_event(_scalar(key, value, step, wall))
+                for key, number in epoch_values(row).items():
+                    writer.add_event(_scalar(key, number, step, wall))
                     points += 1
             last = int(rows[-1].get("epoch", 0)) if rows else 0
             at_end = {f"final/{k}": numeric(v) for k, v in (trial.final or {}).items()}

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dropout_lab import variants
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.errors import ConfigError
 from dropout_lab.trial import EpochCallback, TrialOutcome
@@ -52,8 +53,9 @@ def pack_key(config: ExperimentConfig) -> tuple[Any, ...] | None:
     section (``train_size`` included: members step through batches together, so they need
     training sets of one size), the architecture, the variant and where noise is drawn,
     epochs, batch size and optimizer. None: this config cannot be packed (any backend but
-    torch)."""
-    if config.backend != "torch":
+    torch; concrete dropout, whose p is a parameter the stacked network does not hold): such
+    a point runs alone, as an ordinary trial."""
+    if config.backend != "torch" or not variants.get(config.dropout.variant).packs:
         return None
     dump = config.model_dump(mode="json", exclude={"sweep", "name"})
     for dotted in PER_MEMBER_KEYS:

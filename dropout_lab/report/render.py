@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from rich.console import Group, RenderableType
@@ -15,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from dropout_lab.comparison import Comparison, Row
+from dropout_lab.comparison.learned import VARIANT_KEY, learned_vs_swept
+from dropout_lab.comparison.learned import to_json as learned_json
 from dropout_lab.comparison.selection import describe
 from dropout_lab.comparison.values import fmt_value
 from dropout_lab.report.cells import NO_SPREAD, CellTable, CellView, estimate, fmt_number
@@ -169,7 +173,57 @@ def render_rich(c: Comparison, transpose: bool = False) -> Group:
     tables.append(Text(printable(legend(c)), style="dim"))
     for note in footnotes(c):
         tables.append(Text(printable(note), style="yellow" if note.startswith("†") else "dim"))
+    tables.extend(render_learned_rich(c))
     return Group(*tables)
+
+
+def render_learned_rich(c: Comparison) -> list[RenderableType]:
+    """Learned vs swept (concrete dropout beside the swept optimum, comparison/learned.py):
+    a line naming the optimum, then one row per starting p, within 80 columns."""
+    out: list[RenderableType] = []
+    for e in learned_vs_swept(c):
+        where = f" ({_selectors_text(e.selectors)})" if e.selectors else ""
+        opt = e.optimum
+        if opt is None:
+            head = ("no swept optimum: no trials of fixed p agree with these on the other "
+                    f"axes (sweep {VARIANT_KEY} as an axis, e.g. [inverted, concrete])")
+        else:
+            seed_best = sorted({fmt_value(v) for v in opt.seed_best.values()})
+            head = (f"swept optimum: {c.by} = {fmt_value(opt.value)}, {e.metric} "
+                    f"{pm(opt.metric, metric=e.metric)} (n={opt.metric.n}); each seed's "
+                    f"best: {', '.join(seed_best)}")
+        t = Table(title=markup(f"learned vs swept{where}"), title_justify="left",
+                  show_lines=True)
+        t.add_column("from", justify="right", no_wrap=True)  # the p it started from
+        t.add_column("n", justify="right", no_wrap=True)  # seeds
+        t.add_column("learned p", justify="left", no_wrap=True)
+        t.add_column(markup(e.metric), justify="right", no_wrap=True)
+        t.add_column("Δ vs optimum", justify="right", no_wrap=True)
+        for r in e.rows:
+            layers = "\n".join(f"{'input' if layer == 0 else f'layer {layer}'} {pm(s)}"
+                               for layer, s in enumerate(r.learned_p) if s is not None)
+            d = None if r.diff is None or r.diff.n == 0 else r.diff.summary
+            if d is not None and d.mean is not None and abs(d.mean) < 1e-12:
+                d = replace(d, mean=0.0)  # equal accuracies: a sum of float rounding errors
+            diff = "-" if d is None else pm(d, signed=True) + (" *" if d.excludes_zero else "")
+            t.add_row(fmt_value(r.start), str(len(r.seeds)), layers or "none (p = 0)",
+                      pm(r.metric, metric=e.metric), diff)
+        out.append(t)
+        out.append(Text(textwrap.fill(printable(head), LEARNED_WIDTH)))
+    if out:
+        out.append(Text(textwrap.fill(
+            f"from: the {c.by} concrete dropout started from; n: seeds; learned p: its p per "
+            f"unit layer, mean ± half-width of the {pct(c.level)} CI over seeds; Δ: minus the "
+            "swept optimum, paired by seed, * when its interval excludes 0 "
+            "(docs/concrete.md)", LEARNED_WIDTH), style="dim"))
+    return out
+
+
+LEARNED_WIDTH = 80  # the learned-vs-swept section's lines, whatever the terminal
+
+
+def _selectors_text(selectors: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={fmt_value(v)}" for k, v in selectors.items())
 
 
 def _row_label(c: Comparison, row: Row) -> Text:
@@ -213,6 +267,7 @@ def _transposed(c: Comparison) -> Group:
     tables.append(Text(printable(legend(c)), style="dim"))
     for note in footnotes(c):
         tables.append(Text(printable(note), style="yellow" if note.startswith("†") else "dim"))
+    tables.extend(render_learned_rich(c))
     return Group(*tables)
 
 
@@ -291,11 +346,15 @@ def to_json_doc(c: Comparison) -> dict[str, Any]:
                        "best": None if block.best_value is None else
                        {"metric": c.best_by, "value": block.best_value,
                         "indistinguishable": block.tie_values}})
-    return {"schema": SCHEMA, "sweep": c.name, "sweep_dir": str(c.sweep_dir), "by": c.by,
-            "at": c.at, "include_collapsed": c.include_collapsed,
-            "baseline": c.baseline, "confidence": c.level, "power": c.power,
-            "best_by": c.best_by, "metrics": c.metrics, "block_axes": c.block_axes,
-            "blocks": blocks, "notes": footnotes(c)}
+    doc = {"schema": SCHEMA, "sweep": c.name, "sweep_dir": str(c.sweep_dir), "by": c.by,
+           "at": c.at, "include_collapsed": c.include_collapsed,
+           "baseline": c.baseline, "confidence": c.level, "power": c.power,
+           "best_by": c.best_by, "metrics": c.metrics, "block_axes": c.block_axes,
+           "blocks": blocks, "notes": footnotes(c)}
+    learned = learned_vs_swept(c)
+    if learned:  # concrete dropout's trials beside the swept optimum (comparison/learned.py)
+        doc["learned_vs_swept"] = learned_json(c, learned)
+    return doc
 
 
 def _metric_doc(name: str, row: Row, view: CellView) -> dict[str, Any]:

@@ -30,11 +30,13 @@ BASE_COLUMNS = ("test_acc", "train_acc", "gap_acc", "gap_loss")
 
 
 def columns(results: list[dict[str, Any]]) -> list[str]:
-    """The metric columns: core numbers, corr[l] of every hidden layer, ablation_auc."""
+    """The metric columns: core numbers, corr[l] of every hidden layer, ablation_auc, and
+    concrete dropout's learned_p[l] of every unit layer that learned one."""
     present = present_metrics(r for r in results if r.get("status") == Status.DONE)
     return [*(m for m in BASE_COLUMNS if m in present),
             *(m for m in present if m.startswith("corr[")),
-            *(m for m in ("ablation_auc",) if m in present)]
+            *(m for m in ("ablation_auc",) if m in present),
+            *(m for m in present if m.startswith("learned_p["))]
 
 
 def health_text(counts: Counter[str] | dict[str, int], done: int) -> str:

@@ -199,9 +199,12 @@ def result_problem(r: Any, trial_id: str, params: dict[str, Any] | None) -> str 
 
 
 def _is_row(value: Any) -> bool:
-    """An epoch row of metrics.jsonl: a mapping whose values are numbers, nulls or strings."""
+    """An epoch row of metrics.jsonl: a mapping whose values are numbers, nulls or strings,
+    or lists of numbers and nulls (concrete dropout's ``learned_p``, one per unit layer)."""
     return isinstance(value, dict) and all(
-        v is None or is_number(v) or isinstance(v, str) for v in value.values())
+        v is None or is_number(v) or isinstance(v, str)
+        or (isinstance(v, list) and all(x is None or is_number(x) for x in v))
+        for v in value.values())
 
 
 class TrialView:

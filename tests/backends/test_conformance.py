@@ -13,7 +13,7 @@ import copy
 import numpy as np
 import pytest
 
-from dropout_lab import seeds, variants
+from dropout_lab import concrete, seeds, variants
 from dropout_lab.backends import registry
 from dropout_lab.backends.base import NetSpec, Network, init_weights
 from dropout_lab.config import TrainConfig, validate
@@ -34,6 +34,9 @@ AGREE = 1e-5  # float64 agreement between backends (observed: ~1e-15)
 # rates (p given as a per-layer list).
 SIZES = [12, 20, 16, 4]
 INPUT_P, HIDDEN_P = 0.2, [0.5, 0.3]
+# concrete dropout's temperature and regulariser weights (wr, dr): large enough that the
+# regulariser's share of every gradient is checked (the other variants ignore them)
+CONCRETE = (0.1, 1e-2, 1e-2)
 
 
 def backend_named(name: str):
@@ -45,8 +48,8 @@ def backend_named(name: str):
 def case(variant: str, dtype: str = "float64", activation: str = "relu", n: int = 24,
          seed: int = 0, train: TrainConfig | None = None):
     """(spec, weights, train config, plan, x, y) for the small net, all from explicit seeds."""
-    plan = make_plan(variant, INPUT_P, HIDDEN_P, SIZES, dtype)
-    spec = NetSpec(tuple(SIZES), activation, dtype, tuple(plan.test_scales()))
+    plan = make_plan(variant, INPUT_P, HIDDEN_P, SIZES, dtype, *CONCRETE)
+    spec = NetSpec.of_plan(SIZES, activation, dtype, plan)
     weights = init_weights(SIZES, activation, np.random.default_rng(seed))
     # Non-zero biases, so that bias handling (no weight decay, gradients) is exercised.
     data_rng = np.random.default_rng(seed + 1)
@@ -133,6 +136,10 @@ def test_forward_and_gradients_match_reference(name, variant):
     for layer, ((dw, db), (rdw, rdb)) in enumerate(zip(grads, ref_grads, strict=True)):
         assert_close(dw, rdw, f"dW_{layer}")
         assert_close(db, rdb, f"db_{layer}")
+    if plan.concrete is not None:  # the learned logits' gradient (torch: by autograd)
+        dtheta, ref_dtheta = (n.loss_and_logit_grad(x, y, noise)[1] for n in (net, ref))
+        assert np.all(ref_dtheta != 0), "every unit layer learns its p here"
+        assert_close(dtheta, ref_dtheta, "dloss/dtheta")
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -156,6 +163,9 @@ def test_optimizer_steps_match_reference(name, optimizer, variant):
                                                    strict=True)):
         assert_close(w, rw, f"W_{layer} after 6 {optimizer} steps")
         assert_close(b, rb, f"b_{layer} after 6 {optimizer} steps")
+    if plan.concrete is not None:
+        assert_close(net.learned_p(), ref.learned_p(), f"learned p after 6 {optimizer} steps")
+        assert ref.learned_p() != [INPUT_P, *HIDDEN_P], "p moved: the check can fail"
     assert capped > 0, "max_norm never bound: the test would not see a max-norm bug"
 
 
@@ -192,6 +202,24 @@ def test_gradients_match_finite_differences(name, variant, activation):
     rng = np.random.default_rng(3)
     noise = plan.sample(rng, len(x))
     _directional_check(lambda w: build(name, spec, w, tc), weights, x, y, noise, rng)
+    if plan.concrete is None:
+        return
+    # concrete dropout: dloss/dtheta of each unit layer's logit, through the relaxed mask
+    # and the regulariser, against a central difference
+    net = build(name, spec, weights, tc)
+    _, dtheta = net.loss_and_logit_grad(x, y, noise)
+    theta = net._logits()
+    eps = 1e-6
+    for layer in range(len(theta)):
+        moved = []
+        for sign in (1.0, -1.0):
+            t = theta.copy()
+            t[layer] += sign * eps
+            net.set_logits(t)
+            moved.append(net.loss_and_logit_grad(x, y, noise)[0])
+        numeric = (moved[0] - moved[1]) / (2 * eps)
+        assert abs(numeric - dtheta[layer]) <= 1e-6 * max(1.0, abs(dtheta[layer])), (
+            f"theta_{layer}: finite difference {numeric:.8g} vs gradient {dtheta[layer]:.8g}")
 
 
 def test_finite_difference_check_catches_a_wrong_gradient():
@@ -220,6 +248,10 @@ def test_masks_drop_a_fraction_p(variant, p):
     rates = [p / 2, p, 0.0]  # input rate, hidden 1, hidden 2 switched off
     plan = make_plan(variant, rates[0], rates[1:], sizes, "float64")
     noise = plan.sample(seeds.rng(0, "dropout"), 250)
+    if plan.concrete is not None:  # uniforms; the network relaxes them with its p (t small)
+        noise.units = [None if u is None else concrete.relax(
+            u, float(np.log(rate / (1 - rate))), 1e-4)[0] for u, rate in zip(
+            noise.units, rates, strict=True)]
     for layer, rate in enumerate(rates):
         if variant == "dropconnect":
             assert noise.units[layer] is None
@@ -238,9 +270,14 @@ def test_masks_drop_a_fraction_p(variant, p):
             # Var of the sample variance of a normal: 2 sigma^4 / (n - 1).
             assert abs(r.var() - sigma2) <= 5 * sigma2 * np.sqrt(2 / (r.size - 1))
             continue
+        keep_value = 1 / (1 - rate) if variant in ("inverted", "dropconnect", "concrete") \
+            else 1.0
+        if variant == "concrete":  # t = 1e-4: r is 0 or 1/(1-p) but for u within ~t of 1 - p
+            between = ~(np.isclose(r, 0, atol=1e-6) | np.isclose(r, keep_value, atol=1e-6))
+            assert between.mean() < 1e-2
+            r = np.where(r < 0.5 * keep_value, 0.0, keep_value)
         dropped = float((r == 0).mean())
         assert abs(dropped - rate) <= 5 * np.sqrt(rate * (1 - rate) / r.size), (layer, dropped)
-        keep_value = 1 / (1 - rate) if variant in ("inverted", "dropconnect") else 1.0
         assert np.allclose(r[r != 0], keep_value)
 
 
@@ -250,13 +287,15 @@ def test_mc_mean_matches_test_time_output(name, variant):
     """Averaged over masks, the dropped-out pass equals the test-time pass: E[r] = 1 for
     inverted, gaussian and dropconnect; standard gets there by its (1-p) test-time scale.
     unscaled (the mistake) is off by exactly that factor: E[logits] = (1-p) h W + b.
+    concrete: at p = 1/2 (theta = 0) the logistic noise is symmetric, so E[z] = 1/2 and
+    E[r] = E[1 - z] / (1 - p) = 1 exactly (at other p only as the temperature goes to 0).
 
     One hidden layer with dropout on it only, so the logits are linear in the noise; the same
     input repeated N times gives N independent unit masks in one pass (dropconnect draws one
     weight mask per pass, so it takes N passes)."""
     p, n, sizes = 0.5, 20000, [8, 32, 5]
     plan = make_plan(variant, 0.0, [p], sizes, "float64")
-    spec = NetSpec(tuple(sizes), "relu", "float64", tuple(plan.test_scales()))
+    spec = NetSpec.of_plan(sizes, "relu", "float64", plan)
     weights = init_weights(sizes, "relu", np.random.default_rng(1))
     weights = [(w, np.full(b.shape, 0.3)) for w, b in weights]
     net = build(name, spec, weights, TrainConfig())
@@ -358,6 +397,9 @@ def test_training_matches_reference_float64(name, variant, p):
     ref_rows, ref_weights = run(cfg.model_copy(update={"backend": "numpy"}))
     for row, ref_row in zip(rows, ref_rows, strict=True):
         for key, value in ref_row.items():
+            if key == "learned_p":  # concrete dropout: one p per unit layer
+                assert_close(row[key], value, f"epoch {row['epoch']}: learned_p")
+                continue
             assert abs(row[key] - value) <= AGREE, (row["epoch"], key)
     for (w, _), (rw, _) in zip(weights, ref_weights, strict=True):
         assert_close(w, rw, "trained weights")

@@ -73,8 +73,10 @@ def write_sweep(runs_dir: Path, name: str = "fake",
                 axes: dict[str, list[Any]] | None = None,
                 final: Callable[[dict[str, Any]], dict[str, float]] = default_final,
                 status: Callable[[dict[str, Any]], str] = lambda params: "done",
-                stats: bool = False, epochs: int = 3, reverse_order: bool = False) -> Path:
-    """Write runs_dir/name in the layout of ``SweepStore``; return the sweep folder."""
+                stats: bool = False, epochs: int = 3, reverse_order: bool = False,
+                extra: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> Path:
+    """Write runs_dir/name in the layout of ``SweepStore``; return the sweep folder.
+    ``extra(params)``: more keys of a done trial's result.json (e.g. ``learned_p``)."""
     axes = axes or {"dropout.p": [0.0, 0.2, 0.5], "seed": [0, 1, 2]}
     root = Path(runs_dir) / name
     keys = list(axes)
@@ -100,6 +102,8 @@ def write_sweep(runs_dir: Path, name: str = "fake",
                                   "env": {"backend": "numpy"}}
         if st != "done":
             result["error"] = "boom"
+        if extra is not None and st == "done":
+            result.update(extra(params))
         if stats and st == "done":
             p, seed = float(params.get("dropout.p", 0.0)), int(params.get("seed", 0))
             result["coadaptation"] = coadaptation(p, seed)

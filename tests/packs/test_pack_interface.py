@@ -38,6 +38,8 @@ def test_pack_key_shares_all_but_the_per_member_settings():
     assert pack_key(config(dropout__variant="gaussian")) != base
     assert pack_key(config(dtype="float32")) != base
     assert pack_key(config(backend="numpy")) is None
+    # concrete dropout's p is a parameter of each network: such a point runs alone
+    assert pack_key(config(dropout__variant="concrete")) is None
 
 
 def test_run_pack_returns_each_members_solo_outcome_in_order():

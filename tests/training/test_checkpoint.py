@@ -47,6 +47,9 @@ VARIANTS = {
     "adam": {"train": {"optimizer": "adam", "lr": 0.003}, "dropout": {"variant": "gaussian"}},
     # a weight mask per step, standard dropout's test-time scaling
     "dropconnect": {"dropout": {"variant": "dropconnect", "input_p": 0.0}},
+    # concrete dropout: the learned logits and their optimizer moments (Adam's m and v)
+    "concrete": {"train": {"optimizer": "adam", "lr": 0.003},
+                 "dropout": {"variant": "concrete", "p": 0.2}},
 }
 
 
@@ -87,7 +90,8 @@ def same_weights(a, b) -> bool:
 
 CASES = [("numpy", "momentum", "float32"), ("numpy", "adam", "float64"),
          ("numpy", "dropconnect", "float32"), ("torch", "momentum", "float32"),
-         ("torch", "adam", "float64")]
+         ("torch", "adam", "float64"), ("numpy", "concrete", "float32"),
+         ("torch", "concrete", "float32")]
 
 
 @pytest.mark.slow
@@ -151,6 +155,19 @@ def test_a_checkpoint_holds_what_the_next_epoch_needs():
     assert set(meta["streams"]) == {"order", "dropout"}
     assert set(meta["early_stopping"]) == {"best_val", "since_best"}
     assert meta["train_seconds"] > 0
+
+
+def test_a_concrete_checkpoint_holds_the_learned_logits_and_their_moments():
+    kept: list = []
+    out = run(config(variant="concrete"), keep=kept)
+    ckpt = checkpoint.parse(kept[2][1])
+    theta = ckpt.arrays["net.theta0"]  # one logit per unit layer: input, two hidden
+    assert theta.shape == (3,)
+    p = 1 / (1 + np.exp(-theta.astype(np.float64)))
+    assert np.allclose(p, ckpt.rows[-1]["learned_p"], rtol=1e-6)
+    assert not np.allclose(p, [0.1, 0.2, 0.2])  # learned: moved from where it started
+    assert {"net.m6", "net.v6"} <= set(ckpt.arrays)  # Adam's moments of theta (parameter 2L)
+    assert out.result["learned_p"] == out.metrics[-1]["learned_p"]
 
 
 # -- checkpoints that do not fit ---------------------------------------------------------------

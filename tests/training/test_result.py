@@ -69,6 +69,7 @@ DOCS = ROOT / "docs" / "results.md"
 # Keys written only for one status (every other optional key: done trials only).
 ONLY_WHEN = {"reason": Status.DIVERGED, "error": Status.FAILED}
 ONLY_RESUMED = {"resumed"}  # a trial continued from a checkpoint (training/test_checkpoint.py)
+ONLY_CONCRETE = {"learned_p"}  # dropout.variant: concrete (backends/test_concrete.py)
 
 
 def _stored(tmp_path: Path, **section_changes: dict) -> dict:
@@ -112,7 +113,7 @@ def _conforms(value: object, hint: object) -> bool:
 
 def _expected_keys(status: Status, statistics: bool = True) -> set[str]:
     """The top-level keys the schema says a trial with ``status`` has."""
-    keys = set(get_type_hints(Result)) - ONLY_RESUMED
+    keys = set(get_type_hints(Result)) - ONLY_RESUMED - ONLY_CONCRETE
     if status != Status.DONE:
         keys = set(Result.__required_keys__) | {"final", "timing", "env"}
     keys = {k for k in keys if ONLY_WHEN.get(k, status) == status}
@@ -128,6 +129,13 @@ def test_a_done_trials_result_json_has_exactly_the_documented_keys(tmp_path):
     assert _conforms(result, Result), result
     assert tuple(result["final"]) == FINAL_KEYS == tuple(get_type_hints(Final))
     assert result["best_epoch"]["by"] == "val_acc"  # the validation split fills best_epoch
+
+
+def test_a_concrete_trial_adds_exactly_learned_p(tmp_path):
+    result = _stored(tmp_path, dropout={"variant": "concrete", "p": 0.3})
+    assert set(result) == _expected_keys(Status.DONE) | ONLY_CONCRETE
+    assert _conforms(result, Result), result
+    assert result["learned_p"][0] is None and 0 < result["learned_p"][1] < 1
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflow is the point here

@@ -43,7 +43,9 @@ def old_sample(variant, rates, sizes, rng, batch, dtype):
     for layer, p in enumerate(rates):
         if p <= 0:
             continue
-        if variant == "dropconnect":
+        if variant == "concrete":  # (new with the registry) the uniforms of its relaxed mask
+            units[layer] = rng.random((batch, sizes[layer]), dtype=dtype)
+        elif variant == "dropconnect":
             weights[layer] = old_bernoulli(rng, (sizes[layer], sizes[layer + 1]), p, True, dtype)
         elif variant == "gaussian":
             units[layer] = old_gaussian(rng, (batch, sizes[layer]), p, dtype)
@@ -92,6 +94,8 @@ def test_registry_is_the_config_literal_and_lists_names_on_a_typo():
 def test_per_member_p_gives_each_member_its_solo_noise(variant):
     """Packed host noise: shape (K, ...), one Generator and one p per member; slice k is bit
     for bit what member k draws alone, and a member of p = 0 draws nothing (noise 1)."""
+    if variant == "concrete":
+        pytest.skip("concrete dropout never packs (its p is learned): packs/train.pack_key")
     kind = variants.get(variant)
     p = np.array([0.5, 0.0, 0.25])
     shape = (3, 6, 10)
@@ -112,6 +116,8 @@ def test_per_member_p_gives_each_member_its_solo_noise(variant):
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_device_primitives_match_the_solo_device_draws(variant):
     """TorchOps (backends/torch_device.py) per member equals the solo device draw."""
+    if variant == "concrete":
+        pytest.skip("concrete dropout never packs (its p is learned): packs/train.pack_key")
     torch = pytest.importorskip("torch")
     from dropout_lab.backends.torch_device import TorchOps
 
@@ -140,6 +146,10 @@ def test_every_variant_keeps_the_mean_of_its_formula(variant):
     p = 0.3
     r = variants.get(variant).sample(HostOps(np.random.default_rng(0), "float64"),
                                      (400, 500), p)
+    if variant == "concrete":  # the uniforms; as t -> 0 the network's r is inverted dropout's
+        from dropout_lab.concrete import relax
+
+        r = relax(r, float(np.log(p / (1 - p))), 1e-6)[0]
     expected = 1.0 - p if variant in ("standard", "unscaled") else 1.0
     assert abs(r.mean() - expected) < 5e-3
     if variant != "gaussian":
