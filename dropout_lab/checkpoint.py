@@ -14,6 +14,11 @@ A checkpoint holds everything the next epoch depends on:
 * the metrics rows so far (the best epoch is chosen from them at the end) and the training
   seconds spent.
 
+A pack (dropout_lab/packs) writes one such checkpoint per member, in the member's own trial
+folder, with the member's slice of the stacked state in the solo names and shapes and
+``"stacked": true`` in the JSON: the runner then resumes it in a pack
+(``GridPoint.resume_in_pack``; see docs/reliability.md).
+
 Everything else a trial uses is rebuilt from its config, identically: the data set, the
 dropout plan, the curve subset, the after-training statistics' ``eval`` stream.
 
@@ -113,6 +118,11 @@ class Checkpoint:
     def rows(self) -> list[dict[str, Any]]:
         return list(self.meta["rows"])
 
+    @property
+    def stacked(self) -> bool:
+        """Written by a pack (a member's slice of the stacked state)."""
+        return self.meta.get("stacked") is True
+
 
 def capture(prep: Prepared, state: LoopState, log: TrainingLog, trial_id: str,
             train_seconds: float, data: dict[str, Any] | None = None) -> bytes:
@@ -120,16 +130,28 @@ def capture(prep: Prepared, state: LoopState, log: TrainingLog, trial_id: str,
     no random number is drawn and nothing the trial holds changes. ``data``: the data set's
     fingerprint (``env.data``), so a resume on changed files is refused."""
     arrays, scalars = prep.network.export_state()
-    extra = prep.network.random_state()
+    return capture_state(prep.config.trial_dict(), arrays, scalars, prep.network.random_state(),
+                         state, log, trial_id, train_seconds, data)
+
+
+def capture_state(config_dict: dict[str, Any], arrays: dict[str, np.ndarray],
+                  scalars: dict[str, Any], extra: dict[str, np.ndarray], state: LoopState,
+                  log: TrainingLog, trial_id: str, train_seconds: float,
+                  data: dict[str, Any] | None = None, stacked: bool = False) -> bytes:
+    """:func:`capture` from the network's state as :meth:`~dropout_lab.backends.mlp.MLP.
+    export_state` and ``random_state`` give it: a pack hands each member's slice of the
+    stacked state (dropout_lab/packs/stacked.py), in the solo trial's names and shapes, with
+    ``stacked`` True (meta ``"stacked"``): the trial continues on the pack's code path
+    (:func:`stacked_epoch`), which keeps it bit for bit on the uninterrupted pack's numbers."""
     meta = {
         "format": FORMAT, "dropout_lab": __version__, "trial_id": trial_id,
-        "fingerprint": fingerprint(prep.config.trial_dict()), "epoch": state.epoch,
+        "fingerprint": fingerprint(config_dict), "epoch": state.epoch,
         "network": scalars,
         "streams": {"order": state.order_rng.bit_generator.state,
                     "dropout": state.noise_rng.bit_generator.state},
         "early_stopping": {"best_val": state.best_val, "since_best": state.since_best},
         "stopped_by": log.stopped_by, "rows": log.rows, "train_seconds": train_seconds,
-        "data": data,
+        "data": data, "stacked": stacked,
     }
     named: dict[str, Any] = {f"net.{k}": v for k, v in arrays.items()}
     named.update({f"random.{k}": v for k, v in extra.items()})
@@ -258,4 +280,5 @@ def resumable(store: SweepStore, point: GridPoint, warn: Callable[[str], None]
              "starts over")
         remove_checkpoint(store, point.trial_id)
         return point, []
-    return replace(point, resume=data), ckpt.rows
+    return replace(point, resume=data,
+                   resume_in_pack=ckpt.epoch if ckpt.stacked else None), ckpt.rows

@@ -40,6 +40,10 @@ class GridPoint:
     # The checkpoint a killed run of this trial left (dropout_lab/checkpoint.py): the trial
     # continues from it. Set by the runner, which reads it; travels with the point.
     resume: bytes | None = field(default=None, repr=False, compare=False)
+    # Set with ``resume`` when a pack wrote that checkpoint (after this epoch): the point
+    # continues on the pack's code path, packed with points stopped at the same epoch
+    # (packs/plan.group), so that it ends bit for bit as the uninterrupted pack.
+    resume_in_pack: int | None = field(default=None, compare=False)
 
     @property
     def config_dict(self) -> dict[str, Any]:

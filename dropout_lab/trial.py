@@ -72,7 +72,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
             if on_epoch is not None:
                 on_epoch(trial_id, row["epoch"], config.train.epochs, row)
 
-        state, seconds_before = _resume(prep, resume, trial_id, log, result)
+        state, seconds_before = resume_from(prep, resume, trial_id, log, result)
         after_epoch = (None if on_checkpoint is None
                        else Checkpointer(prep, trial_id, on_checkpoint, seconds_before,
                                          result["env"].get("data")))
@@ -98,7 +98,7 @@ def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any]
     return TrialOutcome(trial_id, result["status"], result, log.rows, error, arrays)
 
 
-def _resume(prep: Prepared, resume: bytes | None, trial_id: str, log: TrainingLog,
+def resume_from(prep: Prepared, resume: bytes | None, trial_id: str, log: TrainingLog,
             result: Result) -> tuple[LoopState | None, float]:
     """Restore the checkpoint ``resume`` into ``prep`` and ``log``: (the loop state to go on
     from, training seconds spent before); (None, 0.0) to start at epoch 1, with a warning
@@ -144,9 +144,12 @@ def record_environment(result: Result, prep: Prepared) -> None:
     env["scipy"], env["scipy_loaded"] = pools["scipy"], pools["scipy_loaded"]
 
 
-def assemble_result(prep: Prepared, log: TrainingLog, result: Result) -> dict[str, np.ndarray]:
+def assemble_result(prep: Prepared, log: TrainingLog, result: Result,
+                    stats: tuple[dict[str, Any], float] | None = None
+                    ) -> dict[str, np.ndarray]:
     """Fill ``result`` of a trial that trained to the end (status ``done``): the final numbers
-    (the last row), the best epoch, health, the after-training statistics and their timing.
+    (the last row), the best epoch, health, the after-training statistics and their timing
+    (``stats``: already computed, with their seconds, by a pack for several members at once).
     Returns the arrays kept as weights.npz (``eval.save_weights``)."""
     rows = log.rows
     result["status"] = Status.DONE
@@ -159,12 +162,13 @@ def assemble_result(prep: Prepared, log: TrainingLog, result: Result) -> dict[st
         result["learned_p"] = rows[-1]["learned_p"]
     result["health"] = health_of(prep, rows, final, log.stopped_by == "early_stopping")
     t_stats = time.perf_counter()
-    stats = after_training_statistics(prep)
-    if "coadaptation" in stats:
-        result["coadaptation"] = stats["coadaptation"]
-    if "uncertainty" in stats:
-        result["uncertainty"] = stats["uncertainty"]
-    result["timing"]["stats_seconds"] = time.perf_counter() - t_stats
+    computed = after_training_statistics(prep) if stats is None else stats[0]
+    if "coadaptation" in computed:
+        result["coadaptation"] = computed["coadaptation"]
+    if "uncertainty" in computed:
+        result["uncertainty"] = computed["uncertainty"]
+    result["timing"]["stats_seconds"] = (time.perf_counter() - t_stats if stats is None
+                                         else stats[1])
     return saved_weights(prep.network, prep.config.eval.save_weights)
 
 

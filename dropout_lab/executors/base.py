@@ -61,20 +61,23 @@ def run_unit(pack: Pack, threads: int | None, workers: int,
              ) -> list[TrialOutcome]:
     """Train one pack where the executor put it; one outcome per member, in member order
     (:func:`run_members` on the pack's points as plain data)."""
+    return run_members(pack_members(pack), threads, workers, on_epoch, on_outcome,
+                       on_checkpoint=on_checkpoint, stacked=pack.stacked)
+
+
+def pack_members(pack: Pack) -> list[PackMember]:
+    """The pack's points as plain data (what a worker or a Ray task receives), each with the
+    checkpoint it continues from."""
     from dropout_lab.packs.train import PackMember
 
-    return run_members([PackMember(p.config_dict, p.trial_id, p.params) for p in pack.points],
-                       threads, workers, on_epoch, on_outcome,
-                       resume=pack.points[0].resume if pack.size == 1 else None,
-                       on_checkpoint=on_checkpoint)
+    return [PackMember(p.config_dict, p.trial_id, p.params, p.resume) for p in pack.points]
 
 
 def run_members(members: list[PackMember], threads: int | None, workers: int,
                 on_epoch: EpochCallback | None = None,
                 on_outcome: Callable[[TrialOutcome], None] | None = None,
-                resume: bytes | None = None,
-                on_checkpoint: Callable[[str, int, bytes], None] | None = None
-                ) -> list[TrialOutcome]:
+                on_checkpoint: Callable[[str, int, bytes], None] | None = None,
+                stacked: bool = False) -> list[TrialOutcome]:
     """Train the members of one pack (plain data: what a Ray task receives).
 
     A pack of one is an ordinary trial (:func:`~dropout_lab.trial.run_trial`, no ``env.pack``):
@@ -84,18 +87,20 @@ def run_members(members: list[PackMember], threads: int | None, workers: int,
     with the traceback, so the sweep goes on and a re-run retries them. ``on_outcome`` gets a
     member's outcome as soon as it is final (an early-stopped or diverged member before its
     pack ends), so a worker can send it at once; the returned list still holds every one.
-    ``resume`` and ``on_checkpoint`` (checkpoints) apply to a pack of one: a point with a
-    checkpoint is never packed (:func:`dropout_lab.packs.plan.group`)."""
+    ``on_checkpoint`` gets the checkpoints ``train.checkpoint_every`` asks for (a pack's:
+    one per member, each in its own trial folder); a member continues from its ``resume``.
+    ``stacked`` (:attr:`~dropout_lab.packs.plan.Pack.stacked`): one member continuing from a
+    pack's checkpoint trains on the pack's code path (a pack of one), not as a solo trial."""
     with thread_budget(threads):  # this process's threads, whichever executor runs it
-        if len(members) == 1:
+        if len(members) == 1 and not stacked:
             m = members[0]
             return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
-                              on_epoch=on_epoch, resume=resume, on_checkpoint=on_checkpoint)]
+                              on_epoch=on_epoch, resume=m.resume, on_checkpoint=on_checkpoint)]
         from dropout_lab.packs.train import run_pack
 
         try:
             return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
-                            on_outcome=on_outcome)
+                            on_outcome=on_outcome, on_checkpoint=on_checkpoint)
         except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
             error = traceback.format_exc()
             return [_failed(m.trial_id, m.params, m.config, error, threads, workers)

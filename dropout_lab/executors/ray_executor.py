@@ -21,7 +21,7 @@ from collections.abc import Generator
 from typing import Any
 
 from dropout_lab.errors import ExecutorError
-from dropout_lab.executors.base import Events, lost_trial, run_members
+from dropout_lab.executors.base import Events, lost_trial, pack_members, run_members
 from dropout_lab.packs.plan import Pack
 from dropout_lab.packs.train import PackMember
 from dropout_lab.trial import TrialOutcome
@@ -41,13 +41,14 @@ def _import_ray() -> Any:
 
 
 def _ray_pack(members: list[PackMember], threads: int, workers: int,
-              resume: bytes | None = None, channel: Any = None
+              stacked: bool = False, channel: Any = None
               ) -> tuple[str, list[TrialOutcome]]:
     """The body of a Ray task: one pack, its outcomes returned to the driver (no files
     written here), with this task's Ray id (the driver records which task ran which
-    members: :attr:`RayExecutor.tasks`). A solo trial continues from ``resume`` (a
-    checkpoint the driver found); epoch rows and checkpoints go to the driver through
-    ``channel`` (a Ray queue), which the driver drains before it takes the outcomes."""
+    members: :attr:`RayExecutor.tasks`). A member continues from its ``resume`` (a
+    checkpoint the driver found; ``stacked``: see run_members); epoch rows and checkpoints
+    go to the driver through ``channel`` (a Ray queue), which the driver drains before it
+    takes the outcomes."""
     import ray
 
     on_epoch = on_checkpoint = None
@@ -59,8 +60,8 @@ def _ray_pack(members: list[PackMember], threads: int, workers: int,
             channel.put(("checkpoint", tid, epoch, data))
 
     task_id = ray.get_runtime_context().get_task_id() or ""
-    return task_id, run_members(members, threads, workers, on_epoch, resume=resume,
-                                on_checkpoint=on_checkpoint)
+    return task_id, run_members(members, threads, workers, on_epoch,
+                                on_checkpoint=on_checkpoint, stacked=stacked)
 
 
 def _drain(channel: Any, events: Events) -> None:
@@ -161,13 +162,11 @@ class RayExecutor:
                     pack = queue.popleft()
                     # The task gets each member's config as plain data: Ray serializes it, a
                     # node validates it again (run_trial, run_pack).
-                    members = [PackMember(p.config_dict, p.trial_id, p.params)
-                               for p in pack.points]
+                    members = pack_members(pack)
                     ref = task.options(num_cpus=self.threads,
                                        num_gpus=1 if _needs_gpu(members[0].config) else 0,
                                        max_retries=0).remote(
-                        members, self.threads, self.workers,
-                        pack.points[0].resume if pack.size == 1 else None, channel)
+                        members, self.threads, self.workers, pack.stacked, channel)
                     inflight[ref] = pack
                     for point in pack.points:
                         events.started(point.trial_id)

@@ -13,6 +13,7 @@ The pure functions take probabilities or log-probabilities as NumPy arrays (floa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
@@ -172,6 +173,10 @@ def prediction_stats(probs: np.ndarray, log_probs: np.ndarray, y: np.ndarray, bi
 
 
 # -- driving the network --------------------------------------------------------------------
+# (passes) -> the Monte Carlo logits of the next ``passes`` passes of each probe, (passes, N, C)
+McLogits = Callable[[int], list[np.ndarray]]
+
+
 def compute(probe: Probe, mc_samples: int, ece_bins: int, rng: np.random.Generator
                 ) -> dict[str, Any]:
     """The ``uncertainty`` section of result.json (schema in docs/metrics.md).
@@ -180,46 +185,70 @@ def compute(probe: Probe, mc_samples: int, ece_bins: int, rng: np.random.Generat
     curve reads the running average after 1, 2, 5, 10, 20 and 50 passes (prefix means of one
     sequence of draws). Without any dropout (every rate 0) a pass equals the deterministic
     prediction, so none is run and mutual_information is 0."""
-    y = probe.y
-    det_logp = log_softmax(probe.logits)
-    det_p = np.exp(det_logp)
-    det = prediction_stats(det_p, det_logp, y, ece_bins)
+    return compute_many([probe], mc_samples, ece_bins,
+                        lambda passes: [probe.mc_logits(rng, passes)])[0]
 
-    if probe.stochastic:
-        avg = McAverage()
-        curve: dict[int, float] = {}
-        main: dict[str, Any] | None = None
+
+def compute_many(probes: Sequence[Probe], mc_samples: int, ece_bins: int,
+                 mc_logits: McLogits) -> list[dict[str, Any]]:
+    """:func:`compute` for several trained networks at once (a pack's members, issue 19):
+    the same blocks of passes for every probe, each block's passes of all of them asked of
+    ``mc_logits`` in one call, so a stacked network can run them as one forward pass. Each
+    probe's passes are drawn from its own generator exactly as :func:`compute` draws them
+    (``mc_logits`` is a probe's own :meth:`~dropout_lab.metrics.probe.Probe.mc_logits` for a
+    single one). The probes share the sample size and layer widths (one block size), and
+    are all stochastic or there is only one."""
+    widths = {(len(p.y), p.x.shape[1], tuple(p.widths)) for p in probes}
+    if len(widths) != 1 or (len(probes) > 1 and not all(p.stochastic for p in probes)):
+        raise ValueError("compute_many needs stochastic probes of one sample size and shape")
+    dets = []
+    for probe in probes:
+        det_logp = log_softmax(probe.logits)
+        det_p = np.exp(det_logp)
+        dets.append((det_p, prediction_stats(det_p, det_logp, probe.y, ece_bins)))
+
+    mcs: list[dict[str, Any]] = [{} for _ in probes]
+    mc_curves: list[list[float]] = [[] for _ in probes]
+    first = probes[0]
+    if first.stochastic:
+        avgs = [McAverage() for _ in probes]
+        curves: list[dict[int, float]] = [{} for _ in probes]
         # Passes in blocks that end on every T where a snapshot is read; each block is one
         # batched draw, capped so a block's noise stays below MAX_BLOCK_ELEMENTS numbers.
         stops = sorted({*MC_CURVE_T, mc_samples})
-        cap = max(1, MAX_BLOCK_ELEMENTS // (len(y) * max(probe.widths + [probe.x.shape[1]])))
+        n = len(first.y)
+        cap = max(1, MAX_BLOCK_ELEMENTS // (n * max(first.widths + [first.x.shape[1]])))
         done = 0
         for stop in stops:
             while done < stop:
                 k = min(stop - done, cap)
-                avg.add(probe.mc_logits(rng, k))
+                for avg, logits in zip(avgs, mc_logits(k), strict=True):
+                    avg.add(logits)
                 done += k
-            if stop in MC_CURVE_T:
-                curve[stop] = accuracy(avg.mean_probs(), y)
-            if stop == mc_samples:
-                mean_p = avg.mean_probs()
-                main = prediction_stats(mean_p, avg.mean_log_probs(), y, ece_bins)
-                main["entropy"] = float(entropy(mean_p).mean())
-                main["mi"] = float(mutual_information(mean_p, avg.mean_pass_entropy()).mean())
-        assert main is not None
-        mc, mc_curve = main, [curve[t] for t in MC_CURVE_T]
+            for probe, avg, curve, mc in zip(probes, avgs, curves, mcs, strict=True):
+                if stop in MC_CURVE_T:
+                    curve[stop] = accuracy(avg.mean_probs(), probe.y)
+                if stop == mc_samples:
+                    mean_p = avg.mean_probs()
+                    mc.update(prediction_stats(mean_p, avg.mean_log_probs(), probe.y,
+                                               ece_bins))
+                    mc["entropy"] = float(entropy(mean_p).mean())
+                    mc["mi"] = float(mutual_information(mean_p,
+                                                        avg.mean_pass_entropy()).mean())
+        mc_curves = [[curve[t] for t in MC_CURVE_T] for curve in curves]
     else:
-        mc = {**det, "entropy": float(entropy(det_p).mean()), "mi": 0.0}
-        mc_curve = [det["acc"]] * len(MC_CURVE_T)
+        det_p, det = dets[0]
+        mcs[0] = {**det, "entropy": float(entropy(det_p).mean()), "mi": 0.0}
+        mc_curves[0] = [det["acc"]] * len(MC_CURVE_T)
 
-    return {
+    return [{
         "mc_samples": int(mc_samples),
         "mc_acc": mc["acc"], "mc_nll": mc["nll"],
         "det_acc": det["acc"], "det_nll": det["nll"],
         "predictive_entropy": mc["entropy"], "mutual_information": mc["mi"],
         "ece_det": det["ece"], "ece_mc": mc["ece"],
         "brier_det": det["brier"], "brier_mc": mc["brier"],
-        "mc_curve": {"T": list(MC_CURVE_T), "acc": mc_curve},
+        "mc_curve": {"T": list(MC_CURVE_T), "acc": curve},
         "reliability": {"edges": [float(e) for e in bin_edges(ece_bins)],
                         "det": det["reliability"], "mc": mc["reliability"]},
-    }
+    } for (_, det), mc, curve in zip(dets, mcs, mc_curves, strict=True)]

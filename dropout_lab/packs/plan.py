@@ -7,8 +7,12 @@ and runs exactly as an unpacked trial does. :func:`group` is the one place that 
 points share a pack; it takes any list of points (the sweep's pending points, or a search's
 suggested points, issue 23) and is deterministic:
 
-* points pack together only when their keys are equal; a point that continues from a
-  checkpoint (``GridPoint.resume``) runs alone;
+* points pack together only when their keys are equal; a point that continues from a solo
+  trial's checkpoint (``GridPoint.resume``) runs alone; one that continues from a pack's
+  checkpoint (``GridPoint.resume_in_pack``: the epoch it stopped at) packs only with points
+  of its key stopped at the same epoch (a pack's members step in lockstep), and runs on the
+  pack's code path even alone or under ``--pack 1`` (:attr:`Pack.stacked`), so that it ends
+  bit for bit as its uninterrupted pack;
 * each pack holds at most ``max_size`` points, consecutive in the order given (grid order);
 * ``spread`` (the workers that will run the packs) caps the pack size at
   ``ceil(packable / spread)``, so that 8 points on 2 workers make 2 packs of 4, not one of 8
@@ -51,6 +55,12 @@ class Pack:
         return [p.trial_id for p in self.points]
 
     @property
+    def stacked(self) -> bool:
+        """True when the points train as one stacked network even if there is one: more
+        than one point, or a point continuing from a pack's checkpoint."""
+        return self.size > 1 or any(p.resume_in_pack is not None for p in self.points)
+
+    @property
     def config(self) -> ExperimentConfig:
         """The first member's config: what every member shares (backend, device, network,
         data set) is read from it."""
@@ -83,17 +93,23 @@ def group(points: Sequence[GridPoint], max_size: int, spread: int = 1,
     docstring for the rules). ``key`` defaults to :func:`dropout_lab.packs.train.pack_key`."""
     if max_size < 1:
         raise ValueError(f"max_size must be at least 1, got {max_size}")
-    if max_size == 1:
-        return solo(points)
     if key is None:
         from dropout_lab.packs.train import pack_key
 
         key = pack_key
+    if max_size == 1 and all(p.resume_in_pack is None for p in points):
+        return solo(points)
     by_key: dict[Any, list[int]] = {}  # key -> indices of its points, in order
     singles: list[int] = []
     for i, point in enumerate(points):
-        # A point continuing from a checkpoint (a killed solo trial) runs alone: it resumes.
-        k = None if point.resume is not None else key(point.config)
+        k: Hashable | None
+        if point.resume_in_pack is not None:  # a pack's checkpoint: with its epoch's points
+            base = key(point.config)
+            k = None if base is None else (base, "resumed after epoch", point.resume_in_pack)
+        elif point.resume is not None or max_size == 1:
+            k = None  # a solo trial's checkpoint: it resumes alone
+        else:
+            k = key(point.config)
         if k is None:
             singles.append(i)
         else:

@@ -19,10 +19,13 @@ import traceback
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
+from dropout_lab import checkpoint
 from dropout_lab.backends.torch_backend import TorchNetwork
 from dropout_lab.backends.torch_pack import TorchPackNetwork
 from dropout_lab.config import ExperimentConfig
+from dropout_lab.dropout import Noise
 from dropout_lab.errors import DivergedError
 from dropout_lab.evaluation import (
     EVAL_CHUNK,
@@ -31,9 +34,10 @@ from dropout_lab.evaluation import (
     chunk_loss_correct,
     loss_and_accuracy,
 )
+from dropout_lab.metrics import after_training_many
 from dropout_lab.packs.epochs import PackEpochs
 from dropout_lab.result import Result, Status
-from dropout_lab.training import EpochLoop, TrainingLog
+from dropout_lab.training import EpochLoop, LoopState, TrainingLog
 from dropout_lab.trial import (
     EpochCallback,
     Prepared,
@@ -42,11 +46,20 @@ from dropout_lab.trial import (
     new_result,
     prepare,
     record_environment,
+    resume_from,
 )
 
 if TYPE_CHECKING:
+    from dropout_lab.metrics import StackedForward
     from dropout_lab.packs.train import OutcomeCallback, PackMember
 
+
+# The Monte Carlo passes of the after-training statistics are large products (2,000 rows x
+# 784 x 256 per pass at mnist-quick's shape): on the CPU a stacked pass does the work of K
+# passes, and measured no faster (median 0.93x member by member, benchmarks/
+# bench_pack_statistics.py, docs/performance.md), so on the CPU each member computes its own;
+# on a GPU (one kernel for K members instead of K small ones) the pack batches them.
+BATCH_STATISTICS_ON_CPU = False
 
 _DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_val", "y_val")
 
@@ -58,20 +71,28 @@ def _equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
 
 
 class Member:
-    """A member in training: its prepared trial, result, log and epoch bookkeeping."""
+    """A member in training: its prepared trial, result, log and epoch bookkeeping
+    (``state``/``log``/``seconds_before``: where its checkpoint left it, if it resumed)."""
 
     def __init__(self, index: int, member: PackMember, prep: Prepared, result: Result,
-                 setup_seconds: float, on_epoch: EpochCallback | None) -> None:
+                 setup_seconds: float, on_epoch: EpochCallback | None,
+                 state: LoopState | None = None, log: TrainingLog | None = None,
+                 seconds_before: float = 0.0) -> None:
         self.index, self.member, self.prep, self.result = index, member, prep, result
-        self.setup_seconds = setup_seconds
-        self.log = TrainingLog()
+        self.setup_seconds, self.seconds_before = setup_seconds, seconds_before
+        self.log = log if log is not None else TrainingLog()
         epochs = prep.config.train.epochs
 
         def forward(row: dict[str, Any]) -> None:
             if on_epoch is not None:
                 on_epoch(member.trial_id, row["epoch"], epochs, row)
 
-        self.loop = EpochLoop(prep, forward, self.log)
+        self.loop = EpochLoop(prep, forward, self.log, state)
+
+    @property
+    def start_epoch(self) -> int:
+        """The epochs completed before this run (0, or its checkpoint's epoch)."""
+        return self.loop.state.epoch
 
 
 class Pack:
@@ -79,10 +100,10 @@ class Pack:
 
     def __init__(self, members: list[PackMember], configs: list[ExperimentConfig],
                  threads: int | None, workers: int, on_epoch: EpochCallback | None,
-                 started: float, t_start: float, on_outcome: OutcomeCallback | None = None
-                 ) -> None:
+                 started: float, t_start: float, on_outcome: OutcomeCallback | None = None,
+                 on_checkpoint: checkpoint.CheckpointCallback | None = None) -> None:
         self.started, self.t_start = started, t_start
-        self.on_outcome = on_outcome
+        self.on_outcome, self.on_checkpoint = on_outcome, on_checkpoint
         self.outcomes: list[TrialOutcome | None] = [None] * len(members)
         self._assembly_seconds = 0.0  # spent assembling finished members' results
         self.live: list[Member] = []
@@ -90,15 +111,20 @@ class Pack:
             result = new_result(config, member.trial_id, member.params, threads, workers)
             result["env"]["pack"] = {"size": len(members), "index": index}
             t0 = time.perf_counter()
+            log = TrainingLog()
             try:
                 prep = prepare(config, threads)
                 record_environment(result, prep)
                 self._share_data(prep)
+                # a checkpoint: into the member's own (solo) network and log, as run_trial
+                # restores one (its optimizer state moves into the stack in _build)
+                state, seconds_before = resume_from(prep, member.resume, member.trial_id, log,
+                                                    result)
             except Exception:  # this member's own data or backend: it alone fails
-                self._fail(index, member, result, traceback.format_exc(), [])
+                self._fail(index, member, result, traceback.format_exc(), log.rows)
                 continue
             self.live.append(Member(index, member, prep, result, time.perf_counter() - t0,
-                                     on_epoch))
+                                    on_epoch, state, log, seconds_before))
 
     def _share_data(self, prep: Prepared) -> None:
         """Point each of this member's data arrays at an earlier member's equal one (a sweep
@@ -133,13 +159,17 @@ class Pack:
         result["error"] = error.strip().splitlines()[-1]
         self._close(index, member, result, rows, error)
 
-    def _finish(self, m: Member, t_train: float, diverged: str | None = None) -> None:
-        """Member m trained to its end (or diverged): assemble its result as run_trial does."""
+    def _finish(self, m: Member, t_train: float, diverged: str | None = None,
+                stats: tuple[dict[str, Any], float] | None = None) -> None:
+        """Member m trained to its end (or diverged): assemble its result as run_trial does
+        (``stats``: its after-training statistics and their seconds, computed with other
+        members')."""
         result = m.result
         timing = result["timing"]
         t_done = time.perf_counter()
-        # the pack's training time until now, less the other members' result assembly
-        train_seconds = t_done - t_train - self._assembly_seconds
+        # the pack's training time until now, less the other members' result assembly (and,
+        # resumed, the seconds its checkpoint kept)
+        train_seconds = m.seconds_before + t_done - t_train - self._assembly_seconds
         try:
             arrays: dict[str, np.ndarray] = {}
             if diverged is not None:
@@ -147,7 +177,7 @@ class Pack:
                 result["reason"] = diverged
             else:
                 try:
-                    arrays = assemble_result(m.prep, m.log, result)
+                    arrays = assemble_result(m.prep, m.log, result, stats)
                 finally:
                     self._assembly_seconds += time.perf_counter() - t_done
             timing["setup_seconds"], timing["train_seconds"] = m.setup_seconds, train_seconds
@@ -158,21 +188,68 @@ class Pack:
 
     # -- training -----------------------------------------------------------------------------
     def train(self) -> None:
-        """Train the live members as one network until each has finished."""
-        if not self.live:
-            return
+        """Train the live members until each has finished: one stacked network for the
+        members that start at the same epoch (all of them, unless some resume from
+        checkpoints of different epochs), such stacks one after the other."""
+        stacks: dict[int, list[Member]] = {}
+        for m in self.live:
+            stacks.setdefault(m.start_epoch, []).append(m)
+        for start in sorted(stacks):
+            self.live = stacks[start]
+            self._assembly_seconds = 0.0
+            self._train_stack(start)
+
+    def _train_stack(self, start: int) -> None:
+        """Train the live members, all after epoch ``start``, as one network."""
         t_train = time.perf_counter()
         try:
+            ended = [m for m in self.live if start >= m.prep.config.train.epochs
+                     or m.log.stopped_by == "early_stopping"]
+            for m in ended:  # restored after its last epoch: nothing left to train
+                self._finish(m, t_train)
+            self.live = [m for m in self.live if m not in ended]
+            if not self.live:
+                return
             net, epochs = self._build()
-            for epoch in range(1, self.live[0].prep.config.train.epochs + 1):
+            policy = checkpoint.Policy(self.live[0].prep.config.train.checkpoint_every)
+            for epoch in range(start + 1, self.live[0].prep.config.train.epochs + 1):
                 self._epoch(net, epochs, epoch, t_train)
                 if not self.live:
                     return
+                if self.on_checkpoint is not None and policy.due(epoch):
+                    self._checkpoint(net, epochs, t_train)
         except Exception:  # the stacked training: every member not finished fails
             error = traceback.format_exc()
             for m in self.live:
                 self._fail(m.index, m.member, m.result, error, m.log.rows)
             self.live = []
+
+    def _checkpoint(self, net: TorchPackNetwork, epochs: PackEpochs, t_train: float) -> None:
+        """Each member still training: its checkpoint, its own slice of the stacked state in
+        the solo names and shapes, sent as a solo trial sends its own (a member whose
+        callback fails fails alone, as for its rows)."""
+        assert self.on_checkpoint is not None
+        spent = time.perf_counter() - t_train - self._assembly_seconds
+        keep: list[int] = []
+        for pos, m in enumerate(self.live):
+            try:
+                arrays = {f"{name}{i}": net._to_numpy(a[pos]).copy()
+                          for name, state in net.state_lists().items()
+                          for i, a in enumerate(state)}
+                scalars = {"t": net.t, "lr": float(net.lrs[pos]),
+                           "momentum": float(net.momenta[pos])}
+                extra = ({"device_generator0": epochs.gens[self._slot[pos]].get_state().numpy()
+                          .copy()} if epochs.gens else {})
+                data = checkpoint.capture_state(
+                    m.prep.config.trial_dict(), arrays, scalars, extra, m.loop.state, m.log,
+                    m.member.trial_id, m.seconds_before + spent, m.result["env"].get("data"),
+                    stacked=True)
+                self.on_checkpoint(m.member.trial_id, m.loop.state.epoch, data)
+            except Exception:
+                self._fail(m.index, m.member, m.result, traceback.format_exc(), m.log.rows)
+            else:
+                keep.append(pos)
+        self._keep(net, keep)
 
     def _build(self) -> tuple[TorchPackNetwork, PackEpochs]:
         preps = [m.prep for m in self.live]
@@ -182,14 +259,27 @@ class Pack:
             [p.config.train.optimizer_spec() for p in preps],
             [list(p.spec.test_scales) or [1.0] * (len(first.spec.sizes) - 1) for p in preps],
             first.device)
-        for p in preps:
+        steps = {p.network.t for p in preps if isinstance(p.network, TorchNetwork)}
+        if len(steps) > 1:  # (one key, one epoch: one step count; a guard, not a case)
+            raise ValueError(f"members resumed at different optimizer steps {sorted(steps)}")
+        net.t = steps.pop() if steps else 0
+        for pos, p in enumerate(preps):
             # each member's own network now only evaluates (views of its slice of the pack):
-            # it keeps no optimizer state of its own
+            # its optimizer state (a checkpoint's, or zeros) moves into the stack
             solo = p.network
             if isinstance(solo, TorchNetwork):
+                for mine, stacked in zip(solo._m + solo._v, net._m + net._v, strict=True):
+                    stacked[pos].copy_(mine)
                 solo._m, solo._v, solo._dW = [], [], []
         epochs = PackEpochs(net, preps, [m.loop.noise_rng for m in self.live],
                             first.config.dropout.noise)
+        for gen, p in zip(epochs.gens, preps, strict=False):
+            # noise: device, resumed: the member's generator where its checkpoint left it (the
+            # seed just drawn from its dropout stream is overwritten, as alone)
+            solo = p.network
+            if isinstance(solo, TorchNetwork) and solo._generator_state:
+                gen.set_state(torch.from_numpy(solo._generator_state[0]))
+                solo._generator_state = []
         self._slot = list(range(len(self.live)))  # live member i -> its PackEpochs index
         return net, epochs
 
@@ -224,6 +314,7 @@ class Pack:
             for pos in asked:
                 _advance(pos, steps[pos], answers[pos], pending, ended)
         keep: list[int] = []
+        finishing: list[Member] = []  # trained to their end in this epoch
         for pos, m in enumerate(self.live):
             how, value = ended[pos]
             if how == "diverged":
@@ -234,9 +325,37 @@ class Pack:
                 solo = m.prep.network
                 assert isinstance(solo, TorchNetwork)
                 solo.W, solo.b = [W.clone() for W in solo.W], [b.clone() for b in solo.b]
-                self._finish(m, t_train)
+                finishing.append(m)
             else:
                 keep.append(pos)
+        stats = self._statistics(finishing)
+        for m, own in zip(finishing, stats, strict=True):
+            self._finish(m, t_train, stats=own)
+        self._keep(net, keep)
+
+    def _statistics(self, finishing: list[Member]
+                    ) -> list[tuple[dict[str, Any], float] | None]:
+        """The after-training statistics of the members that finish together, batched over
+        them where cheap (metrics.after_training_many: the Monte Carlo passes as one stacked
+        forward pass; not on the CPU, see BATCH_STATISTICS_ON_CPU), each with its share of
+        the seconds; None for a member left to compute its own (alone, on the CPU, or when
+        the batch raised: then each member computes, and fails, alone)."""
+        if len(finishing) < 2 or (finishing[0].prep.device == "cpu"
+                                  and not BATCH_STATISTICS_ON_CPU):
+            return [None] * len(finishing)
+        t0 = time.perf_counter()
+        try:
+            preps = [m.prep for m in finishing]
+            stats = after_training_many(preps, _stacked_forward(preps))
+        except Exception:  # noqa: BLE001 - each member then computes (and fails) on its own
+            return [None] * len(finishing)
+        finally:
+            self._assembly_seconds += time.perf_counter() - t0
+        share = (time.perf_counter() - t0) / len(finishing)
+        return [(own, share) for own in stats]
+
+    def _keep(self, net: TorchPackNetwork, keep: list[int]) -> None:
+        """Only live members ``keep`` (positions, in order) go on training."""
         if len(keep) < len(self.live):
             self.live = [self.live[pos] for pos in keep]
             self._slot = [self._slot[pos] for pos in keep]
@@ -296,3 +415,41 @@ def _stacked_loss_and_accuracy(net: TorchPackNetwork, positions: list[int],
             totals[i] += loss
             corrects[i] += right
     return {pos: (totals[i] / n, corrects[i] / n) for i, pos in enumerate(positions)}
+
+
+def _stacked_forward(preps: list[Prepared]) -> StackedForward:
+    """Training-mode forward passes of several finished members as one stacked network
+    (metrics.after_training_many's Monte Carlo passes): built from their final weights, one
+    network per set of members asked about. A member without noise in a layer where another
+    has some multiplies by ones there (exact)."""
+    nets: dict[tuple[int, ...], TorchPackNetwork] = {}
+
+    def stacked(positions: list[int], noises: list[Noise | None], xs: list[np.ndarray]
+                ) -> np.ndarray:
+        key = tuple(positions)
+        if key not in nets:
+            chosen = [preps[i] for i in positions]
+            first = chosen[0]
+            nets[key] = TorchPackNetwork(
+                first.spec, [p.network.get_weights() for p in chosen],
+                [p.config.train.optimizer_spec() for p in chosen],
+                [list(p.spec.test_scales) or [1.0] * (len(first.spec.sizes) - 1)
+                 for p in chosen], first.device)
+        net = nets[key]
+
+        def stack(arrays: list[np.ndarray | None]) -> np.ndarray | None:
+            drawn = [a for a in arrays if a is not None]
+            if not drawn:
+                return None
+            ones = np.ones_like(drawn[0])
+            return np.stack([ones if a is None else a for a in arrays])
+
+        n_layers = len(preps[positions[0]].spec.sizes) - 1
+        units = [stack([None if z is None else z.units[layer] for z in noises])
+                 for layer in range(n_layers)]
+        weights = [stack([None if z is None else z.weights[layer] for z in noises])
+                   for layer in range(n_layers)]
+        x = xs[0] if all(x is xs[0] for x in xs) else np.stack(xs)
+        return np.asarray(net.forward(x, noise=Noise(units, weights)), dtype=np.float64)
+
+    return stacked

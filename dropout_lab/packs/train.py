@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dropout_lab import variants
+from dropout_lab.checkpoint import CheckpointCallback
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.errors import ConfigError
 from dropout_lab.trial import EpochCallback, TrialOutcome
@@ -36,6 +37,8 @@ class PackMember:
     config: dict[str, Any]  # the resolved config dict of the grid point (GridPoint.config_dict)
     trial_id: str
     params: dict[str, Any]
+    # the checkpoint it continues from (GridPoint.resume), if any
+    resume: bytes | None = field(default=None, repr=False, compare=False)
 
 
 def _freeze(value: Any) -> Any:
@@ -67,7 +70,8 @@ def pack_key(config: ExperimentConfig) -> tuple[Any, ...] | None:
 
 def run_pack(members: list[PackMember], threads: int | None = None, workers: int = 1,
              on_epoch: EpochCallback | None = None,
-             on_outcome: OutcomeCallback | None = None) -> list[TrialOutcome]:
+             on_outcome: OutcomeCallback | None = None,
+             on_checkpoint: CheckpointCallback | None = None) -> list[TrialOutcome]:
     """Train the members as one stacked network; one TrialOutcome per member, in order, each
     exactly what run_trial returns for it alone, with ``env["pack"] = {"size", "index"}``.
 
@@ -81,7 +85,14 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
 
     ``on_outcome`` (optional) gets each member's outcome as soon as it is final (an
     early-stopped or diverged member before the pack ends), so a driver can store it at once
-    and a killed pack re-trains only the members not stored."""
+    and a killed pack re-trains only the members not stored.
+
+    Checkpoints (``train.checkpoint_every``, one policy for the pack: its members step in
+    lockstep): ``on_checkpoint`` gets one per member still training, each the member's slice
+    of the stacked state in the solo format (dropout_lab/checkpoint.py). A member with a
+    ``resume`` continues from it; members continuing from different epochs (or starting
+    over because their checkpoint did not fit) train as separate stacks, one after the
+    other."""
     from dropout_lab.config import validate
 
     started, t_start = time.time(), time.perf_counter()
@@ -100,7 +111,8 @@ def run_pack(members: list[PackMember], threads: int | None = None, workers: int
             if on_outcome is not None:
                 on_outcome(outcomes[-1])
         return outcomes
-    pack = Pack(members, configs, threads, workers, on_epoch, started, t_start, on_outcome)
+    pack = Pack(members, configs, threads, workers, on_epoch, started, t_start, on_outcome,
+                on_checkpoint)
     pack.train()
     return [outcome for outcome in pack.outcomes if outcome is not None]
 
@@ -111,6 +123,6 @@ def _solo(member: PackMember, index: int, size: int, threads: int | None, worker
     from dropout_lab.trial import run_trial
 
     outcome = run_trial(member.config, member.trial_id, member.params, threads, workers,
-                        on_epoch)
+                        on_epoch, resume=member.resume)
     outcome.result["env"]["pack"] = {"size": size, "index": index}
     return outcome
