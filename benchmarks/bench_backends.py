@@ -29,8 +29,8 @@ from threadpoolctl import threadpool_limits
 
 from dropout_lab.backends import registry
 from dropout_lab.backends.base import NetSpec, init_weights
-from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import make_plan
+from dropout_lab.specs.backends import OptimizerSpec
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def make_step(backend_name: str, case: Case, p: float, threads: int):
     plan = make_plan("inverted", 0.0, [p] * (len(sizes) - 2), sizes, "float32")
     spec = NetSpec(case.sizes, "relu", "float32", tuple(plan.test_scales()))
     weights = init_weights(sizes, "relu", np.random.default_rng(0))
-    net = backend.build(spec, weights, TrainConfig(optimizer="momentum", lr=0.01), "cpu")
+    net = backend.build(spec, weights, OptimizerSpec("momentum", lr=0.01), "cpu")
     data_rng = np.random.default_rng(1)
     n_batches = 8
     xs = data_rng.random((n_batches, case.batch, sizes[0]), dtype=np.float32)

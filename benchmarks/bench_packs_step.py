@@ -28,8 +28,8 @@ from machine import CpuTimes
 from dropout_lab.backends import registry
 from dropout_lab.backends.base import NetSpec, init_weights
 from dropout_lab.backends.torch_pack import TorchPackNetwork
-from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import make_plan
+from dropout_lab.specs.backends import OptimizerSpec
 from dropout_lab.variants import HostOps
 
 
@@ -55,7 +55,7 @@ def setups(case: Case, k: int, device: str = "cpu"):
     sizes = list(case.sizes)
     plan = make_plan("inverted", 0.0, [P] * (len(sizes) - 2), sizes, "float32")
     spec = NetSpec(case.sizes, "relu", "float32", tuple(plan.test_scales()))
-    train = TrainConfig(optimizer="momentum", lr=0.01)
+    train = OptimizerSpec("momentum", lr=0.01)
     weights = [init_weights(sizes, "relu", np.random.default_rng(seed)) for seed in range(k)]
     data_rng = np.random.default_rng(99)
     x = data_rng.normal(size=(N_EXAMPLES, sizes[0])).astype(np.float32)

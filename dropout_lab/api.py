@@ -251,7 +251,8 @@ class Trial(TrialRecord):
         plan = make_plan(cfg.dropout.variant, cfg.dropout.input_p, cfg.hidden_p(), sizes,
                          cfg.dtype)
         spec = NetSpec(tuple(sizes), cfg.model.activation, cfg.dtype, tuple(plan.test_scales()))
-        net = backends.create("numpy").build(spec, weights, cfg.train, "cpu")
+        optimizer = cfg.train.optimizer_spec()
+        net = backends.create("numpy").build(spec, weights, optimizer, "cpu")
         return TrainedNetwork(net, cfg.dtype)
 
     def test_data(self) -> tuple[np.ndarray, np.ndarray]:

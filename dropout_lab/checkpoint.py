@@ -46,7 +46,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -58,9 +57,9 @@ from dropout_lab import __version__, seeds
 from dropout_lab.training import LoopState, TrainingLog
 
 if TYPE_CHECKING:
+    from dropout_lab.prepared import Prepared
     from dropout_lab.store import SweepStore
     from dropout_lab.sweep import GridPoint
-    from dropout_lab.trial import Prepared
 
 FORMAT = 1
 # train.checkpoint_every: auto writes a checkpoint after the first epoch that ends at least
@@ -260,11 +259,8 @@ class Checkpointer:
 
 # -- the driver's side ----------------------------------------------------------------------
 
-def _warn(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def resumable(store: SweepStore, point: GridPoint) -> tuple[GridPoint, list[dict[str, Any]]]:
+def resumable(store: SweepStore, point: GridPoint, warn: Callable[[str], None]
+              ) -> tuple[GridPoint, list[dict[str, Any]]]:
     """``point`` with the checkpoint its trial left (``resume``) and the metrics rows it
     holds, when there is a usable one; else ``point`` unchanged and no rows. An unusable
     checkpoint (damaged, truncated, another trial, config or version) is removed, with one
@@ -280,8 +276,8 @@ def resumable(store: SweepStore, point: GridPoint) -> tuple[GridPoint, list[dict
         ckpt = parse(data)
         check(ckpt, point.trial_id, point.config_dict)
     except CheckpointError as exc:
-        _warn(f"warning: {checkpoint_path(store, point.trial_id)}: checkpoint ignored ({exc});"
-              " the trial starts over")
+        warn(f"{checkpoint_path(store, point.trial_id)}: checkpoint ignored ({exc}); the trial "
+             "starts over")
         remove_checkpoint(store, point.trial_id)
         return point, []
     return replace(point, resume=data,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -115,8 +116,8 @@ class _StoringEvents:
     checkpoints, then passes the other events on to the display (every executor streams
     epochs: serial by calls, local through its pipes, Ray through a queue)."""
 
-    def __init__(self, store: SweepStore, inner: Events):
-        self.store, self.inner = store, inner
+    def __init__(self, store: SweepStore, inner: Events, warn: Callable[[str], None]):
+        self.store, self.inner, self.warn = store, inner, warn
         # trial id -> the rows of the checkpoint it resumes from (epochs 1..k)
         self.resumed: dict[str, list[dict[str, Any]]] = {}
         self._last_epoch: dict[str, int] = {}
@@ -144,9 +145,10 @@ class _StoringEvents:
         self.inner.finished(trial_id, status)
 
 
-def preflight(points: list[GridPoint]) -> None:
+def preflight(points: list[GridPoint], report: Callable[[str], None] | None = None) -> None:
     """Fail before any training when a backend, device or data set of the grid is unusable
-    (raises BackendError / DataError: exit 2 with one line, not a grid of failed trials)."""
+    (raises BackendError / DataError: exit 2 with one line, not a grid of failed trials).
+    ``report`` receives the progress lines of a data set's download (None: not shown)."""
     from dropout_lab.backends import registry as backends
     from dropout_lab.data import preflight as data_preflight
 
@@ -160,7 +162,7 @@ def preflight(points: list[GridPoint]) -> None:
         key = cfg.dataset.model_dump_json()
         if key not in seen_data:
             seen_data.add(key)
-            data_preflight(cfg.dataset)
+            data_preflight(cfg.dataset, report=report)
 
 
 class Schedule(NamedTuple):
@@ -172,13 +174,15 @@ class Schedule(NamedTuple):
 
 
 def schedule(config: ExperimentConfig, runs_dir: Path, fresh: bool = False,
-             max_trials: int = MAX_TRIALS) -> Schedule:
+             max_trials: int = MAX_TRIALS, report: Callable[[str], None] | None = None
+             ) -> Schedule:
     """The store, the whole grid and the points still to run (not done, or --fresh); the
-    pending points' backends, devices and data sets are checked (:func:`preflight`)."""
+    pending points' backends, devices and data sets are checked (:func:`preflight`, which
+    hands ``report`` the lines of a download)."""
     grid = expand(config, max_trials=max_trials)
     store = SweepStore.for_config(runs_dir, config.name)
     pending = _pending(store, grid, fresh)
-    preflight(pending)
+    preflight(pending, report)
     return Schedule(store, grid, pending)
 
 
@@ -205,7 +209,8 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
               events: Events | None = None, fresh: bool = False,
               max_failures: int | None = None,
               scheduled: Schedule | None = None,
-              wait: bool = False, packing: Packing | None = None) -> SweepOutcome:
+              wait: bool = False, packing: Packing | None = None,
+              warn: Callable[[str], None] | None = None) -> SweepOutcome:
     """Run the pending points of ``config`` with ``executor`` and store each outcome.
 
     ``scheduled`` is what :func:`schedule` returned, when the caller already scheduled (the
@@ -213,7 +218,8 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
     folder is locked for the whole run: a second sweep on it fails at once (StoreError naming
     the holder) or, with ``wait``, waits for the first to finish. ``packing`` groups the
     pending points into packs (default: every point alone); every member is stored as its own
-    trial, as an unpacked one is."""
+    trial, as an unpacked one is. ``warn`` receives the warnings of the run (a checkpoint
+    ignored; default: a Python ``RuntimeWarning``)."""
     events = events or NullEvents()
     store, grid, pending = scheduled or schedule(config, runs_dir, fresh)
     base = config.model_dump(mode="json", exclude={"sweep"})
@@ -224,20 +230,20 @@ def run_sweep(config: ExperimentConfig, runs_dir: Path, executor: Executor,
             pending = _pending(store, grid, fresh)  # what another sweep did while we waited
         store.remove_stale_temporaries()
         return _run_locked(config, store, grid, pending, base, executor, events, fresh,
-                           max_failures, packing or Packing())
+                           max_failures, packing or Packing(), warn or _warn)
 
 
 def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoint],
                 pending: list[GridPoint], base: dict[str, Any], executor: Executor,
                 events: Events, fresh: bool, max_failures: int | None,
-                packing: Packing) -> SweepOutcome:
+                packing: Packing, warn: Callable[[str], None]) -> SweepOutcome:
     """The body of :func:`run_sweep`, with the sweep folder locked."""
     executed: dict[str, Result] = {}
     swept = SweepOutcome(store.root, config)
     failures = 0
     outcomes = None
     # each epoch's row is appended to metrics.jsonl, each checkpoint written
-    events = storing = _StoringEvents(store, events)
+    events = storing = _StoringEvents(store, events, warn)
     try:
         if fresh:
             store.reset()
@@ -253,6 +259,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
         for outcome in outcomes:
             store.write_outcome(outcome.trial_id, outcome.result, outcome.metrics, outcome.error,
                                 outcome.arrays)
+            warn_if_started_over(outcome.result, warn)
             if outcome.status in (Status.DONE, Status.DIVERGED):  # ended: nothing to resume
                 remove_checkpoint(store, outcome.trial_id)  # (a failed one keeps it)
             executed[outcome.trial_id] = outcome.result
@@ -285,11 +292,24 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
     return swept
 
 
+def _warn(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+
+def warn_if_started_over(result: Result, warn: Callable[[str], None]) -> None:
+    """The trial could not continue from its checkpoint (its data changed, or it did not
+    restore): it says so in ``resumed.ignored``, the driver tells the user."""
+    ignored = (result.get("resumed") or {}).get("ignored")
+    if ignored:
+        warn(f"trial {result['trial_id']}: checkpoint ignored ({ignored}); the trial started "
+             "over")
+
+
 def _with_checkpoint(store: SweepStore, point: GridPoint, events: _StoringEvents
                      ) -> GridPoint:
     """``point`` carrying its trial's checkpoint, if a usable one is stored (its rows then
     start the trial's metrics.jsonl when it starts)."""
-    point, rows = resumable(store, point)
+    point, rows = resumable(store, point, events.warn)
     if rows:
         events.resumed[point.trial_id] = rows
     return point

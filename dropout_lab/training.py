@@ -1,6 +1,6 @@
 """The training loop of one trial: epochs of shuffled mini-batches under the schedules.
 
-:func:`train` reads a :class:`~dropout_lab.trial.Prepared` trial (data, network, dropout plan)
+:func:`train` reads a :class:`~dropout_lab.prepared.Prepared` trial (data, network, dropout plan)
 and returns one row per epoch; what the rows become (the result, health, statistics) is
 assembled in :mod:`dropout_lab.trial`.
 """
@@ -22,7 +22,7 @@ from dropout_lab.evaluation import EvalSteps, curve_rows, drive, epoch_metrics_s
 from dropout_lab.schedules import hyperparameters_at
 
 if TYPE_CHECKING:
-    from dropout_lab.trial import Prepared
+    from dropout_lab.prepared import Prepared
 
 
 @dataclass

@@ -10,7 +10,6 @@ executor puts it (this process, a worker process, a Ray task). It writes nothing
 from __future__ import annotations
 
 import platform
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -19,19 +18,19 @@ from typing import Any, cast
 
 import numpy as np
 
-from dropout_lab import __version__, checkpoint, seeds
-from dropout_lab.backends import registry as backends
-from dropout_lab.backends.base import Backend, NetSpec, Network, init_weights
+from dropout_lab import __version__, checkpoint
+from dropout_lab.backends.base import Network
 from dropout_lab.checkpoint import CheckpointCallback, Checkpointer
 from dropout_lab.config import ExperimentConfig
-from dropout_lab.data import Dataset, load_dataset
 from dropout_lab.data.fingerprint import fingerprint as data_fingerprint
-from dropout_lab.dropout import DropoutPlan, make_plan
 from dropout_lab.environment import code_version, trial_environment
 from dropout_lab.errors import DivergedError, TrialPruned
 from dropout_lab.health import assess, chance_accuracy, dead_fraction
+from dropout_lab.prepared import Prepared, prepare
 from dropout_lab.result import FINAL_KEYS, BestEpoch, Env, Final, Health, Result, Status
 from dropout_lab.training import LoopState, TrainingLog, train
+
+__all__ = ["EpochCallback", "Prepared", "TrialOutcome", "prepare", "run_trial"]
 
 # (trial_id, epoch, epochs, row): the row reaches the driver, which appends it to metrics.jsonl
 EpochCallback = Callable[[str, int, int, dict[str, Any]], None]
@@ -45,35 +44,6 @@ class TrialOutcome:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # traceback text for failed trials
     arrays: dict[str, np.ndarray] = field(default_factory=dict)  # weights.npz (eval.save_weights)
-
-
-@dataclass
-class Prepared:
-    """Everything a trial trains with, built deterministically from its config."""
-
-    config: ExperimentConfig
-    data: Dataset
-    spec: NetSpec
-    network: Network
-    device: str
-    backend: Backend
-    plan: DropoutPlan
-
-
-def prepare(config: ExperimentConfig, threads: int | None = None) -> Prepared:
-    """Load data, draw initial weights from the ``init`` stream and build the network."""
-    backend = backends.create(config.backend)
-    device = backend.resolve_device(config.device)
-    if threads:
-        backend.set_threads(threads)
-    data = load_dataset(config.dataset, config.seed, config.dtype).astype(config.dtype)
-    sizes = [data.n_features, *config.model.hidden, data.n_classes]
-    plan = make_plan(config.dropout.variant, config.dropout.input_p, config.hidden_p(), sizes,
-                     config.dtype, *config.concrete_settings(len(data.y_train)))
-    spec = NetSpec.of_plan(sizes, config.model.activation, config.dtype, plan)
-    weights = init_weights(sizes, config.model.activation, seeds.rng(config.seed, "init"))
-    network = backend.build(spec, weights, config.train, device)
-    return Prepared(config, data, spec, network, device, backend, plan)
 
 
 def run_trial(config_dict: dict[str, Any], trial_id: str, params: dict[str, Any],
@@ -143,8 +113,7 @@ def resume_from(prep: Prepared, resume: bytes | None, trial_id: str, log: Traini
         checkpoint.check_data(ckpt, result["env"].get("data"))  # the files may have changed
         state, seconds = checkpoint.restore(ckpt, prep, log)
     except checkpoint.CheckpointError as exc:
-        print(f"warning: trial {trial_id}: checkpoint ignored ({exc}); the trial starts over",
-              file=sys.stderr, flush=True)
+        # the driver warns (runner.warn_if_started_over): this may run in a worker process
         result["resumed"] = {"from_epoch": 0, "ignored": str(exc)}
         return None, 0.0
     result["resumed"] = {"from_epoch": state.epoch, "train_seconds_before": seconds}

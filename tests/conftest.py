@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from dropout_lab.cli import app
 from tests.helpers.configs import TINY
+from tests.helpers.fake_sweeps import write_sweep
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +53,37 @@ def write_config(tmp_path):
 @pytest.fixture
 def tiny_config(write_config) -> Path:
     return write_config(TINY)
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """The plot set and the HTML report of one fake sweep, rendered once per test session."""
+
+    sweep: Path  # read it, never write into it: other tests share it
+    plot: tuple[int, str, str]  # (exit code, stdout, stderr) of `plot SWEEP --json`
+    report: tuple[int, str, str]  # ... of `report SWEEP --json`
+
+    @property
+    def report_path(self) -> Path:
+        return self.sweep / "report.html"
+
+
+# Every figure rendered (statistics present) over two blocks (model.hidden) of three p values
+# and three seeds; the numbers are tests/helpers/fake_sweeps.py's, equal in both blocks.
+RENDERED_AXES = {"dropout.p": [0.0, 0.2, 0.5], "model.hidden": [[16], [32, 32]],
+                 "seed": [0, 1, 2]}
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory) -> Rendered:
+    """``plot`` and ``report`` of a fake sweep with every statistic, run once through the CLI
+    for the whole session (rendering the plot set takes seconds; several tests read it)."""
+    root = tmp_path_factory.mktemp("rendered")
+    sweep = write_sweep(root / "runs", stats=True, axes=RENDERED_AXES)
+    with pytest.MonkeyPatch.context() as mp:  # what _isolated_env sets for each test
+        mp.setenv("NO_COLOR", "1")
+        mp.setenv("COLUMNS", "200")
+        mp.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))
+        mp.delenv("DROPOUT_LAB_DATA", raising=False)
+        run = Cli()
+        return Rendered(sweep, run("plot", sweep, "--json"), run("report", sweep, "--json"))

@@ -1,9 +1,18 @@
-"""The package's import graph, read with ``ast``, has no cycle (issue 14).
+"""The package's import graph, read with ``ast``, has no cycle (issues 14 and 24).
 
-Every ``import`` of a ``dropout_lab`` module counts, at module level and inside functions,
-except those under ``if TYPE_CHECKING:`` (annotations only, never run). Importing
-``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``, so those are edges too (except a
-module's own parent packages, which are always initialising before it)."""
+Every ``import`` of a ``dropout_lab`` module counts, at module level and inside functions.
+Importing ``a.b.c`` also runs ``a/__init__`` and ``a/b/__init__``, so those are edges too
+(except a module's own parent packages, which are always initialising before it).
+
+Two graphs: modules (what runs: imports under ``if TYPE_CHECKING:`` are left out, they never
+run) and packages (each module mapped to its top-level part, ``dropout_lab.data.mnist`` ->
+``data``, ``dropout_lab.trial`` -> ``trial``). The package graph counts ``TYPE_CHECKING``
+imports too: a layer that names a type of a layer above it depends on it as much as one
+that imports it at run time, and a cycle kept running only by ``TYPE_CHECKING`` and lazy
+imports is still a cycle (issue 24, item 4). The registries' ``"module:function"`` strings
+are not imports: each is resolved by its own package (``backends.registry.create``,
+``data.registry.function``), never by the leaf that lists the names (``dropout_lab/specs/``).
+"""
 
 from __future__ import annotations
 
@@ -35,12 +44,14 @@ def _is_type_checking(test: ast.expr) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
-def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
-    """Dotted names this module imports (absolute, project-only candidates unfiltered)."""
+def _imports(tree: ast.AST, module: str, is_package: bool,
+             type_checking: bool = False) -> set[str]:
+    """Dotted names this module imports (absolute, project-only candidates unfiltered);
+    ``type_checking``: those under ``if TYPE_CHECKING:`` as well."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node.test):
+        if isinstance(node, ast.If) and _is_type_checking(node.test) and not type_checking:
             for child in node.orelse:
                 visit(child)
             return
@@ -63,13 +74,14 @@ def _imports(tree: ast.AST, module: str, is_package: bool) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(type_checking: bool = False) -> dict[str, set[str]]:
     """module -> the project modules (and parent packages) its imports run."""
     modules = _modules()
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         edges: set[str] = set()
-        for target in _imports(ast.parse(path.read_text()), name, path.name == "__init__.py"):
+        for target in _imports(ast.parse(path.read_text()), name, path.name == "__init__.py",
+                               type_checking):
             parts = target.split(".")
             for i in range(1, len(parts) + 1):  # a.b.c runs a, a.b and a.b.c
                 prefix = ".".join(parts[:i])
@@ -79,6 +91,31 @@ def import_graph() -> dict[str, set[str]]:
                     edges.add(prefix)
         graph[name] = edges
     return graph
+
+
+def part(module: str) -> str:
+    """The top-level part of the package a module belongs to: ``dropout_lab.data.mnist`` ->
+    ``data``, ``dropout_lab.trial`` -> ``trial``, ``dropout_lab`` -> ``dropout_lab``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def package_graph() -> dict[str, set[str]]:
+    """part -> the parts its modules import, ``TYPE_CHECKING`` imports included. Edges into
+    ``dropout_lab/__init__`` are left out: every module runs it first, and it imports its
+    API lazily (on first use)."""
+    graph: dict[str, set[str]] = {}
+    for module, targets in import_graph(type_checking=True).items():
+        edges = graph.setdefault(part(module), set())
+        edges.update(part(t) for t in targets if t != "dropout_lab")
+        edges.discard(part(module))
+    return graph
+
+
+def package_edge_reasons(a: str, b: str) -> list[str]:
+    """The module imports behind the package edge a -> b (for the failure message)."""
+    return sorted(f"{m} -> {t}" for m, ts in import_graph(type_checking=True).items()
+                  for t in ts if part(m) == a and part(t) == b and t != "dropout_lab")
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -125,19 +162,57 @@ def test_the_walker_sees_imports_inside_functions_and_relative_ones():
 
 def test_config_data_and_sweep_are_no_longer_a_cycle():
     graph = import_graph()
-    assert "dropout_lab.data.registry" in graph["dropout_lab.config.models"]
+    assert "dropout_lab.specs.datasets" in graph["dropout_lab.config.models"]
     assert "dropout_lab.config" in graph["dropout_lab.sweep"]
     assert "dropout_lab.sweep" not in graph["dropout_lab.config"]
     assert "dropout_lab.config" not in graph["dropout_lab.data"]
 
 
+def test_the_package_graph_counts_type_checking_imports_and_maps_to_parts():
+    # the walker sees a TYPE_CHECKING import when asked (the package graph asks)
+    tree = ast.parse("if TYPE_CHECKING:\n    from dropout_lab.trial import Prepared\n")
+    assert "dropout_lab.trial" in _imports(tree, "dropout_lab.training", False, True)
+    assert part("dropout_lab.data.mnist") == "data" and part("dropout_lab.trial") == "trial"
+    graph = package_graph()
+    assert "config" in graph["sweep"] and "specs" in graph["config"]
+    assert "dropout_lab" not in graph["cli"]
+
+
 def test_the_package_import_graph_has_no_cycle():
+    graph = package_graph()
+    cycle = find_cycle(graph)
+    if cycle is not None:
+        why = "; ".join(f"{a} -> {b}: {', '.join(package_edge_reasons(a, b)[:3])}"
+                        for a, b in zip(cycle, cycle[1:], strict=False))
+        pytest.fail("package import cycle: " + " -> ".join(cycle) + f" ({why})")
+
+
+def test_config_reads_the_names_without_the_backends_or_the_data_modules():
+    # config validates `backend:` and `dataset.name` against the leaf registries only
+    graph = package_graph()
+    assert not graph["config"] & {"backends", "data"}, graph["config"]
+    assert not graph["backends"] & {"config", "executors"}, graph["backends"]
+    assert "config" not in graph["data"], graph["data"]
+    # the leaves import nothing of the package but errors
+    assert graph["specs"] <= {"errors"}, graph["specs"]
+
+
+def test_no_module_outside_config_imports_a_config_internal():
+    # the config package's face is dropout_lab.config (its __init__ re-exports the names)
+    graph = import_graph(type_checking=True)
+    inside = {m: sorted(t for t in ts if t.startswith("dropout_lab.config."))
+              for m, ts in graph.items() if not m.startswith("dropout_lab.config")}
+    assert {m: ts for m, ts in inside.items() if ts} == {}
+
+
+def test_the_module_import_graph_has_no_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
 @pytest.mark.parametrize("module", ["dropout_lab.config", "dropout_lab.data",
-                                    "dropout_lab.sweep", "dropout_lab.store"])
+                                    "dropout_lab.sweep", "dropout_lab.store",
+                                    "dropout_lab.specs.backends", "dropout_lab.trial"])
 def test_each_module_imports_first_in_a_fresh_interpreter(module):
     # A partially initialised module shows up only when it is the first one imported.
     subprocess.run([sys.executable, "-c", f"import {module}"], check=True)

@@ -14,8 +14,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from dropout_lab.concrete import ConcreteSpec
-from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import DropoutPlan, Noise
+from dropout_lab.specs.backends import OptimizerSpec
 
 # Optimizer state that keeps decaying (the momentum of a weight whose gradient is always zero,
 # e.g. one fed by a blank pixel) ends up *subnormal*, and x86 CPUs compute with subnormal
@@ -128,7 +128,7 @@ class Backend(Protocol):
     def versions(self) -> dict[str, str]:
         """Library versions recorded with every result."""
 
-    def build(self, spec: NetSpec, weights: Weights, train: TrainConfig, device: str) -> Network:
+    def build(self, spec: NetSpec, weights: Weights, train: OptimizerSpec, device: str) -> Network:
         """A network holding a copy of ``weights``, with the optimizer of ``train``."""
 
 

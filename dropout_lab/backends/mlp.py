@@ -59,8 +59,8 @@ import numpy as np
 
 from dropout_lab import concrete
 from dropout_lab.backends.base import FLUSH_BELOW, FLUSH_EVERY, NetSpec, Weights
-from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import Noise
+from dropout_lab.specs.backends import OptimizerSpec
 
 T = TypeVar("T")  # the backend's array type: np.ndarray, torch.Tensor
 
@@ -83,7 +83,7 @@ class MLP(ABC, Generic[T]):
     # _concrete_loss_and_grads (the torch backend: autograd) instead of the backward below.
     concrete_by_autograd = False
 
-    def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig) -> None:
+    def __init__(self, spec: NetSpec, weights: Weights, train: OptimizerSpec) -> None:
         self.spec = spec
         self.np_dtype = np.dtype(spec.dtype)
         # Copies: the caller's NumPy weights are never aliased (nor mutated by training).

@@ -15,7 +15,6 @@ OpenBLAS with its own thread pool, and alternating between the two made ``--thre
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,8 @@ import numpy.typing as npt
 from dropout_lab.backends.base import NetSpec, Weights
 from dropout_lab.backends.blas import BLAS
 from dropout_lab.backends.mlp import MLP
-from dropout_lab.config import TrainConfig
 from dropout_lab.errors import BackendError
+from dropout_lab.specs.backends import OptimizerSpec
 
 # Below this many output elements plain NumPy beats the BLAS routines reached through ctypes,
 # whose call costs ~5-10 us more (1 thread, float32: axpy 5.8 vs 2.6 us at 4,096 elements and
@@ -48,7 +47,7 @@ class NumpyNetwork(MLP[np.ndarray]):
 
     fuse_momentum = True  # gemm with beta: v <- mu v + a^T g in one product
 
-    def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig) -> None:
+    def __init__(self, spec: NetSpec, weights: Weights, train: OptimizerSpec) -> None:
         self.dtype = np.dtype(spec.dtype)
         # Scratch arrays for in-place updates (x += alpha y without a temporary), by shape.
         self._tmp: dict[tuple[int, ...], np.ndarray] = {}
@@ -198,20 +197,16 @@ class NumpyBackend:
     def set_threads(self, n: int) -> None:
         from threadpoolctl import threadpool_limits
 
-        from dropout_lab.executors.local import THREAD_ENV_VARS
-
-        # threadpoolctl limits the libraries loaded now (NumPy's BLAS, the only one training
-        # uses); a BLAS loaded later in the trial (SciPy's, by some statistic) reads its pool
-        # size from the environment when it loads, so set that too.
-        for var in THREAD_ENV_VARS:
-            os.environ[var] = str(n)
+        # NumPy's BLAS, the only one training uses. The process's thread budget as a whole
+        # (the *_NUM_THREADS variables that a BLAS loaded later reads, SciPy's, every pool
+        # loaded now) is the worker's business: dropout_lab/executors/threads.py.
         # Kept on the instance: the limit holds for this process for the backend's lifetime.
         self._limits = threadpool_limits(limits=n)
 
     def versions(self) -> dict[str, str]:
         return {"numpy": np.__version__}
 
-    def build(self, spec: NetSpec, weights: Weights, train: TrainConfig,
+    def build(self, spec: NetSpec, weights: Weights, train: OptimizerSpec,
               device: str) -> NumpyNetwork:
         self.resolve_device(device)
         return NumpyNetwork(spec, weights, train)

@@ -1,44 +1,18 @@
-"""The backend registry: names -> lazily imported backend classes."""
+"""The backend registry: names (the leaf :mod:`dropout_lab.specs.backends`) -> lazily
+imported backend classes."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dropout_lab.errors import BackendError, ConfigError
+from dropout_lab.errors import BackendError
+from dropout_lab.specs.backends import BackendSpec, OptimizerSpec, get_spec, names
 
-if TYPE_CHECKING:  # the Protocol only: base imports config, which imports this registry
+if TYPE_CHECKING:  # the Protocol only (base imports nothing of this module either)
     from dropout_lab.backends.base import Backend
 
-
-@dataclass(frozen=True)
-class BackendSpec:
-    name: str
-    target: str  # "module:Class"; the module is imported only when the backend is used
-    description: str
-    requires: str | None = None  # the package it needs, for a clear message when missing
-
-
-_REGISTRY: dict[str, BackendSpec] = {}
-
-
-def register(spec: BackendSpec) -> None:
-    _REGISTRY[spec.name] = spec
-
-
-def names() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_spec(name: str) -> BackendSpec:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"unknown backend {name!r}{hint} (known: {', '.join(names())})") from None
+__all__ = ["BackendSpec", "OptimizerSpec", "create", "get_spec", "names"]
 
 
 def create(name: str) -> Backend:
@@ -56,9 +30,3 @@ def create(name: str) -> Backend:
         ) from None
     backend: Backend = getattr(mod, cls)()  # the registry's entries name Backend classes
     return backend
-
-
-register(BackendSpec("numpy", "dropout_lab.backends.numpy_backend:NumpyBackend",
-                     "NumPy reference implementation (CPU), forward and backward written out"))
-register(BackendSpec("torch", "dropout_lab.backends.torch_backend:TorchBackend",
-                     "PyTorch (cpu, cuda, mps)", requires="torch"))

@@ -18,6 +18,7 @@ places dropout-lab imports torch; the registry and ``packs.run_pack`` import the
 from __future__ import annotations
 
 import re
+import warnings
 
 import numpy as np
 import torch
@@ -27,18 +28,29 @@ from dropout_lab.backends.mlp import MLP, Grads
 from dropout_lab.backends.torch_device import DeviceEpochs
 from dropout_lab.backends.torch_foreach import foreach_optimizer_step
 from dropout_lab.concrete import EPS
-from dropout_lab.config import TrainConfig
 from dropout_lab.dropout import DropoutPlan, Noise
 from dropout_lab.errors import BackendError
+from dropout_lab.specs.backends import OptimizerSpec
 
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
+def _shared(a: np.ndarray) -> torch.Tensor:
+    """``torch.from_numpy(a)``, also for a read-only array (the data cache's labels,
+    dropout_lab/data/__init__.py): the network only reads its inputs, so torch's warning
+    that it could write into them does not apply."""
+    if a.flags.writeable:
+        return torch.from_numpy(a)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(a)
+
+
 class TorchNetwork(MLP[torch.Tensor]):
     """An MLP on one torch device. Inputs and outputs are NumPy arrays, as the Protocol says."""
 
-    def __init__(self, spec: NetSpec, weights: Weights, train: TrainConfig, device: str) -> None:
+    def __init__(self, spec: NetSpec, weights: Weights, train: OptimizerSpec, device: str) -> None:
         self.device = torch.device(device)
         self.dtype = _DTYPES[spec.dtype]
         self.np_dtype = np.dtype(spec.dtype)
@@ -160,14 +172,13 @@ class TorchNetwork(MLP[torch.Tensor]):
     # device -> host ones (tests/backends/test_torch_device_path.py counts them).
     def _to_backend(self, a: np.ndarray) -> torch.Tensor:
         """A tensor of the network's dtype on its device; on the CPU it shares ``a``'s memory."""
-        a = np.ascontiguousarray(a, dtype=self.np_dtype)
-        t = torch.from_numpy(a)
+        t = _shared(np.ascontiguousarray(a, dtype=self.np_dtype))
         # A blocking copy: DropoutPlan reuses its noise buffers for the next step.
         return t if self.device.type == "cpu" else t.to(self.device)
 
     def _labels(self, y: np.ndarray) -> torch.Tensor:
         """Integer labels (or indices) as int64 on the device."""
-        t = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
+        t = _shared(np.ascontiguousarray(y, dtype=np.int64))
         return t if self.device.type == "cpu" else t.to(self.device)
 
     def _to_numpy(self, t: torch.Tensor) -> np.ndarray:
@@ -310,7 +321,7 @@ class TorchBackend:
             out["cuda"] = torch.version.cuda
         return out
 
-    def build(self, spec: NetSpec, weights: Weights, train: TrainConfig, device: str
+    def build(self, spec: NetSpec, weights: Weights, train: OptimizerSpec, device: str
               ) -> TorchNetwork:
         if spec.dtype not in _DTYPES:
             raise BackendError(f"the torch backend has no dtype {spec.dtype!r}")

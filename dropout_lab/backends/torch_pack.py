@@ -25,7 +25,7 @@ import torch
 from dropout_lab.backends.base import NetSpec, Weights
 from dropout_lab.backends.mlp import ADAM_BETAS, ADAM_EPS, Grads
 from dropout_lab.backends.torch_backend import TorchNetwork
-from dropout_lab.config import TrainConfig
+from dropout_lab.specs.backends import OptimizerSpec
 
 
 class TorchPackNetwork(TorchNetwork):
@@ -34,7 +34,7 @@ class TorchPackNetwork(TorchNetwork):
     ``weights[k]`` and ``trains[k]`` are member k's initial weights and training config
     (only ``optimizer`` must agree); ``test_scales[k]`` its factors per unit layer."""
 
-    def __init__(self, spec: NetSpec, weights: list[Weights], trains: list[TrainConfig],
+    def __init__(self, spec: NetSpec, weights: list[Weights], trains: list[OptimizerSpec],
                  test_scales: list[list[float]], device: str) -> None:
         if len({t.optimizer for t in trains}) != 1:
             raise ValueError("the members of a pack share one optimizer")

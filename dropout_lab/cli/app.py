@@ -99,6 +99,11 @@ class Application:
         self.warnings.append(text)
         self.err.print(f"[yellow]warning:[/] {safe_text(text)}", highlight=False)
 
+    def report(self, text: str) -> None:
+        """A progress line on stderr (a download, a trial of a sweep), shown literally:
+        library code is handed this as its ``report`` sink."""
+        self.err.print(safe_text(text), markup=False, highlight=False)
+
     def note(self, text: str) -> None:
         """A note on stderr (a figure skipped, a hint)."""
         self.err.print(f"[yellow]note:[/] {safe_text(text)}", highlight=False)

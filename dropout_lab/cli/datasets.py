@@ -117,10 +117,7 @@ def fetch(
         raise DataError(f"{name!r} has nothing to download ({where}); downloadable: "
                         f"{', '.join(mnist.FAMILY)}")
 
-    def report(message: str) -> None:
-        ui.err.print(markup(message), highlight=False)
-
-    folder = mnist.fetch(name, force=force, report=report)
+    folder = mnist.fetch(name, force=force, report=ui.report)
     if json_out:
         ui.print_json({"name": name, "folder": str(folder),
                        "files": len(mnist.FAMILY[name].files)})

@@ -54,12 +54,12 @@ def run(cfg: ExperimentConfig, runs_dir: Path, fresh: bool, json_out: bool,
         ui.warn(selected.budget.warning)
     header = (f"search {search.method}, up to {budget} suggestion(s) x {seeds} seed(s); "
               + selected.describe())
-    progress = SweepProgress(total=budget * seeds, skipped=0, workers=selected.budget.workers,
-                             header=header)
+    progress = SweepProgress(total=budget * seeds, skipped=0, console=ui.err,
+                             workers=selected.budget.workers, header=header)
     try:
         with progress, stdout_reserved(json_out):
             out = run_search(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
-                             wait=wait)
+                             wait=wait, warn=ui.warn)
     except SweepInterrupted as exc:
         if json_out and isinstance(exc.outcome, SearchOutcome):
             ui.print_json({**json_doc(exc.outcome), "interrupted": True,

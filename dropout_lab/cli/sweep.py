@@ -119,7 +119,7 @@ def sweep(
                          "folder (--runs-dir)")
     executors.check(executor, ray_address)  # before scheduling: a typo costs nothing
     pack_option = sizing.parse_pack(pack)  # likewise
-    scheduled = schedule(cfg, runs_dir, fresh, max_trials)
+    scheduled = schedule(cfg, runs_dir, fresh, max_trials, report=ui.report)
     store, trials, pending = scheduled
     print_warnings(store.warnings)  # damaged trials found while scheduling (run again)
     cores = budgets.available_cores()
@@ -152,12 +152,12 @@ def sweep(
     if packing.max_size > 1:
         header += f"; {_packs_line(packing, pending)}"
     progress = SweepProgress(total=len(pending), skipped=len(trials) - len(pending),
-                             workers=selected.budget.workers, header=header)
+                             console=ui.err, workers=selected.budget.workers, header=header)
     try:
         with progress, stdout_reserved(json_out):
             swept = run_sweep(cfg, runs_dir, selected.executor, events=progress, fresh=fresh,
                               max_failures=max_failures, scheduled=scheduled, wait=wait,
-                              packing=packing)
+                              packing=packing, warn=ui.warn)
     except SweepInterrupted as exc:
         if json_out and exc.outcome is not None:  # stdout still gets its one document
             ui.print_json({**_json_doc(exc.outcome), "interrupted": True,

@@ -178,96 +178,126 @@ def build(data: SweepData, by: str = P_KEY, baseline: str | Any | None = None,
     ``baseline`` may be a string typed by the user (read as YAML) or a value; default: the
     smallest value of ``by``. ``metrics``: names, ``["all"]`` for every metric present, or None
     for the defaults (core four, per-layer correlations, statistics present)."""
-    if not 0.0 < level < 1.0:
-        raise CompareError(f"confidence level {level} is outside (0, 1)")
-    if not 0.0 < power < 1.0:
-        raise CompareError(f"--power {power}: a probability of detecting a difference, in (0, 1)")
-    axes = list(data.axes)
-    base_config = data.base_config
-
-    def value_of(record: TrialRecord, key: str) -> Any:
-        if key in record.params:
-            return record.params[key]
-        return dotted(base_config, key)[1]
-
-    if by == "seed":
-        raise CompareError("--by seed: seeds are what the statistics average over; "
-                           "group by another axis")
-    if by not in axes and not dotted(base_config, by)[0]:
-        raise CompareError(f"--by {by}: not an axis or config key of this sweep; "
-                           f"axes: {', '.join(axes) or 'none'}")
-    block_axes = [a for a in axes if a not in (by, "seed")]
+    _check_options(data, by, level, power)
     best_metric = metric(best_by)
     if best_metric.better is None:
         raise CompareError(f"--best-by {best_by}: this metric has no better direction; "
                            "pick one of " + ", ".join(m for m, d in METRICS.items() if d.better))
-
+    block_axes = [a for a in data.axes if a not in (by, "seed")]
     # Every finished trial, with its numbers at the selected epoch.
-    selected: dict[str, TrialRecord] = {}
-    for rec in data.trials:
-        if rec.status == Status.DONE:
-            selected[rec.trial_id] = TrialRecord(rec.trial_id, rec.params,
-                                                 select(rec, at), rec.epochs, rec.weights)
+    selected = {rec.trial_id: TrialRecord(rec.trial_id, rec.params, select(rec, at), rec.epochs,
+                                          rec.weights)
+                for rec in data.trials if rec.status == Status.DONE}
     present = present_metrics(r.result for r in selected.values())
     chosen = choose_metrics(metrics, present)
-    for_stats = list(dict.fromkeys([*chosen, *present, best_by]))  # --expect may name any
-
-    groups: dict[str, dict[str, list[TrialRecord]]] = {}
-    block_sel: dict[str, dict[str, Any]] = {}
-    row_val: dict[str, Any] = {}
-    for rec in data.trials:
-        sel = {a: value_of(rec, a) for a in block_axes}
-        bkey = canon([sel[a] for a in block_axes])
-        block_sel.setdefault(bkey, sel)
-        v = value_of(rec, by)
-        row_val.setdefault(canon(v), v)
-        groups.setdefault(bkey, {}).setdefault(canon(v), []).append(rec)
-    values = sorted(row_val.values(), key=order_key)
-    if not values:
-        raise CompareError(f"{data.sweep_dir}: the sweep has no trials")
-    base_value = _baseline_value(baseline, values, row_val, by)
-
-    seed_default = base_config.get("seed", 0)
+    grouping = _Grouping.of(data, by, block_axes)
+    base_value = _baseline_value(baseline, grouping.values, grouping.row_val, by)
+    rows = _RowMaker(selected, list(dict.fromkeys([*chosen, *present, best_by])), level,
+                     include_collapsed, data.base_config.get("seed", 0), base_value)
     blocks = []
-    for bkey in sorted(groups, key=lambda k: tuple(order_key(block_sel[k][a])
-                                                   for a in block_axes)):
-        rows = []
-        for rkey in sorted(groups[bkey], key=lambda k: order_key(row_val[k])):
-            members = groups[bkey][rkey]
-            done = [selected[m.trial_id] for m in members if m.trial_id in selected]
-            flags = Counter(f for rec in done for f in rec.flags)
-            used = [r for r in done if include_collapsed or "collapsed" not in r.flags]
-            cells = {}
-            for name in for_stats:
-                m = metric(name)
-                per_seed = {}
-                for rec in used:
-                    x = m.extract(rec.result)
-                    if x is not None:
-                        per_seed[_seed_of(rec, seed_default)] = x
-                cells[name] = Cell(summarize(per_seed.values(), level), None, per_seed)
-            rows.append(Row(
-                value=row_val[rkey], done=len(done), total=len(members),
-                failed=sum(m.status in UNSUCCESSFUL for m in members),
-                seeds=sorted({_seed_of(r, seed_default) for r in used}, key=order_key),
-                cells=cells, flags=dict(sorted(flags.items())),
-                excluded=len(done) - len(used),
-                epochs=[int(r.result.get("selected_epoch") or 0) for r in used],
-                is_baseline=canon(row_val[rkey]) == canon(base_value), records=used))
-        block = Block(block_sel[bkey], rows)
+    for bkey in grouping.block_keys():
+        block = Block(grouping.block_sel[bkey], [rows.make(grouping.row_val[rkey], members)
+                                                 for rkey, members in grouping.rows(bkey)])
         _pair_with_baseline(block, base_value, level, [*chosen, best_by], power)
         _mark_best(block, best_metric.name, best_metric.better, level)
         blocks.append(block)
-
-    name = base_config.get("name") or data.name
     versions = Counter(describe_code(_env(rec.result).get("code"))
                        for rec in selected.values() if "code" in _env(rec.result))
-    return Comparison(name=str(name), sweep_dir=data.sweep_dir, by=by, baseline=base_value,
+    return Comparison(name=str(data.base_config.get("name") or data.name),
+                      sweep_dir=data.sweep_dir, by=by, baseline=base_value,
                       level=level, metrics=chosen, best_by=best_by, block_axes=block_axes,
-                      blocks=blocks, values=values, present=present, at=at,
+                      blocks=blocks, values=grouping.values, present=present, at=at,
                       include_collapsed=include_collapsed, axes=data.axes,
-                      base_config=base_config, power=power,
+                      base_config=data.base_config, power=power,
                       code_versions=dict(versions.most_common()), trials=data.trials)
+
+
+def _check_options(data: SweepData, by: str, level: float, power: float) -> None:
+    """CompareError for a level or power outside (0, 1) or a ``--by`` that is no key."""
+    if not 0.0 < level < 1.0:
+        raise CompareError(f"confidence level {level} is outside (0, 1)")
+    if not 0.0 < power < 1.0:
+        raise CompareError(f"--power {power}: a probability of detecting a difference, in (0, 1)")
+    if by == "seed":
+        raise CompareError("--by seed: seeds are what the statistics average over; "
+                           "group by another axis")
+    if by not in data.axes and not dotted(data.base_config, by)[0]:
+        raise CompareError(f"--by {by}: not an axis or config key of this sweep; "
+                           f"axes: {', '.join(data.axes) or 'none'}")
+
+
+@dataclass
+class _Grouping:
+    """Every trial (finished or not) in its block (the other axes' values) and row (the value
+    of ``by``); keys are canonical texts of the values, for equality across types."""
+
+    block_axes: list[str]
+    groups: dict[str, dict[str, list[TrialRecord]]]  # block key -> row key -> trials
+    block_sel: dict[str, dict[str, Any]]  # block key -> {axis: value}
+    row_val: dict[str, Any]  # row key -> the value of ``by``
+    values: list[Any]  # the values of ``by``, in order
+
+    @classmethod
+    def of(cls, data: SweepData, by: str, block_axes: list[str]) -> _Grouping:
+        def value_of(record: TrialRecord, key: str) -> Any:
+            if key in record.params:
+                return record.params[key]
+            return dotted(data.base_config, key)[1]
+
+        grouping = cls(block_axes, {}, {}, {}, [])
+        for rec in data.trials:
+            sel = {a: value_of(rec, a) for a in block_axes}
+            bkey = canon([sel[a] for a in block_axes])
+            grouping.block_sel.setdefault(bkey, sel)
+            v = value_of(rec, by)
+            grouping.row_val.setdefault(canon(v), v)
+            grouping.groups.setdefault(bkey, {}).setdefault(canon(v), []).append(rec)
+        grouping.values = sorted(grouping.row_val.values(), key=order_key)
+        if not grouping.values:
+            raise CompareError(f"{data.sweep_dir}: the sweep has no trials")
+        return grouping
+
+    def block_keys(self) -> list[str]:
+        return sorted(self.groups, key=lambda k: tuple(order_key(self.block_sel[k][a])
+                                                       for a in self.block_axes))
+
+    def rows(self, bkey: str) -> list[tuple[str, list[TrialRecord]]]:
+        """(row key, its trials) of one block, in the order of the values of ``by``."""
+        block = self.groups[bkey]
+        return [(k, block[k]) for k in sorted(block, key=lambda k: order_key(self.row_val[k]))]
+
+
+@dataclass
+class _RowMaker:
+    """Builds one :class:`Row`: the statistics over seeds of the finished trials of one value."""
+
+    selected: dict[str, TrialRecord]  # finished trials at the selected epoch, by id
+    for_stats: list[str]  # the metrics summarized (shown ones, present ones, --best-by)
+    level: float
+    include_collapsed: bool
+    seed_default: Any  # the seed of a trial whose params do not name one
+    base_value: Any
+
+    def make(self, value: Any, members: list[TrialRecord]) -> Row:
+        done = [self.selected[m.trial_id] for m in members if m.trial_id in self.selected]
+        flags = Counter(f for rec in done for f in rec.flags)
+        used = [r for r in done if self.include_collapsed or "collapsed" not in r.flags]
+        cells = {}
+        for name in self.for_stats:
+            m = metric(name)
+            per_seed = {}
+            for rec in used:
+                x = m.extract(rec.result)
+                if x is not None:
+                    per_seed[_seed_of(rec, self.seed_default)] = x
+            cells[name] = Cell(summarize(per_seed.values(), self.level), None, per_seed)
+        return Row(
+            value=value, done=len(done), total=len(members),
+            failed=sum(m.status in UNSUCCESSFUL for m in members),
+            seeds=sorted({_seed_of(r, self.seed_default) for r in used}, key=order_key),
+            cells=cells, flags=dict(sorted(flags.items())), excluded=len(done) - len(used),
+            epochs=[int(r.result.get("selected_epoch") or 0) for r in used],
+            is_baseline=canon(value) == canon(self.base_value), records=used)
 
 
 def _env(result: dict[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dropout_lab.comparison.metric_names import choose_metrics, metric, present_
 from dropout_lab.comparison.model import SweepData, TrialRecord
 from dropout_lab.comparison.selection import At, select
 from dropout_lab.comparison.values import canon, dotted, order_key
-from dropout_lab.config.overrides import flatten_dotted
+from dropout_lab.config import flatten_dotted
 from dropout_lab.errors import CompareError
 from dropout_lab.result import Status
 from dropout_lab.stats import DEFAULT_LEVEL, Summary, paired_difference, summarize

@@ -22,6 +22,7 @@ from dropout_lab.config.limits import (
     MAX_LAYERS,
     MAX_TRIALS,
     MAX_WIDTH,
+    MAX_YAML_DEPTH,
     MAX_YAML_NODES,
 )
 from dropout_lab.config.load import check_grid_size, check_size, load_config
@@ -39,17 +40,24 @@ from dropout_lab.config.models import (
     MomentumSchedule,
     TrainConfig,
 )
-from dropout_lab.config.overrides import CommaList, apply_overrides, parse_override, set_dotted
+from dropout_lab.config.overrides import (
+    CommaList,
+    apply_overrides,
+    flatten_dotted,
+    parse_override,
+    set_dotted,
+)
 from dropout_lab.config.search import EPOCH_METRICS, RangeAxis, SearchConfig, grid_values
 from dropout_lab.config.validation import validate
-from dropout_lab.config.yaml_io import load_yaml_text, read_yaml
+from dropout_lab.config.yaml_io import flow_depth, load_yaml_text, read_yaml
 from dropout_lab.errors import ConfigError
 
 __all__ = [
     "EPOCH_METRICS", "MAX_CONFIG_BYTES", "MAX_EXAMPLES", "MAX_LAYERS", "MAX_TRIALS", "MAX_WIDTH",
-    "MAX_YAML_NODES", "P_KEY", "RESULT_NEUTRAL_KEYS", "VARIANTS", "CommaList", "ConfigError",
-    "DatasetConfig", "DropoutConfig", "EarlyStopping", "EvalConfig", "ExperimentConfig",
-    "LRSchedule", "ModelConfig", "MomentumSchedule", "RangeAxis", "SearchConfig", "TrainConfig",
-    "apply_overrides", "check_grid_size", "check_size", "grid_values", "load_config",
-    "load_yaml_text", "parse_override", "read_yaml", "set_dotted", "validate",
+    "MAX_YAML_DEPTH", "MAX_YAML_NODES", "P_KEY", "RESULT_NEUTRAL_KEYS", "VARIANTS", "CommaList",
+    "ConfigError", "DatasetConfig", "DropoutConfig", "EarlyStopping", "EvalConfig",
+    "ExperimentConfig", "LRSchedule", "ModelConfig", "MomentumSchedule", "RangeAxis",
+    "SearchConfig", "TrainConfig", "apply_overrides", "check_grid_size", "check_size",
+    "flatten_dotted", "flow_depth", "grid_values", "load_config", "load_yaml_text",
+    "parse_override", "read_yaml", "set_dotted", "validate",
 ]

@@ -9,3 +9,4 @@ MAX_LAYERS = 64
 MAX_EXAMPLES = 10_000_000  # synthetic examples per split
 MAX_CONFIG_BYTES = 1_000_000  # a config file (YAML) or one --set value
 MAX_YAML_NODES = 100_000  # scalars + collections after alias expansion
+MAX_YAML_DEPTH = 100  # nested flow collections ([...], {...}); PyYAML's scanner is quadratic in it

@@ -14,12 +14,13 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dropout_lab import variants
-from dropout_lab.backends import registry as backends
 from dropout_lab.concrete import regularizer_weights
 from dropout_lab.config.limits import MAX_EXAMPLES, MAX_LAYERS, MAX_WIDTH
 from dropout_lab.config.search import RangeAxis, SearchConfig, grid_values
 from dropout_lab.config.strict import StrictModel
-from dropout_lab.data import registry as datasets
+from dropout_lab.specs import backends, datasets
+from dropout_lab.specs.backends import Optimizer, OptimizerSpec
+from dropout_lab.specs.datasets import SYNTHETIC_DEFAULTS
 
 # the dropout variants (the registry with their formulas: dropout_lab/variants.py; a test keeps
 # the two in step); the tuple is the Literal's values
@@ -27,8 +28,6 @@ Variant = Literal["inverted", "standard", "gaussian", "dropconnect", "unscaled",
 VARIANTS: tuple[str, ...] = typing.get_args(Variant)
 P_KEY = "dropout.p"  # the dotted key of the drop probability: the axis compared by default
 NAME_MAX = 255  # bytes in one file or folder name (Linux, macOS; the name is the run folder)
-# The sizes of the synthetic data set where the config leaves them out (data/synthetic.py).
-SYNTHETIC_DEFAULTS = {"n_train": 1000, "n_test": 1000, "n_features": 20, "n_classes": 4}
 # Keys that never change a trial's numbers (how often it checkpoints): left out of trial ids
 # and of the check that a sweep folder holds the same config, so changing them reuses trials.
 RESULT_NEUTRAL_KEYS = ("train.checkpoint_every",)
@@ -249,7 +248,7 @@ class EarlyStopping(StrictModel):
 class TrainConfig(StrictModel):
     epochs: int = Field(default=10, gt=0, le=100_000)
     batch_size: int = Field(default=64, gt=0, le=1_000_000)
-    optimizer: Literal["sgd", "momentum", "adam"] = "momentum"
+    optimizer: Optimizer = "momentum"
     lr: float = Field(default=0.05, gt=0)
     lr_schedule: LRSchedule = Field(default_factory=LRSchedule)
     momentum: float = Field(default=0.9, ge=0, lt=1)
@@ -270,6 +269,11 @@ class TrainConfig(StrictModel):
         if isinstance(v, int) and not 0 <= v <= 100_000:
             raise ValueError("must be auto or a number of epochs from 0 (never) to 100000")
         return v
+
+    def optimizer_spec(self) -> OptimizerSpec:
+        """What a backend's network needs of this section (its update rule)."""
+        return OptimizerSpec(self.optimizer, self.lr, self.momentum, self.weight_decay,
+                             self.max_norm)
 
     @model_validator(mode="after")
     def _schedules_fit(self) -> TrainConfig:

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from dropout_lab.config.limits import MAX_CONFIG_BYTES, MAX_YAML_NODES
+from dropout_lab.config.limits import MAX_CONFIG_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES
 from dropout_lab.errors import ConfigError
 
 
@@ -64,6 +64,40 @@ class _DuplicateKey(Exception):
         self.key, self.first, self.again = key, first, again
 
 
+def flow_depth(text: str) -> int:
+    """The deepest nesting of flow collections (``[`` and ``{``) outside quoted scalars and
+    comments. An upper bound is enough (a bracket inside a plain scalar counts too); texts
+    with few brackets are not scanned at all."""
+    if text.count("[") + text.count("{") <= MAX_YAML_DEPTH:
+        return 0
+    depth = deepest = 0
+    quote = ""
+    previous = "\n"
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if quote:
+            if c == "\\" and quote == '"':
+                i += 1  # an escaped character in a double-quoted scalar
+            elif c == quote:
+                quote = ""
+        elif c in "'\"" and previous in " \t\n[{,:-":
+            quote = c  # ('' in single quotes ends it early here: over-counts, harmless)
+        elif c == "#" and previous in " \t\n":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+            c = "\n"
+        elif c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth = max(0, depth - 1)
+        previous = c
+        i += 1
+    return deepest
+
+
 def load_yaml_text(text: str, where: str) -> Any:
     """``yaml.safe_load`` with limits checked before any object is built: the text size, and
     the size after alias expansion (a "billion laughs" document of 16 lines expands to
@@ -71,6 +105,9 @@ def load_yaml_text(text: str, where: str) -> Any:
     if len(text) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{where}: {len(text):,} characters, more than the limit of "
                           f"{MAX_CONFIG_BYTES:,} for a config")
+    if flow_depth(text) > MAX_YAML_DEPTH:  # before PyYAML: 5,000 levels took it ~20 s
+        raise ConfigError(f"{where}: the YAML is nested too deeply (more than "
+                          f"{MAX_YAML_DEPTH} levels of [ ] or {{ }})")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         if node is not None:

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dropout_lab.data.base import Dataset
 from dropout_lab.errors import DataError
-
-if TYPE_CHECKING:  # annotations only: config imports the data registry at run time
-    from dropout_lab.config import DatasetConfig
+from dropout_lab.specs.datasets import DatasetOptions
 
 MAX_CLASSES = 10_000  # a label above this is a damaged file, not a class (one-hot would explode)
 FINITE_SAMPLE_VALUES = 4_000_000  # feature values checked for NaN/inf (evenly spaced rows)
@@ -111,7 +108,7 @@ def check_split(x: np.ndarray, y: np.ndarray, split: str, source: str) -> None:
             raise DataError(f"{source}: {split} features contain NaN or infinite values")
 
 
-def check_content(ds: Dataset, cfg: DatasetConfig) -> None:
+def check_content(ds: Dataset, cfg: DatasetOptions) -> None:
     """Everything a trial would trip over in ``ds`` under the options of ``cfg``."""
     source = str(ds.info.get("source") or f"data set {ds.name!r}")
     check_split(ds.x_train, ds.y_train, "training", source)

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dropout_lab.config import DatasetConfig
 from dropout_lab.data.base import Dataset
 from dropout_lab.data.transforms import stratified_split
 from dropout_lab.errors import DataError
+from dropout_lab.specs.datasets import DatasetOptions
 
 
 def bundled_file() -> Path | None:
@@ -27,7 +27,7 @@ def bundled_file() -> Path | None:
     return path if path.is_file() else None
 
 
-def sources(cfg: DatasetConfig) -> list[Path]:
+def sources(cfg: DatasetOptions) -> list[Path]:
     """The bundled CSV (for the fingerprint); [] when scikit-learn keeps it elsewhere."""
     path = bundled_file()
     return [] if path is None else [path]
@@ -48,7 +48,7 @@ def read_digits() -> tuple[np.ndarray, np.ndarray]:
     return bunch.data.astype(np.float32), bunch.target.astype(np.int64)
 
 
-def load(cfg: DatasetConfig, seed: int) -> Dataset:
+def load(cfg: DatasetOptions, seed: int) -> Dataset:
     x, y = read_digits()
     test_fraction = 0.25 if cfg.test_fraction is None else cfg.test_fraction
     # The split is fixed by the data set's own seed, not the trial seed: every trial of a

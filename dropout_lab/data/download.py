@@ -21,7 +21,6 @@ import fcntl
 import hashlib
 import http.client
 import os
-import sys
 import tempfile
 import time
 import urllib.error
@@ -83,10 +82,6 @@ def deadline_from_env() -> float:
 
 def _size(n: float) -> str:
     return f"{n / 1e6:.1f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
-
-
-def stderr_reporter(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 class _Unreachable(Exception):

@@ -19,18 +19,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dropout_lab.data import files, registry
 from dropout_lab.errors import DataError
-
-if TYPE_CHECKING:  # annotations only: config imports the data registry at run time
-    from dropout_lab.config import DatasetConfig
+from dropout_lab.specs.datasets import DatasetOptions
 
 CACHE_FILE = "fingerprints.json"
 CACHE_ENTRIES = 1000  # file hashes kept on disk (the oldest dropped)
@@ -40,18 +37,17 @@ _CHUNK = 1 << 20
 _memory: dict[str, str] = {}
 
 
-def source_files(cfg: DatasetConfig) -> list[Path]:
+def source_files(cfg: DatasetOptions) -> list[Path]:
     """The files data set ``cfg`` reads (its registry entry's ``sources``); [] for generated
     data. Raises DataError when a file-based data set's files are not where it looks."""
     spec = registry.get_spec(cfg.name)
     if not spec.sources:
         return []
-    module, fn = spec.sources.split(":")
-    found: list[Path] = getattr(importlib.import_module(module), fn)(cfg)
+    found: list[Path] = registry.function(spec.sources)(cfg)
     return found
 
 
-def fingerprint(cfg: DatasetConfig, write_cache: bool = True) -> dict[str, Any]:
+def fingerprint(cfg: DatasetOptions, write_cache: bool = True) -> dict[str, Any]:
     """``{"sha256": ..., "files": [{"name", "bytes", "sha256"}, ...]}`` for the data set of
     ``cfg``; ``{"sha256": None, "files": []}`` for generated data (the config decides it).
     ``write_cache``: False only reads the on-disk cache (a dry run writes nothing; the trials

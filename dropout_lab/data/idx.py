@@ -26,17 +26,15 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dropout_lab.data import files
 from dropout_lab.data.base import Dataset
 from dropout_lab.data.checks import check_allocation
+from dropout_lab.data.download import Reporter
 from dropout_lab.errors import DataError
-
-if TYPE_CHECKING:
-    from dropout_lab.config import DatasetConfig
+from dropout_lab.specs.datasets import DatasetOptions
 
 # type code -> big-endian NumPy dtype
 TYPE_CODES: dict[int, np.dtype] = {
@@ -255,7 +253,7 @@ def read_split(images_path: Path, labels_path: Path, fallback_dir: Path
     return x, y
 
 
-def _locate_user_folder(cfg: DatasetConfig) -> dict[str, Path]:
+def _locate_user_folder(cfg: DatasetOptions) -> dict[str, Path]:
     if not cfg.path:
         raise DataError(
             "data set 'idx' reads your own folder of IDX files: set dataset.path to a folder "
@@ -267,19 +265,19 @@ def _locate_user_folder(cfg: DatasetConfig) -> dict[str, Path]:
     return found
 
 
-def sources(cfg: DatasetConfig) -> list[Path]:
+def sources(cfg: DatasetOptions) -> list[Path]:
     """The four files this data set reads, in STEMS order (for its fingerprint)."""
     found = _locate_user_folder(cfg)
     return [found[stem] for stem in STEMS]
 
 
-def preflight(cfg: DatasetConfig) -> None:
+def preflight(cfg: DatasetOptions, report: Reporter | None = None) -> None:
     """The four files must be in dataset.path (nothing is downloaded for ``idx``) and parse;
     parsing here also writes the .npy copies every trial then memory-maps."""
     load(cfg, cfg.seed)
 
 
-def load(cfg: DatasetConfig, seed: int) -> Dataset:
+def load(cfg: DatasetOptions, seed: int) -> Dataset:
     """Registry loader for ``idx``: any four IDX files with the MNIST names, no checksum.
 
     Images of any shape are flattened; classes are 0..max label (at least 2)."""

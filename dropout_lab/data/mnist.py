@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dropout_lab.config import DatasetConfig
 from dropout_lab.data import files, idx
 from dropout_lab.data.base import Dataset
 from dropout_lab.data.download import (
@@ -30,9 +29,9 @@ from dropout_lab.data.download import (
     Reporter,
     fetch_files,
     mirrors_from_env,
-    stderr_reporter,
 )
 from dropout_lab.errors import DataError
+from dropout_lab.specs.datasets import DatasetOptions
 
 # The four roles, in the order the files are listed everywhere.
 STEMS = idx.STEMS
@@ -136,7 +135,7 @@ def locate(name: str, path: str | None) -> dict[str, Path]:
     return found
 
 
-def sources(cfg: DatasetConfig) -> list[Path]:
+def sources(cfg: DatasetOptions) -> list[Path]:
     """The four files this data set reads, in STEMS order (for its fingerprint)."""
     found = locate(cfg.name, cfg.path)
     return [found[stem] for stem in STEMS]
@@ -152,7 +151,7 @@ def fetch(name: str, force: bool = False, mirrors: list[str] | None = None,
     return dest
 
 
-def preflight(cfg: DatasetConfig, report: Reporter | None = stderr_reporter) -> None:
+def preflight(cfg: DatasetOptions, report: Reporter | None = None) -> None:
     """Locate the files (when they are nowhere and dataset.path is not set, fetch them), then
     parse them once."""
     found, search = files.locate(cfg.name, STEMS, cfg.path)
@@ -172,7 +171,7 @@ def preflight(cfg: DatasetConfig, report: Reporter | None = stderr_reporter) -> 
     load(cfg, cfg.seed)
 
 
-def load(cfg: DatasetConfig, seed: int) -> Dataset:
+def load(cfg: DatasetOptions, seed: int) -> Dataset:
     """Registry loader for mnist / fashion-mnist / kmnist (raw pixels 0..255, uint8)."""
     fam = family(cfg.name)
     found = locate(cfg.name, cfg.path)

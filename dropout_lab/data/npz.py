@@ -12,15 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dropout_lab.config import DatasetConfig
 from dropout_lab.data.base import Dataset
 from dropout_lab.data.checks import MAX_CLASSES, check_allocation, check_working_set
+from dropout_lab.data.download import Reporter
 from dropout_lab.errors import DataError
+from dropout_lab.specs.datasets import DatasetOptions
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
 
-def _path(cfg: DatasetConfig) -> Path:
+def _path(cfg: DatasetOptions) -> Path:
     if not cfg.path:
         raise DataError("data set 'npz' reads your own arrays: set dataset.path to a .npz file "
                         f"holding {', '.join(KEYS)} (e.g. --set dataset.path=data.npz)")
@@ -33,12 +34,12 @@ def _path(cfg: DatasetConfig) -> Path:
     return path
 
 
-def sources(cfg: DatasetConfig) -> list[Path]:
+def sources(cfg: DatasetOptions) -> list[Path]:
     """The one file this data set reads (for its fingerprint)."""
     return [_path(cfg)]
 
 
-def preflight(cfg: DatasetConfig) -> None:
+def preflight(cfg: DatasetOptions, report: Reporter | None = None) -> None:
     """The file must exist and be a readable .npz with the four arrays."""
     _read(_path(cfg))
 
@@ -99,7 +100,7 @@ def _check_declared_size(npz: np.lib.npyio.NpzFile, key: str, path: Path) -> tup
     return nbytes, values
 
 
-def load(cfg: DatasetConfig, seed: int) -> Dataset:
+def load(cfg: DatasetOptions, seed: int) -> Dataset:
     """Registry loader for ``npz``; features keep their dtype, labels become int64."""
     path = _path(cfg)
     arrays = _read(path)

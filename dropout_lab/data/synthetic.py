@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from dropout_lab.config import DatasetConfig
-from dropout_lab.config.models import SYNTHETIC_DEFAULTS
 from dropout_lab.data.base import Dataset
 from dropout_lab.data.checks import check_allocation
+from dropout_lab.data.download import Reporter
+from dropout_lab.specs.datasets import SYNTHETIC_DEFAULTS, DatasetOptions
 
 
-def _sizes(cfg: DatasetConfig) -> tuple[int, int, int, int]:
+def _sizes(cfg: DatasetOptions) -> tuple[int, int, int, int]:
     d = SYNTHETIC_DEFAULTS
     return (cfg.n_train or d["n_train"], cfg.n_test or d["n_test"],
             cfg.n_features or d["n_features"], cfg.n_classes or d["n_classes"])
 
 
-def preflight(cfg: DatasetConfig) -> None:
+def preflight(cfg: DatasetOptions, report: Reporter | None = None) -> None:
     """Refuse a size this machine cannot hold before generating anything."""
     n_train, n_test, d, _ = _sizes(cfg)
     # float64 draws plus their float32 copy: 12 bytes per value
@@ -27,7 +27,7 @@ def preflight(cfg: DatasetConfig) -> None:
                      f"synthetic data of {n_train + n_test:,} x {d:,}")
 
 
-def load(cfg: DatasetConfig, seed: int) -> Dataset:
+def load(cfg: DatasetOptions, seed: int) -> Dataset:
     """Registry loader for ``synthetic``: two Gaussian clusters per class."""
     n_train, n_test, d, k = _sizes(cfg)
     noise = 1.0 if cfg.noise is None else cfg.noise

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from dropout_lab.data.base import Dataset
 from dropout_lab.errors import DataError
 from dropout_lab.seeds import rng as stream
-
-if TYPE_CHECKING:  # annotations only: config imports the data registry at run time
-    from dropout_lab.config import DatasetConfig
+from dropout_lab.specs.datasets import DatasetOptions
 
 
 def stratified_split(
@@ -49,7 +45,7 @@ def stratified_subset(y: np.ndarray, size: int, rng: np.random.Generator) -> np.
 _PRESCALE_ABOVE = 1e30
 
 
-def apply(ds: Dataset, cfg: DatasetConfig, seed: int, dtype: str = "float32") -> Dataset:
+def apply(ds: Dataset, cfg: DatasetOptions, seed: int, dtype: str = "float32") -> Dataset:
     """Subset (``train_size``), validation split (``val_fraction``) and normalization, in
     ``dtype`` (the trial's ``dtype``: float64 features are normalized in float64, not rounded
     to float32 first).

@@ -13,6 +13,7 @@ import traceback
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dropout_lab.executors.threads import thread_budget
 from dropout_lab.packs.plan import Pack
 from dropout_lab.result import Result, Status
 from dropout_lab.sweep import GridPoint
@@ -100,19 +101,20 @@ def run_members(members: list[PackMember], threads: int | None, workers: int,
     one per member, each in its own trial folder); a member continues from its ``resume``.
     ``stacked`` (:attr:`~dropout_lab.packs.plan.Pack.stacked`): one member continuing from a
     pack's checkpoint trains on the pack's code path (a pack of one), not as a solo trial."""
-    if len(members) == 1 and not stacked:
-        m = members[0]
-        return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
-                          on_epoch=on_epoch, resume=m.resume, on_checkpoint=on_checkpoint)]
-    from dropout_lab.packs.train import run_pack
+    with thread_budget(threads):  # this process's threads, whichever executor runs it
+        if len(members) == 1 and not stacked:
+            m = members[0]
+            return [run_trial(m.config, m.trial_id, m.params, threads=threads, workers=workers,
+                              on_epoch=on_epoch, resume=m.resume, on_checkpoint=on_checkpoint)]
+        from dropout_lab.packs.train import run_pack
 
-    try:
-        return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
-                        on_outcome=on_outcome, on_checkpoint=on_checkpoint)
-    except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
-        error = traceback.format_exc()
-        return [_failed(m.trial_id, m.params, m.config, error, threads, workers)
-                for m in members]
+        try:
+            return run_pack(members, threads=threads, workers=workers, on_epoch=on_epoch,
+                            on_outcome=on_outcome, on_checkpoint=on_checkpoint)
+        except Exception:  # noqa: BLE001 - a failed pack is data, as a failed trial is
+            error = traceback.format_exc()
+            return [_failed(m.trial_id, m.params, m.config, error, threads, workers)
+                    for m in members]
 
 
 def lost_trial(point: GridPoint, reason: str, threads: int | None, workers: int

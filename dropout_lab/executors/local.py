@@ -38,14 +38,10 @@ from threadpoolctl import threadpool_limits
 
 from dropout_lab.errors import TrialPruned
 from dropout_lab.executors.base import Events, Feed, StopTest, lost_trial, run_unit
+from dropout_lab.executors.threads import thread_env
 from dropout_lab.packs.plan import Pack
 from dropout_lab.sweep import GridPoint
 from dropout_lab.trial import TrialOutcome
-
-# Read once by each BLAS/OpenMP runtime when it loads: set in the worker's environment so the
-# runtime starts with the right pool size (threadpoolctl then enforces it as well).
-THREAD_ENV_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                   "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 POLL_SECONDS = 0.5  # how often the driver wakes up with nothing to read (liveness checks)
 STOP_GRACE_SECONDS = 3.0  # after SIGTERM, how long a worker gets before SIGKILL
@@ -99,22 +95,6 @@ def _worker_main(conn: Connection, threads: int, workers: int) -> None:
                                 on_outcome=on_outcome, on_checkpoint=on_checkpoint):
             if outcome.trial_id not in sent:
                 send(("outcome", outcome))
-
-
-@contextlib.contextmanager
-def _thread_env(threads: int) -> Iterator[None]:
-    """Set the BLAS/OpenMP thread variables while a worker is spawned (it copies the
-    environment), then restore the driver's own values."""
-    saved = {k: os.environ.get(k) for k in THREAD_ENV_VARS}
-    os.environ.update({k: str(threads) for k in THREAD_ENV_VARS})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 @contextlib.contextmanager
@@ -194,7 +174,7 @@ class LocalExecutor:
         parent, child = self._ctx.Pipe(duplex=True)
         process = self._ctx.Process(target=_worker_main, args=(child, self.threads, self.workers),
                                     name="dropout-lab-worker", daemon=True)
-        with _thread_env(self.threads), _sigint_ignored(), _main_module_hidden():
+        with thread_env(self.threads), _sigint_ignored(), _main_module_hidden():
             process.start()
         child.close()  # the driver keeps only its end: EOF on it means the worker is gone
         return _Slot(process, parent)

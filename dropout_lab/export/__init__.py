@@ -15,7 +15,7 @@ import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dropout_lab.config.overrides import flatten_dotted
+from dropout_lab.config import flatten_dotted
 from dropout_lab.errors import OutputError
 from dropout_lab.health import FLAGS
 from dropout_lab.store import Warn

@@ -35,7 +35,7 @@ from mlflow.tracking import MlflowClient
 
 from dropout_lab import __version__
 from dropout_lab.api import Sweep, Trial
-from dropout_lab.config.overrides import flatten_dotted
+from dropout_lab.config import flatten_dotted
 from dropout_lab.errors import OutputError
 from dropout_lab.export import (
     epoch_values,

@@ -27,7 +27,7 @@ from dropout_lab.variants import HostOps
 
 if TYPE_CHECKING:
     from dropout_lab.dropout import DropoutPlan
-    from dropout_lab.trial import Prepared
+    from dropout_lab.prepared import Prepared
 
 Tensors = list[torch.Tensor | None]
 

@@ -255,7 +255,8 @@ class Pack:
         preps = [m.prep for m in self.live]
         first = preps[0]
         net = TorchPackNetwork(
-            first.spec, [p.network.get_weights() for p in preps], [p.config.train for p in preps],
+            first.spec, [p.network.get_weights() for p in preps],
+            [p.config.train.optimizer_spec() for p in preps],
             [list(p.spec.test_scales) or [1.0] * (len(first.spec.sizes) - 1) for p in preps],
             first.device)
         steps = {p.network.t for p in preps if isinstance(p.network, TorchNetwork)}
@@ -431,7 +432,7 @@ def _stacked_forward(preps: list[Prepared]) -> StackedForward:
             first = chosen[0]
             nets[key] = TorchPackNetwork(
                 first.spec, [p.network.get_weights() for p in chosen],
-                [p.config.train for p in chosen],
+                [p.config.train.optimizer_spec() for p in chosen],
                 [list(p.spec.test_scales) or [1.0] * (len(first.spec.sizes) - 1)
                  for p in chosen], first.device)
         net = nets[key]

@@ -1,11 +1,13 @@
-"""Progress of a running sweep: a live rich display on a terminal, plain lines otherwise."""
+"""Progress of a running sweep: a live rich display on a terminal, plain lines otherwise.
+
+It prints nothing of its own: it is handed the console to draw on (the CLI's application
+object owns it, ``Application.err``)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
@@ -48,12 +50,13 @@ def epoch_numbers(row: dict[str, Any] | None) -> str:
 class SweepProgress:
     """Counts trials queued / running / done / failed and estimates the time left.
 
-    ``live`` picks the rich display (a terminal) or plain line-by-line output (CI logs)."""
+    ``console``: where it draws (the application's stderr console). ``live`` picks the rich
+    display (default: when the console is a terminal) or plain line-by-line output (CI
+    logs)."""
 
-    def __init__(self, total: int, skipped: int, stream: IO[str] | None = None,
+    def __init__(self, total: int, skipped: int, console: Console,
                  live: bool | None = None, workers: int = 1, header: str | None = None):
-        self.stream = stream or sys.stderr
-        self.console = Console(file=self.stream)
+        self.console = console
         self.live = self.console.is_terminal if live is None else live
         self.total = total
         self.skipped = skipped
@@ -146,7 +149,7 @@ class SweepProgress:
         return t
 
     def _line(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
     def _refresh(self) -> None:
         if self._live is not None:

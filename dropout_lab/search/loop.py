@@ -47,6 +47,7 @@ from dropout_lab.runner import (
     SweepOutcome,
     _interrupts_deferred,
     _StoringEvents,
+    _warn,
     preflight,
 )
 from dropout_lab.search import space
@@ -112,11 +113,11 @@ class SearchOutcome(SweepOutcome):
 
 
 def run_search(config: ExperimentConfig, runs_dir: Path, executor: Executor,
-               events: Events | None = None, fresh: bool = False, wait: bool = False
-               ) -> SearchOutcome:
+               events: Events | None = None, fresh: bool = False, wait: bool = False,
+               warn: Callable[[str], None] | None = None) -> SearchOutcome:
     """Run (or resume, or extend) the search of ``config`` with ``executor`` (local or
     serial); every trial is stored as a sweep's trial is. The sweep folder is locked for the
-    whole run."""
+    whole run. ``warn`` receives the run's warnings, as :func:`run_sweep`'s does."""
     from dropout_lab.store.study import remove_study
 
     import_optuna()  # a missing extra fails here, before anything is written
@@ -130,13 +131,14 @@ def run_search(config: ExperimentConfig, runs_dir: Path, executor: Executor,
         else:
             store.check_compatible(base, dict(config.sweep))
         store.remove_stale_temporaries()
-        driver = _Driver(config, store, open_study(store, config), events or NullEvents())
+        driver = _Driver(config, store, open_study(store, config), events or NullEvents(),
+                         warn or _warn)
         return driver.run(executor, base, fresh)
 
 
 class _Driver:
     def __init__(self, config: ExperimentConfig, store: SweepStore, study: Any,
-                 events: Events) -> None:
+                 events: Events, warn: Callable[[str], None]) -> None:
         assert config.search is not None
         self.config, self.store, self.study = config, store, study
         self.search = config.search
@@ -151,7 +153,8 @@ class _Driver:
         self.running: set[str] = set()
         self.executed: dict[str, Result] = {}
         self.entries: dict[str, dict[str, Any]] = {}  # sweep.yaml's trials, in start order
-        self.storing = _StoringEvents(store, events)
+        self.warn = warn
+        self.storing = _StoringEvents(store, events, warn)
         self.events = events
         self.base: dict[str, Any] = {}
         self.checked_data: set[str] = set()
@@ -254,7 +257,7 @@ class _Driver:
         self.store.discard_damaged(tid)
         self.store.write_trial_config(tid, point.config_dict)
         self._register(point)
-        point, rows = resumable(self.store, point)  # a killed run's checkpoint, if any
+        point, rows = resumable(self.store, point, self.warn)  # a killed run's checkpoint, if any
         if rows:
             self.storing.resumed[tid] = rows
             for row in rows:

@@ -26,6 +26,8 @@ from typing import Any
 
 import yaml
 
+from dropout_lab.config import MAX_YAML_DEPTH, flow_depth
+
 KIB, MIB = 1024, 1024 * 1024
 
 # Caps per kind of file (bytes). Generous for what dropout-lab writes (a result.json is a few
@@ -159,6 +161,8 @@ def parse_json(text: str) -> Any:
 
 def parse_yaml(text: str) -> Any:
     """YAML text -> checked value (safe_load; Damaged when malformed or too deep)."""
+    if flow_depth(text) > MAX_YAML_DEPTH:  # before PyYAML, quadratic in the depth
+        raise Damaged("not valid YAML (nested too deeply)")
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:

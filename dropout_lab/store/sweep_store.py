@@ -30,8 +30,7 @@ from typing import Any, cast
 import numpy as np
 import yaml
 
-from dropout_lab.config.models import RESULT_NEUTRAL_KEYS
-from dropout_lab.config.overrides import flatten_dotted
+from dropout_lab.config import RESULT_NEUTRAL_KEYS, flatten_dotted
 from dropout_lab.errors import ENVIRONMENT_ERRNOS, EnvironmentFault, StoreError
 from dropout_lab.result import FINAL_KEYS, Result, Status
 from dropout_lab.safe_text import csv_cell

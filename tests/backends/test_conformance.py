@@ -60,7 +60,7 @@ def case(variant: str, dtype: str = "float64", activation: str = "relu", n: int 
 
 
 def build(name: str, spec, weights, train) -> Network:
-    return backend_named(name).build(spec, weights, train, "cpu")
+    return backend_named(name).build(spec, weights, train.optimizer_spec(), "cpu")
 
 
 def assert_close(a, b, what: str, tol: float = AGREE):
@@ -84,7 +84,7 @@ def test_backend_fills_the_protocol(name):
 
     spec, weights, tc, plan, x, y = case("inverted", dtype="float32")
     original = copy.deepcopy(weights)
-    net = backend.build(spec, weights, tc, "cpu")
+    net = backend.build(spec, weights, tc.optimizer_spec(), "cpu")
     assert isinstance(net, Network)
     logits = net.forward(x)
     assert isinstance(logits, np.ndarray) and logits.shape == (len(x), SIZES[-1])

@@ -21,7 +21,8 @@ def _net(name: str, train: TrainConfig) -> MLP:
     if name == "torch":
         pytest.importorskip("torch", reason="the torch backend needs PyTorch")
     weights = init_weights(list(SIZES), "relu", np.random.default_rng(0))
-    return registry.create(name).build(NetSpec(SIZES, "relu", "float64"), weights, train, "cpu")
+    return registry.create(name).build(NetSpec(SIZES, "relu", "float64"), weights,
+                                      train.optimizer_spec(), "cpu")
 
 
 def _batch() -> tuple[np.ndarray, np.ndarray]:

@@ -80,6 +80,7 @@ def test_cli_refuses_a_missing_device_before_training(cli, tiny_config, tmp_path
     assert not (runs / "tiny" / "trials").exists()
 
 
+@pytest.mark.slow
 def test_cli_sweep_runs_on_torch(cli, tiny_config, tmp_path):
     code, out, _ = cli("sweep", tiny_config, "--runs-dir", tmp_path / "runs", "--json",
                        "--set", "backend=torch", "--set", "device=cpu")
@@ -109,6 +110,7 @@ def _python(code: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_numpy_path_never_imports_torch(tiny_config, tmp_path):
     proc = _python(f"""
         import sys

@@ -63,7 +63,7 @@ def _config(noise: str, n_train: int = 256, variant: str = "inverted"):
 def _counting(cfg):
     prep = prepare(cfg, threads=1)
     net = prep.network
-    counting = CountingNetwork(prep.spec, net.get_weights(), cfg.train, "cpu")
+    counting = CountingNetwork(prep.spec, net.get_weights(), cfg.train.optimizer_spec(), "cpu")
     return prep, counting
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import typer.main
 
 from dropout_lab.cli import app
@@ -28,6 +29,7 @@ def test_tiny_sweep_json(cli, tiny_config, tmp_path):
     assert {t["params"]["dropout.p"] for t in doc["trials"]} == {0.0, 0.5}
 
 
+@pytest.mark.slow
 def test_the_readme_quickstart_runs_and_shows_dropout_at_work(cli, tmp_path):
     """The README's main job: configs/quickstart.yaml on digits, 4 values of p x 2 seeds."""
     from pathlib import Path

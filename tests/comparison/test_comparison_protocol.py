@@ -91,6 +91,7 @@ def test_bad_at_is_one_message_and_exit_2(cli, tmp_path, args, message):
     assert message in doc["error"] and doc["code"] == 2
 
 
+@pytest.mark.slow
 def test_at_best_and_early_stopping_on_a_real_sweep(cli, write_config, tmp_path):
     import copy
 

@@ -116,3 +116,22 @@ def test_name_defaults_to_file_stem(write_config):
     del data["name"]
     cfg = load_config(write_config(data, "my_sweep.yaml"))
     assert cfg.name == "my_sweep"
+
+
+def test_deep_flow_nesting_is_refused_before_the_yaml_parser():
+    """5,000 nested [ took PyYAML's scanner ~20 s (quadratic in the depth) before its
+    recursion limit refused it: the depth is checked first, on the text."""
+    from dropout_lab.config import MAX_YAML_DEPTH, flow_depth, load_yaml_text
+
+    assert flow_depth("a: " + "[" * 150 + "]" * 150) == 150
+    assert flow_depth("a: [[1], {b: [2]}]\n" * 60) == 3  # many brackets, shallow
+    quoted = "a: '" + "[" * 150 + "'\nb: \"" + "{" * 150 + "\"\n# " + "[" * 150 + "\n"
+    assert flow_depth(quoted) == 0  # inside quotes and comments they do not nest
+    assert load_yaml_text(quoted, "q")["a"] == "[" * 150
+    deep = "name: d\nx: " + "[" * (MAX_YAML_DEPTH + 1) + "]" * (MAX_YAML_DEPTH + 1) + "\n"
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_yaml_text(deep, "deep.yaml")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_yaml_text("trials: " + "[" * 5000 + "]" * 5000 + "\n", "sweep.yaml")
+    ok = "x: " + "[" * MAX_YAML_DEPTH + "]" * MAX_YAML_DEPTH + "\n"
+    assert load_yaml_text(ok, "ok.yaml")["x"] is not None

@@ -2,7 +2,10 @@
 
 Every ``dropout-lab ...`` command in the ``bash``/``console`` blocks of README.md and docs/*.md
 is run, in the order the pages are read (README first, then docs/ by name), in one fresh
-folder holding a copy of the repository's configs, as a subprocess of this interpreter. Each
+folder holding a copy of the repository's configs, in this process (as the other CLI tests
+run it: Typer's runner, the working directory changed to that folder; a subprocess per
+command cost an interpreter start-up and the CLI's imports, about 1 s of CPU each, for some
+35 commands; ``python -m dropout_lab`` itself is run by the process tests). Each
 must exit 0 (or the code an ``<!-- exit: N -->`` comment before its block states), and in a
 ``console`` block the output quoted under a ``$ dropout-lab`` line must be in what the command
 printed (lines with words but no digits verbatim, up to spacing; for lines with numbers,
@@ -18,16 +21,16 @@ A command already run with the same expected exit code is not run again.
 from __future__ import annotations
 
 import importlib.util
-import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from dropout_lab.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -37,7 +40,6 @@ EXIT = re.compile(r"<!--\s*exit:\s*(\d+)\s*-->")
 # the extra a command needs, by a word it contains
 EXTRAS = {"torch": "torch", "mlflow": "mlflow", "tensorboard": "tensorboard", "ray": "ray",
           "search": "optuna"}
-TIMEOUT = 300  # seconds per command (the quickstart sweep takes ~20 s on a quiet 2-core box)
 
 pytestmark = pytest.mark.slow
 
@@ -188,17 +190,17 @@ def _words(line: str) -> list[str]:
     return [w for w in re.split(r"[\s│┃|]+", line) if w and not re.search(r"\d", w)]
 
 
-def _run(cmd: Command, cwd: Path, env: dict[str, str]) -> None:
+def _run(cmd: Command, cwd: Path) -> None:
+    """Run one command in this process, in ``cwd`` (the caller changed to it)."""
     missing = _needs_missing_extra(cmd.argv)
     if missing:
         return  # the optional extra is not installed here (see the module docstring)
     argv = _resolve(cmd.argv, cwd)
-    proc = subprocess.run([sys.executable, "-m", "dropout_lab", *argv], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=TIMEOUT,
-                          stdin=subprocess.DEVNULL)
+    # catch_exceptions=False: an exception escaping a command fails here with its traceback
+    proc = CliRunner().invoke(app, argv, catch_exceptions=False)
     shown = f"{cmd.where}: dropout-lab {shlex.join(argv)}\n{proc.stdout[-3000:]}\n" \
             f"{proc.stderr[-3000:]}"
-    assert proc.returncode == cmd.exit_code, shown
+    assert proc.exit_code == cmd.exit_code, shown
     assert "Traceback" not in proc.stderr, shown
     printed = " ".join((proc.stdout + proc.stderr).split())
     for line in cmd.quoted:
@@ -211,14 +213,13 @@ def _run(cmd: Command, cwd: Path, env: dict[str, str]) -> None:
             assert " ".join(line.split()) in printed, f"{shown}\nquoted line not printed: {line}"
 
 
-def test_every_documented_command_runs_as_written(tmp_path):
+def test_every_documented_command_runs_as_written(tmp_path, monkeypatch):
     commands, skipped = documented_commands()
     assert len(commands) >= 20, commands  # the parser found the examples
     assert skipped, "the MNIST examples are marked no-run"
     shutil.copytree(ROOT / "configs", tmp_path / "configs")
-    env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200",
-           "XDG_CACHE_HOME": str(tmp_path / "cache")}
-    env.pop("DROPOUT_LAB_DATA", None)
+    # NO_COLOR, COLUMNS=200, a fresh XDG_CACHE_HOME, no DROPOUT_LAB_DATA: tests/conftest.py
+    monkeypatch.chdir(tmp_path)
     seen: set[tuple[tuple[str, ...], int]] = set()
     for cmd in commands:
         # the same command with the same expected exit again adds nothing but time (compare,
@@ -227,9 +228,9 @@ def test_every_documented_command_runs_as_written(tmp_path):
         if key in seen and not cmd.quoted:
             continue
         seen.add(key)
-        _run(cmd, tmp_path, env)
+        _run(cmd, tmp_path)
     assert (tmp_path / "runs" / "quickstart" / "report.html").is_file()
     assert (tmp_path / "runs" / "quickstart" / "plots").is_dir()
     for cmd in help_examples():
         if (tuple(cmd.argv), cmd.exit_code) not in seen:
-            _run(cmd, tmp_path, env)
+            _run(cmd, tmp_path)

@@ -79,7 +79,7 @@ def test_one_and_two_workers_give_identical_numbers(cli, tiny_config, tmp_path):
 def _trials_fail_in_their_workers(monkeypatch) -> None:
     # The data preflight refuses a train_size above the data before any training; without
     # it in the driver, those trials raise in their workers, as any runtime error would.
-    monkeypatch.setattr("dropout_lab.data.preflight", lambda cfg: None)
+    monkeypatch.setattr("dropout_lab.data.preflight", lambda cfg, report=None: None)
 
 
 def test_a_trial_that_raises_is_failed_and_the_others_finish(cli, write_config, tmp_path,

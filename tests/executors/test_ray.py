@@ -30,9 +30,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def ray_head(tmp_path):
-    """``ray start --head --block`` in its own process group; ended by that group's id."""
+@pytest.fixture(scope="module")
+def ray_head(tmp_path_factory):
+    """``ray start --head --block`` in its own process group; ended by that group's id. One
+    head serves the module's tests (each writes its own runs folder): starting a head takes
+    most of a test's time (about 20 s each on a loaded 2-core machine)."""
+    tmp_path = tmp_path_factory.mktemp("ray-head")
     port = _free_port()
     ray_cli = Path(sys.executable).parent / "ray"
     log = (tmp_path / "ray-head.log").open("w")

@@ -16,6 +16,7 @@ def _metrics(sweep, tid):
     return [json.loads(x) for x in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_mlflow_round_trip_through_a_sqlite_store(cli, tmp_path):
     pytest.importorskip("mlflow", reason="export --to mlflow needs the extra [mlflow]")
     from mlflow.tracking import MlflowClient
@@ -78,6 +79,7 @@ def test_export_errors(cli, tmp_path):
     assert code == 2 and "--tracking-uri" in err
 
 
+@pytest.mark.slow
 def test_the_core_commands_import_no_optional_library(tmp_path, tiny_config):
     """The light install: a NumPy sweep, ls, show, gc, plot never import torch, Ray, MLflow
     or TensorBoard (they are extras, imported lazily by the features that need them)."""

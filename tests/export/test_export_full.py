@@ -58,6 +58,7 @@ def test_statistics_are_every_number_of_the_sections(swept):
     assert all(isinstance(v, float) and np.isfinite(v) for v in stats.values())
 
 
+@pytest.mark.slow
 def test_mlflow_gets_statistics_flags_and_artifacts_and_reexport_updates(swept, tracking,
                                                                           tmp_path):
     from mlflow.tracking import MlflowClient

@@ -178,7 +178,7 @@ def probe_for(weights, x, y, n_classes, hidden_p=(0.0,), activation="relu"):
     sizes = [weights[0][0].shape[0]] + [w.shape[1] for w, _ in weights]
     spec = NetSpec(tuple(sizes), activation, "float64", ())
     net = NumpyNetwork(spec, [(np.asarray(w, float), np.asarray(b, float)) for w, b in weights],
-                       TrainConfig())
+                       TrainConfig().optimizer_spec())
     plan = make_plan("inverted", 0.0, list(hidden_p), sizes, "float64")
     return Probe.build(net, plan, (), np.asarray(x, float), np.asarray(y), n_classes)
 

@@ -229,7 +229,8 @@ def test_every_backend_gives_the_reference_statistics(name, hidden, input_p):
     cfg = config(model__hidden=hidden, dropout__input_p=input_p, top__backend=name,
                  top__dtype="float64")
     other = prepare(cfg)
-    other.network = other.backend.build(other.spec, weights, cfg.train, other.device)
+    other.network = other.backend.build(other.spec, weights, cfg.train.optimizer_spec(),
+                                       other.device)
     a, b = after_training(ref), after_training(other)
     flat_a, flat_b = dict(_flatten(a)), dict(_flatten(b))
     assert flat_a.keys() == flat_b.keys()

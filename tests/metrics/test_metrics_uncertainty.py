@@ -122,7 +122,8 @@ def small_probe(p: float, seed: int = 0) -> Probe:
                (rng.normal(size=(12, 3)), np.zeros(3))]
     y = np.argmax(np.maximum(x @ weights[0][0] + weights[0][1], 0) @ weights[1][0], axis=1)
     y[:10] = (y[:10] + 1) % 3  # some mistakes, so accuracy and NLL are not trivial
-    net = NumpyNetwork(NetSpec(tuple(sizes), "relu", "float64", ()), weights, TrainConfig())
+    net = NumpyNetwork(NetSpec(tuple(sizes), "relu", "float64", ()), weights,
+                      TrainConfig().optimizer_spec())
     plan = make_plan("inverted", 0.0, [p], sizes, "float64")
     return Probe.build(net, plan, (), x, y, 3)
 

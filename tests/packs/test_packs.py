@@ -255,7 +255,7 @@ def test_a_pack_epoch_reads_the_losses_back_once(noise):
     preps = [prepare(config(seed=s, dropout__noise=noise, dropout__input_p=0.2), threads=1)
              for s in (0, 1)]
     net = TorchPackNetwork(preps[0].spec, [p.network.get_weights() for p in preps],
-                           [p.config.train for p in preps],
+                           [p.config.train.optimizer_spec() for p in preps],
                            [list(p.spec.test_scales) for p in preps], preps[0].device)
     loops = [EpochLoop(p) for p in preps]
     epochs = PackEpochs(net, preps, [loop.noise_rng for loop in loops], noise)

@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+from rich.console import Console
 
 from dropout_lab.config import validate
 from dropout_lab.executors.local import LocalExecutor
@@ -15,7 +16,6 @@ from dropout_lab.report.progress import SweepProgress, epoch_numbers, fmt_number
 from dropout_lab.runner import run_sweep
 from dropout_lab.store import SweepStore
 from tests.helpers.configs import TINY
-from tests.helpers.fake_sweeps import write_sweep
 
 
 class Watcher:
@@ -76,7 +76,7 @@ def test_progress_shows_the_latest_loss_and_test_accuracy():
         "  loss 0.3120  test acc 0.9012"
     assert epoch_numbers(None) == ""
     assert epoch_numbers({"fit_loss": 1.2345e36}) == "  loss 1.234e+36"  # never 37 digits
-    p = SweepProgress(total=2, skipped=0, stream=io.StringIO(), live=False)
+    p = SweepProgress(total=2, skipped=0, console=Console(file=io.StringIO()), live=False)
     p.started("abc")
     p.epoch("abc", 2, 5, {"fit_loss": 0.5, "test_acc": 0.75, "epoch": 2})
     text = p.render().plain
@@ -96,14 +96,12 @@ def test_epoch_band_known_answer():
     assert epoch_band(runs, "absent") is None
 
 
-def test_plot_and_report_include_the_epoch_curves(cli, tmp_path):
-    sweep = write_sweep(tmp_path, epochs=4)
-    code, out, err = cli("plot", sweep, "--json")
+def test_plot_and_report_include_the_epoch_curves(rendered):
+    # the session's plot set and report (tests/conftest.py), rendered once
+    code, out, err = rendered.plot
     assert code == 0, err
-    assert str(sweep / "plots" / "epoch_curves.png") in json.loads(out)["plots"]
-    code, out, err = cli("report", sweep)
-    assert code == 0, err
-    html = (sweep / "report.html").read_text()
+    assert str(rendered.sweep / "plots" / "epoch_curves.png") in json.loads(out)["plots"]
+    html = rendered.report_path.read_text()
     assert 'alt="Loss, accuracy and gap over epochs"' in html
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import shutil
 import subprocess
@@ -20,12 +21,12 @@ def _text(html: str) -> str:
 
 
 @pytest.fixture
-def report(cli, tmp_path):
-    sweep = write_sweep(tmp_path, stats=True)
-    code, out, err = cli("report", sweep)
+def report(rendered):
+    """The session's report (tests/conftest.py: rendered once, statistics, two blocks)."""
+    code, out, err = rendered.report
     assert code == 0, err
-    path = sweep / "report.html"
-    assert str(path) in out
+    path = rendered.report_path
+    assert json.loads(out)["report"] == str(path) and len(json.loads(out)["plots"]) == 8
     return path
 
 

@@ -121,7 +121,7 @@ def test_changed_grid_reports_exactly_the_current_trials(cli, tiny_config, tmp_p
 def test_failed_trial_gives_exit_1_and_is_rerun(cli, write_config, tmp_path, monkeypatch):
     # The data preflight refuses a train_size above the data before training; without it,
     # the trial raises when it runs, as any runtime error would.
-    monkeypatch.setattr("dropout_lab.data.preflight", lambda cfg: None)
+    monkeypatch.setattr("dropout_lab.data.preflight", lambda cfg, report=None: None)
     data = copy.deepcopy(TINY)
     data["sweep"] = {"dataset.train_size": [60, 100000]}
     path = write_config(data)
@@ -160,22 +160,40 @@ def test_unreadable_result_is_not_done(tmp_path):
     assert store.load_result("abc") is None and not store.is_done("abc")
 
 
-def test_thread_budget_covers_every_blas_the_numpy_backend_uses():
-    """The fused optimizer step calls scipy's BLAS, a second OpenBLAS: the budget must hold
-    there too, or a 1-thread trial silently computes with 2 (and gives other numbers)."""
+def test_thread_budget_covers_every_blas_a_trial_loads():
+    """A statistic may load scipy's BLAS, a second OpenBLAS, during the trial: the worker's
+    budget must hold there too, or a 1-thread trial silently computes with 2 (and gives other
+    numbers). The budget is the worker layer's (executors/threads.py), not the backend's."""
     import subprocess
     import sys
 
     code = (
+        "from dropout_lab.executors.threads import thread_budget\n"
         "from dropout_lab.backends.numpy_backend import NumpyBackend\n"
-        "NumpyBackend().set_threads(1)\n"
-        "import scipy.linalg.blas, threadpoolctl\n"
-        "print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()"
+        "with thread_budget(1):\n"
+        "    NumpyBackend().set_threads(1)\n"
+        "    import scipy.linalg.blas, threadpoolctl\n"
+        "    print(sorted({i['num_threads'] for i in threadpoolctl.threadpool_info()"
         " if i['user_api'] == 'blas'}))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={"PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "[1]"
+
+
+def test_the_numpy_backend_leaves_the_environment_alone():
+    # thread variables belong to the worker layer; the backend limits only its own BLAS
+    import os
+
+    from dropout_lab.backends.numpy_backend import NumpyBackend
+    from dropout_lab.executors.threads import THREAD_ENV_VARS, thread_budget
+
+    before = dict(os.environ)
+    NumpyBackend().set_threads(1)
+    assert dict(os.environ) == before
+    with thread_budget(3):
+        assert {os.environ[v] for v in THREAD_ENV_VARS} == {"3"}
+    assert dict(os.environ) == before  # restored after the trial
 
 
 def test_unwritable_runs_dir_is_one_message_and_exit_2(cli, tiny_config, tmp_path):
