@@ -96,6 +96,18 @@ class SweepOutcome:
         """The results in grid order (as plain dicts: what the table renderers take)."""
         return [cast("dict[str, Any]", t.result) for t in self.trials]
 
+    def json_doc(self) -> dict[str, Any]:
+        """The ``--json`` document of the run: its folder and every trial of the grid."""
+        return {
+            "sweep_dir": str(self.sweep_dir),
+            "trials": [
+                {"trial_id": t.point.trial_id, "status": t.result.get("status"),
+                 "params": t.point.params, "final": t.result.get("final"),
+                 "health": t.result.get("health"), "executed": t.executed}
+                for t in self.trials
+            ],
+        }
+
 
 class NullEvents:
     def started(self, trial_id: str) -> None:

@@ -112,12 +112,12 @@ def expand(config: ExperimentConfig, where: str = "config",
             continue
         seen.add(trial_id)
         # The validated values (so ``1`` written for a float p reads back ``1.0``).
-        params = {key: _at(dump, key) for key, _ in axes}
+        params = {key: value_at(dump, key) for key, _ in axes}
         points.append(GridPoint(trial_id, params, cfg))
     return points
 
 
-def _at(dump: dict[str, Any], key: str) -> Any:
+def value_at(dump: dict[str, Any], key: str) -> Any:
     """The value at a dotted key of a config dump."""
     node: Any = dump
     for part in key.split("."):

@@ -151,13 +151,7 @@ def json_doc(out: Any) -> dict[str, Any]:
         "trial_ids": out.best.trial_ids,
         "summary": None if summary is None else summary.to_dict()}
     return {
-        "sweep_dir": str(out.sweep_dir),
-        "trials": [
-            {"trial_id": t.point.trial_id, "status": t.result.get("status"),
-             "params": t.point.params, "final": t.result.get("final"),
-             "health": t.result.get("health"), "executed": t.executed}
-            for t in out.trials
-        ],
+        **out.json_doc(),
         "search": {
             "metric": out.metric, "goal": out.direction,
             "suggestions": [{"number": s.number, "state": s.state, "params": s.params,

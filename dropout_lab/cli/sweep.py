@@ -160,14 +160,14 @@ def sweep(
                               packing=packing, warn=ui.warn)
     except SweepInterrupted as exc:
         if json_out and exc.outcome is not None:  # stdout still gets its one document
-            ui.print_json({**_json_doc(exc.outcome), "interrupted": True,
+            ui.print_json({**exc.outcome.json_doc(), "interrupted": True,
                            "code": exc.exit_code})
         raise ui.abort(str(exc), exc.exit_code) from None
     finally:
         selected.executor.close()
 
     if json_out:
-        ui.print_json({**_json_doc(swept), "interrupted": False})
+        ui.print_json({**swept.json_doc(), "interrupted": False})
     else:
         # Axes stay visible: hidden-column priorities 0 for every axis but the seed.
         priorities = {**PRIORITIES, **{a: 0 for a in cfg.sweep if a != "seed"}}
@@ -232,19 +232,6 @@ def _present(table: Table, wanted: list[str] | None) -> list[str] | None:
         return wanted
     titles = {str(c.header).lower() for c in table.columns}
     return [w for w in wanted if w.lower() in titles] or None
-
-
-def _json_doc(swept: SweepOutcome) -> dict[str, Any]:
-    """The --json document of a sweep: its folder and every trial of the grid."""
-    return {
-        "sweep_dir": str(swept.sweep_dir),
-        "trials": [
-            {"trial_id": t.point.trial_id, "status": t.result.get("status"),
-             "params": t.point.params, "final": t.result.get("final"),
-             "health": t.result.get("health"), "executed": t.executed}
-            for t in swept.trials
-        ],
-    }
 
 
 def _device_of() -> Callable[[GridPoint], str]:

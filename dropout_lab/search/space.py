@@ -13,7 +13,7 @@ import math
 from typing import Any, Protocol
 
 from dropout_lab.config import ExperimentConfig, RangeAxis, set_dotted, validate
-from dropout_lab.sweep import GridPoint, trial_id_of
+from dropout_lab.sweep import GridPoint, trial_id_of, value_at
 
 SEED_KEY = "seed"
 DIGITS = 4  # significant digits of a value drawn from a range
@@ -84,13 +84,7 @@ def block(config: ExperimentConfig, params: dict[str, Any]) -> list[GridPoint]:
         label = ", ".join(f"{k}={v!r}" for k, v in values.items())
         cfg = validate(data, where=f"search point {label}")
         dump = cfg.model_dump(mode="json")
-        point_params = {k: _at(dump, k) for k in axes}
+        point_params = {k: value_at(dump, k) for k in axes}
         points.append(GridPoint(trial_id_of(cfg), point_params, cfg))
     return points
 
-
-def _at(dump: dict[str, Any], key: str) -> Any:
-    node: Any = dump
-    for part in key.split("."):
-        node = node[part]
-    return node
