@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,13 @@ from typer.testing import CliRunner
 from dropout_lab.cli import app
 from tests.helpers.configs import TINY
 from tests.helpers.fake_sweeps import write_sweep
+
+# A shell starts a background job (`make test &`, nohup) with SIGINT ignored, and Python then
+# installs no KeyboardInterrupt handler; the subprocesses the tests start inherit the
+# "ignored". The Ctrl-C tests need Ctrl-C to work, wherever the suite was started: restore
+# Python's handler here (a handled signal is reset to its default in every child at exec).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
