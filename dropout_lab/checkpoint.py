@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dropout_lab import __version__, seeds
+from dropout_lab.interrupts import interrupts_deferred
 from dropout_lab.training import LoopState, TrainingLog
 
 if TYPE_CHECKING:
@@ -159,7 +160,8 @@ def capture_state(config_dict: dict[str, Any], arrays: dict[str, np.ndarray],
     # JSON keeps inf (a best validation loss not yet set) as Infinity: Python reads it back.
     named["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez(buf, **named)  # uncompressed: the weights barely compress, and it is faster
+    with interrupts_deferred():  # a Ctrl-C inside savez would store the trial as failed
+        np.savez(buf, **named)  # uncompressed: the weights barely compress, and it is faster
     return buf.getvalue()
 
 

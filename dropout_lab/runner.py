@@ -13,19 +13,16 @@ and a re-run resumes with what is missing or failed.
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any, NamedTuple, cast
 
 from dropout_lab.checkpoint import resumable
 from dropout_lab.config import MAX_TRIALS, ExperimentConfig
 from dropout_lab.executors.base import Events, Executor
+from dropout_lab.interrupts import interrupts_deferred
 from dropout_lab.packs.plan import Packing
 from dropout_lab.result import Result, Status
 from dropout_lab.store import SweepStore
@@ -42,31 +39,6 @@ class SweepInterrupted(Exception):
         super().__init__(message)
         self.exit_code = exit_code
         self.outcome = outcome  # what was finished and stored (a --json sweep still prints it)
-
-
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C/SIGTERM/SIGHUP while the summary is written (a signal right after the last
-    trial must not leave the sweep without summary.csv), then deliver it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[signal.Signals] = []
-
-    def hold(signum: int, frame: FrameType | None) -> None:
-        caught.append(signal.Signals(signum))
-
-    sigs = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-    previous = {s: signal.signal(s, hold) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            handler = previous[caught[0]]
-            if callable(handler):  # Python's own SIGINT handler included
-                handler(caught[0], None)
 
 
 @dataclass
@@ -283,7 +255,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
                                             "(--max-failures)")
                     break
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Terminated)
-        with _interrupts_deferred():
+        with interrupts_deferred():
             if outcomes is not None:
                 outcomes.close()  # stops the workers
             _finish(swept, store, grid, executed)
@@ -295,7 +267,7 @@ def _run_locked(config: ExperimentConfig, store: SweepStore, grid: list[GridPoin
         if outcomes is not None:
             outcomes.close()
     try:
-        with _interrupts_deferred():
+        with interrupts_deferred():
             _finish(swept, store, grid, executed)
     except KeyboardInterrupt as exc:  # arrived while the summary was written: it is written
         raise SweepInterrupted(

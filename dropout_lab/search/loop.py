@@ -38,6 +38,7 @@ from typing import Any
 from dropout_lab.checkpoint import resumable
 from dropout_lab.config import ExperimentConfig
 from dropout_lab.executors.base import Events, Executor
+from dropout_lab.interrupts import interrupts_deferred
 from dropout_lab.packs.plan import Pack
 from dropout_lab.result import Result, Status
 from dropout_lab.runner import (
@@ -45,7 +46,6 @@ from dropout_lab.runner import (
     PointResult,
     SweepInterrupted,
     SweepOutcome,
-    _interrupts_deferred,
     _StoringEvents,
     _warn,
     preflight,
@@ -185,7 +185,7 @@ class _Driver:
             for outcome in outcomes:
                 self._store(outcome)
         except KeyboardInterrupt as exc:
-            with _interrupts_deferred():
+            with interrupts_deferred():
                 outcomes.close()
                 swept = self._finish()
             raise SweepInterrupted(
@@ -194,7 +194,7 @@ class _Driver:
             ) from None
         finally:
             outcomes.close()
-        with _interrupts_deferred():
+        with interrupts_deferred():
             return self._finish()
 
     # -- feeding the executor ------------------------------------------------------------------
